@@ -1,0 +1,187 @@
+"""Builders for the SAM2.1 teacher and the nanosam2 students (sam2's ``build_sam2``, extended).
+
+A student config names a Meta base config and a trunk; the builder composes Meta's config
+with sam2's own Hydra set-up, swaps the trunk and derives the neck's channel list from the
+backbone's feature contract, so that everything but the trunk is Meta's SAM2.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nanosam2.checkpoint import copy_heads_from_teacher, load_state_dict_strict, read_checkpoint, save_checkpoint
+from nanosam2.errors import NanoSam2Error
+from nanosam2.modeling.backbones import get_backbone_spec, list_backbones
+
+logger = logging.getLogger(__name__)
+
+# Short teacher names -> config inside the sam2 package, and Meta's checkpoint file name.
+TEACHERS: dict[str, tuple[str, str]] = {
+    "hiera_t": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt"),
+    "hiera_s": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt"),
+    "hiera_b+": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt"),
+    "hiera_l": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"),
+}
+SAM2_CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/{}"
+
+# sam2.build_sam.build_sam2(apply_postprocessing=True): single-mask output falls back to the
+# best multimask output when it is unstable. Kept identical so predictions match Meta's.
+POSTPROCESSING_OVERRIDES = [
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+]
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def list_student_configs() -> list[str]:
+    """Names of the student configs shipped in ``nanosam2/configs``."""
+    folder = resources.files("nanosam2") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def student_config_name(backbone: str) -> str:
+    """``resnet18`` -> ``nanosam2.1_resnet18``."""
+    get_backbone_spec(backbone)  # unknown names list the known ones
+    return f"nanosam2.1_{backbone}"
+
+
+def _resolve_student_config(config: str) -> Path:
+    if os.path.isfile(config):
+        return Path(config)
+    name = config[: -len(".yaml")] if config.endswith(".yaml") else config
+    if name in list_backbones():
+        name = student_config_name(name)
+    path = resources.files("nanosam2") / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        raise NanoSam2Error(f"unknown nanosam2 config {config!r}; known: {', '.join(list_student_configs())}")
+    return Path(str(path))
+
+
+def teacher_config_path(sam2_config: str) -> str:
+    """Accept ``hiera_s``, ``sam2.1_hiera_s``, ``sam2.1_hiera_s.yaml`` or sam2's own config path."""
+    name = os.path.basename(sam2_config)
+    name = name[: -len(".yaml")] if name.endswith(".yaml") else name
+    short = name.removeprefix("sam2.1_")
+    if short in TEACHERS:
+        return TEACHERS[short][0]
+    known = ", ".join(list(TEACHERS) + [f"sam2.1_{k}" for k in TEACHERS])
+    raise NanoSam2Error(f"unknown SAM2.1 teacher config {sam2_config!r}; known: {known}")
+
+
+def _compose(config_name: str, overrides: list[str]):
+    import sam2  # noqa: F401  (sam2/__init__ initialises Hydra on its own config module)
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    cfg = compose(config_name=config_name, overrides=overrides)
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def compose_student_config(spec: dict[str, Any], apply_postprocessing: bool = True):
+    """Meta's base config with the trunk swapped for the student's and the neck adapted."""
+    from omegaconf import OmegaConf
+
+    overrides = list(POSTPROCESSING_OVERRIDES) if apply_postprocessing else []
+    cfg = _compose(spec["base"], overrides)
+    trunk = dict(spec["trunk"])
+    cfg.model.image_encoder.trunk = OmegaConf.create(trunk)
+    cfg.model.image_encoder.neck.backbone_channel_list = get_backbone_spec(trunk["backbone"]).feature_info.channel_list
+    return cfg
+
+
+def load_student_spec(config: str) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.to_container(OmegaConf.load(_resolve_student_config(config)))
+    if not isinstance(spec, dict) or "base" not in spec or "trunk" not in spec:
+        raise NanoSam2Error(f"{config} is not a nanosam2 student config (needs 'base' and 'trunk')")
+    spec["name"] = Path(_resolve_student_config(config)).stem
+    return spec
+
+
+def _instantiate(cfg) -> nn.Module:
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.model, _recursive_=True)
+
+
+def _finish(model: nn.Module, device: str | None, mode: str) -> nn.Module:
+    model = model.to(device or default_device())
+    return model.eval() if mode == "eval" else model.train()
+
+
+def build_nanosam2(
+    config: str | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    teacher_checkpoint: str | os.PathLike[str] | None = None,
+    apply_postprocessing: bool = True,
+    mode: str = "eval",
+) -> nn.Module:
+    """Build a SAM2.1 model whose image-encoder trunk is a nanosam2 student.
+
+    ``config``: a student config name (``nanosam2.1_resnet18``), a backbone name
+    (``resnet18``) or a YAML path; may be omitted when ``checkpoint`` is a nanosam2 student
+    checkpoint (it records its config). ``checkpoint``: a student checkpoint, loaded strictly.
+    ``teacher_checkpoint``: a Meta SAM2.1 checkpoint whose heads initialise a new student.
+    Without either, every weight is random (a loud warning says so).
+    """
+    payload = read_checkpoint(checkpoint) if checkpoint is not None else None
+    if config is None:
+        if payload is None or "config_spec" not in payload:
+            raise NanoSam2Error("build_nanosam2 needs a config, or a nanosam2 checkpoint that records one")
+        spec = dict(payload["config_spec"])
+    else:
+        spec = load_student_spec(config)
+    model = _instantiate(compose_student_config(spec, apply_postprocessing))
+    model.nanosam2_spec = spec  # type: ignore[assignment]
+    if payload is not None:
+        load_state_dict_strict(model, payload["model"], str(checkpoint))
+        logger.info("loaded student checkpoint %s", checkpoint)
+    elif teacher_checkpoint is not None:
+        count = copy_heads_from_teacher(model, read_checkpoint(teacher_checkpoint)["model"], str(teacher_checkpoint))
+        logger.info("copied %d SAM head tensors from teacher %s; the student encoder is untrained", count, teacher_checkpoint)
+    else:
+        logger.warning("nanosam2 %s: RANDOM WEIGHTS (no checkpoint given) - masks are meaningless", spec["name"])
+    return _finish(model, device, mode)
+
+
+def build_teacher(
+    sam2_config: str,
+    checkpoint: str | os.PathLike[str] | None,
+    device: str | None = None,
+    apply_postprocessing: bool = True,
+    mode: str = "eval",
+) -> nn.Module:
+    """Build Meta's SAM2.1 model (``hiera_t/s/b+/l``) and load ``checkpoint`` strictly.
+
+    ``checkpoint=None`` gives random weights (tests only; a warning says so). Meta's files:
+    ``SAM2_CHECKPOINT_URL.format(name)`` with the names in :data:`TEACHERS`.
+    """
+    overrides = list(POSTPROCESSING_OVERRIDES) if apply_postprocessing else []
+    model = _instantiate(_compose(teacher_config_path(sam2_config), overrides))
+    if checkpoint is not None:
+        load_state_dict_strict(model, read_checkpoint(checkpoint)["model"], str(checkpoint))
+    else:
+        logger.warning("SAM2.1 %s: RANDOM WEIGHTS (no checkpoint given)", sam2_config)
+    return _finish(model, device, mode)
+
+
+def save_student(path: str | os.PathLike[str], model: nn.Module, **extra: Any) -> Path:
+    """Save a self-contained student checkpoint (weights + the config it was built from)."""
+    spec = getattr(model, "nanosam2_spec", None)
+    if spec is None:
+        raise NanoSam2Error("save_student needs a model made by build_nanosam2")
+    return save_checkpoint(path, model, config_spec=spec, **extra)

@@ -1,0 +1,1 @@
+"""Small torch-free helpers shared by every stage of the pipeline."""

@@ -1,0 +1,42 @@
+"""Import heavy optional dependencies on first use, with the fix in the error message.
+
+Mirrors Polygraphy's ``mod.lazy_import``: the Jetson runtime must work with numpy,
+pillow, tensorrt and cuda-python only, so nothing imports torch or onnxruntime at module
+load time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from nanosam2.errors import MissingDependencyError
+
+# module -> pip extra of nanosam2 that provides it
+_EXTRA_FOR = {
+    "torch": "train",
+    "torchvision": "train",
+    "sam2": "train",
+    "hydra": "train",
+    "onnx": "export",
+    "onnxruntime": "export",
+    "onnxsim": "export",
+    "onnxslim": "export",
+    "pycocotools": "eval",
+    "tensorrt": "trt",
+    "cuda": "trt",
+    "matplotlib": "plot",
+    "tqdm": "eval",
+}
+
+
+def require(module: str, purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        extra = _EXTRA_FOR.get(top)
+        hint = f"pip install 'nanosam2[{extra}]'" if extra else f"pip install {top}"
+        why = f" (needed for {purpose})" if purpose else ""
+        raise MissingDependencyError(f"{module} is not installed{why}: {hint}  [{exc}]") from exc

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up .venv, then run the whole test suite (GPU/TensorRT tests skip with the reason).
+# Extra arguments go to pytest, e.g. `scripts/test.sh -k export -x`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/setup_env.sh
+source "$ROOT/scripts/setup_env.sh"
+cd "$ROOT"
+exec python -m pytest -n 2 "$@"

@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny random-weight models and synthetic images (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip hardware tests with the reason printed (``-ra`` shows it in the summary)."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    try:
+        import tensorrt  # noqa: F401
+
+        has_trt = True
+    except ImportError:
+        has_trt = False
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none is visible to torch"))
+        if "tensorrt" in item.keywords and not (has_trt and has_cuda):
+            why = "TensorRT is not installed" if not has_trt else "no CUDA GPU"
+            item.add_marker(pytest.mark.skip(reason=f"needs TensorRT and a GPU: {why}"))
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def make_test_image(height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
+    """An RGB uint8 image with a bright rectangle and a disc on a noisy background."""
+    gen = np.random.default_rng(seed)
+    image = gen.integers(0, 60, size=(height, width, 3), dtype=np.uint8)
+    image[height // 5 : height // 2, width // 6 : width // 2] = (220, 40, 40)
+    yy, xx = np.mgrid[:height, :width]
+    disc = (yy - 0.65 * height) ** 2 + (xx - 0.7 * width) ** 2 < (0.18 * min(height, width)) ** 2
+    image[disc] = (40, 200, 90)
+    return image
+
+
+@pytest.fixture(scope="session")
+def test_image() -> np.ndarray:
+    return make_test_image()
+
+
+@pytest.fixture(scope="session")
+def resnet18_model():
+    """The resnet18 student with fixed random weights (seed 0), eval mode, CPU."""
+    import torch
+
+    from nanosam2.build import build_nanosam2
+
+    torch.manual_seed(0)
+    return build_nanosam2("resnet18", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def hiera_t_model():
+    """SAM2.1 hiera_t with fixed random weights (seed 0), eval mode, CPU."""
+    import torch
+
+    from nanosam2.build import build_teacher
+
+    torch.manual_seed(0)
+    return build_teacher("hiera_t", None, device="cpu")
