@@ -6,4 +6,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/setup_env.sh
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec python -m pytest -n 2 "$@"
+exec python -m pytest -n 2 --dist loadgroup "$@"

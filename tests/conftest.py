@@ -32,6 +32,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"needs TensorRT and a GPU: {why}"))
 
 
+def with_trained_logit_scale(model, factor: float = 100.0):
+    """Scale the last layer of each mask-hypernetwork MLP by ``factor`` (in place).
+
+    Random init gives mask logits of std ~0.09, a hundredth of a trained SAM2's, so masks sit
+    on the threshold everywhere and mask IoU would measure rounding noise. Masks are linear in
+    that layer, so this gives trained-like logits (std ~9) without changing anything else.
+    """
+    import torch
+
+    with torch.no_grad():
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(factor)
+            mlp.layers[-1].bias.mul_(factor)
+    return model
+
+
 @pytest.fixture(scope="session")
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

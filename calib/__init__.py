@@ -1,0 +1,1 @@
+"""INT8 calibration data from SA-1B and Q/DQ quantisation."""

@@ -1,0 +1,1 @@
+"""TensorRT engine building (``python engines/build_engine.py``, trtexec-style flags)."""

@@ -1,0 +1,127 @@
+"""Export a SAM2 model (student or teacher) to the two nanosam2 ONNX graphs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import nanosam2
+from nanosam2 import contract as C
+from nanosam2.contract import GraphContract
+from nanosam2.utils.atomic import atomic_path
+from export.graphs import ImageEncoderGraph, MaskDecoderGraph
+from export.onnx_passes import save_checked, set_metadata, simplify, to_fp16
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 18  # parsed by TensorRT 10.3 (JetPack 6) and 11; LayerNormalization is native from 17
+MAX_BATCH, MAX_PROMPTS, MAX_POINTS = 64, 256, 64
+
+
+@dataclass
+class ExportedGraph:
+    path: Path
+    contract: GraphContract
+    seconds: float
+    simplifier: str
+
+
+def encoder_example(batch: int = 2, image_size: int = 1024) -> tuple[torch.Tensor]:
+    # batch 2: torch.export specialises dimensions of size 1
+    return (torch.randn(batch, 3, image_size, image_size),)
+
+
+def decoder_example(graph: MaskDecoderGraph, features: tuple[torch.Tensor, ...], prompts: int = 3,
+                    points: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Realistic decoder inputs: a box + clicks, padding, and one mask prompt."""
+    gen = torch.Generator().manual_seed(seed)
+    size = float(graph.image_size)
+    coords = torch.rand(prompts, points, 2, generator=gen) * size
+    labels = torch.tensor([2, 3, 1, 0, -1, 1, 0, 1], dtype=torch.float32)[: points].repeat(prompts, 1)
+    labels[:, -1] = -1
+    mask_input = torch.randn(prompts, 1, 256, 256, generator=gen) * 4
+    has_mask = (torch.arange(prompts) % 2 == 1).to(torch.float32)
+    return (*features, coords, labels, mask_input, has_mask)
+
+
+def _export(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: tuple[str, ...],
+            output_names: tuple[str, ...], dynamic: dict, path: Path, opset: int) -> None:
+    torch.onnx.export(module, args, str(path), input_names=list(input_names), output_names=list(output_names),
+                      dynamic_shapes=dynamic, opset_version=opset, dynamo=True, external_data=False,
+                      optimize=True, verbose=False)
+
+
+def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
+                 contract: GraphContract, opset: int, precision: str, do_simplify: bool) -> ExportedGraph:
+    """torch -> ONNX -> metadata -> simplify -> FP16 -> full check, atomically written to ``path``."""
+    import onnx
+
+    start = time.perf_counter()
+    if graph_name == C.ENCODER:
+        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        names_in, names_out, dynamic = C.ENCODER_INPUTS, C.ENCODER_OUTPUTS, {C.IMAGE: {0: batch}}
+    else:
+        prompts = torch.export.Dim("num_prompts", min=1, max=MAX_PROMPTS)
+        points = torch.export.Dim("num_points", min=1, max=MAX_POINTS)
+        names_in, names_out = C.DECODER_INPUTS, C.DECODER_OUTPUTS
+        dynamic = {C.IMAGE_EMBED: None, C.HIGH_RES_FEATS_0: None, C.HIGH_RES_FEATS_1: None,
+                   C.POINT_COORDS: {0: prompts, 1: points}, C.POINT_LABELS: {0: prompts, 1: points},
+                   C.MASK_INPUT: {0: prompts}, C.HAS_MASK_INPUT: {0: prompts}}
+    with atomic_path(path) as tmp, torch.no_grad():
+        _export(module, args, names_in, names_out, dynamic, tmp, opset)
+        model = onnx.load(str(tmp))
+        tool = "none"
+        if do_simplify:
+            model, tool = simplify(model)
+        if precision == "fp16":
+            model = to_fp16(model)
+        set_metadata(model, contract)
+        save_checked(model, tmp)
+    seconds = time.perf_counter() - start
+    logger.info("wrote %s (%.1f MB, %.1f s, simplified by %s)", path, path.stat().st_size / 1e6, seconds, tool)
+    return ExportedGraph(path, contract, seconds, tool)
+
+
+def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return {C.ENCODER: output_dir / f"{C.ENCODER}{suffix}.onnx", C.DECODER: output_dir / f"{C.DECODER}{suffix}.onnx"}
+
+
+def contract_for(graph_name: str, model: nn.Module, backbone: str, precision: str) -> GraphContract:
+    """The contract as this model's mask decoder and predictor define it."""
+    decoder = model.sam_mask_decoder
+    return GraphContract.for_graph(
+        graph_name,
+        backbone,
+        image_size=int(model.image_size),
+        low_res_size=int(model.image_size) // 4,
+        num_mask_tokens=int(decoder.num_mask_tokens),
+        multimask_slice=[1, int(decoder.num_mask_tokens)],
+        dynamic_multimask_via_stability=bool(decoder.dynamic_multimask_via_stability),
+        stability_delta=float(decoder.dynamic_multimask_stability_delta),
+        stability_thresh=float(decoder.dynamic_multimask_stability_thresh),
+        precision=precision,
+        exporter=f"nanosam2 {nanosam2.__version__}, torch {torch.__version__}",
+    )
+
+
+def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = DEFAULT_OPSET,
+                 precision: str = "fp32", do_simplify: bool = True) -> dict[str, ExportedGraph]:
+    """Write ``image_encoder[.fp16].onnx`` and ``mask_decoder[.fp16].onnx`` into ``output_dir``."""
+    model = model.eval().cpu().float()
+    encoder, decoder = ImageEncoderGraph(model).eval(), MaskDecoderGraph(model).eval()
+    paths = graph_paths(output_dir, precision)
+    enc_args = encoder_example(image_size=int(model.image_size))
+    with torch.no_grad():
+        features = tuple(t[:1] for t in encoder(*enc_args))
+    return {
+        C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, paths[C.ENCODER],
+                                contract_for(C.ENCODER, model, backbone, precision), opset, precision, do_simplify),
+        C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), paths[C.DECODER],
+                                contract_for(C.DECODER, model, backbone, precision), opset, precision, do_simplify),
+    }

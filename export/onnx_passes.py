@@ -1,0 +1,75 @@
+"""Passes over an exported ONNX model: metadata, simplification, FP16 conversion, checks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnx
+
+from nanosam2.contract import METADATA_KEY, GraphContract
+
+logger = logging.getLogger(__name__)
+
+# Kept in FP32 in FP16 graphs: normalisation statistics (overflow in x^2 and variance),
+# and the Fourier features of point prompts (angles up to ~20 rad lose 1e-2 in FP16).
+FP16_KEEP_FP32_OPS = ["LayerNormalization", "ReduceMean", "Pow", "Sqrt", "Sin", "Cos"]
+TWO_GIB = 2**31
+
+
+def set_metadata(model: onnx.ModelProto, contract: GraphContract) -> onnx.ModelProto:
+    """Store the contract under ``metadata_props['nanosam2']`` (replacing an older one)."""
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in kept}, METADATA_KEY: contract.to_json()})
+    model.producer_name = "nanosam2"
+    return model
+
+
+def read_metadata(path: str | Path) -> GraphContract:
+    """The contract of an ONNX file (graph structure is not loaded)."""
+    model = onnx.load(str(path), load_external_data=False)
+    return GraphContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    """onnxsim (constant folding, shape inference), falling back to onnxslim; returns the tool used."""
+    try:
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(model)
+        if ok:
+            return simplified, "onnxsim"
+        logger.warning("onnxsim could not validate its result; trying onnxslim")
+    except Exception as exc:  # onnxsim fails on some dynamic-shape graphs
+        logger.warning("onnxsim failed (%s); trying onnxslim", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        import onnxslim
+
+        return onnxslim.slim(model), "onnxslim"
+    except Exception as exc:
+        logger.warning("onnxslim failed too (%s); keeping the unsimplified graph", exc)
+        return model, "none"
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """FP16 weights and compute with FP32 inputs/outputs (TensorRT 11 takes precision from the graph)."""
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    converted = convert_float_to_float16(
+        model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + FP16_KEEP_FP32_OPS
+    )
+    # The converter appends its input casts after their consumers; ONNX requires topological order.
+    wrapper = OnnxModel(converted)
+    wrapper.topological_sort()
+    return wrapper.model
+
+
+def save_checked(model: onnx.ModelProto, path: Path) -> None:
+    """Save in one file (external data only above 2 GiB) and run the full ONNX checker on it."""
+    large = model.ByteSize() > TWO_GIB
+    onnx.save_model(model, str(path), save_as_external_data=large,
+                    location=f"{path.name}.data" if large else None)
+    onnx.checker.check_model(str(path), full_check=True)

@@ -1,0 +1,1 @@
+"""Runtime: one predictor over TensorRT, ONNX Runtime and PyTorch backends (torch-free core)."""
