@@ -10,11 +10,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import nanosam2
 from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
+from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph, graph_contract
 from nanosam2.utils.atomic import atomic_path
-from export.graphs import ImageEncoderGraph, MaskDecoderGraph
 from export.onnx_passes import save_checked, set_metadata, simplify, to_fp16
 
 logger = logging.getLogger(__name__)
@@ -92,24 +91,6 @@ def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
     return {C.ENCODER: output_dir / f"{C.ENCODER}{suffix}.onnx", C.DECODER: output_dir / f"{C.DECODER}{suffix}.onnx"}
 
 
-def contract_for(graph_name: str, model: nn.Module, backbone: str, precision: str) -> GraphContract:
-    """The contract as this model's mask decoder and predictor define it."""
-    decoder = model.sam_mask_decoder
-    return GraphContract.for_graph(
-        graph_name,
-        backbone,
-        image_size=int(model.image_size),
-        low_res_size=int(model.image_size) // 4,
-        num_mask_tokens=int(decoder.num_mask_tokens),
-        multimask_slice=[1, int(decoder.num_mask_tokens)],
-        dynamic_multimask_via_stability=bool(decoder.dynamic_multimask_via_stability),
-        stability_delta=float(decoder.dynamic_multimask_stability_delta),
-        stability_thresh=float(decoder.dynamic_multimask_stability_thresh),
-        precision=precision,
-        exporter=f"nanosam2 {nanosam2.__version__}, torch {torch.__version__}",
-    )
-
-
 def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = DEFAULT_OPSET,
                  precision: str = "fp32", do_simplify: bool = True) -> dict[str, ExportedGraph]:
     """Write ``image_encoder[.fp16].onnx`` and ``mask_decoder[.fp16].onnx`` into ``output_dir``."""
@@ -121,7 +102,7 @@ def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int =
         features = tuple(t[:1] for t in encoder(*enc_args))
     return {
         C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, paths[C.ENCODER],
-                                contract_for(C.ENCODER, model, backbone, precision), opset, precision, do_simplify),
+                                graph_contract(C.ENCODER, model, backbone, precision), opset, precision, do_simplify),
         C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), paths[C.DECODER],
-                                contract_for(C.DECODER, model, backbone, precision), opset, precision, do_simplify),
+                                graph_contract(C.DECODER, model, backbone, precision), opset, precision, do_simplify),
     }

@@ -12,7 +12,7 @@ from torch import nn
 
 from nanosam2 import contract as C
 from export.exporter import decoder_example, encoder_example
-from export.graphs import ImageEncoderGraph, MaskDecoderGraph
+from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph
 
 logger = logging.getLogger(__name__)
 

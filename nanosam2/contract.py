@@ -8,7 +8,9 @@ so no tensor name or preprocessing constant is hard-coded on two sides (torch-fr
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nanosam2.errors import NanoSam2Error
@@ -112,3 +114,20 @@ class GraphContract:
         if self.graph != graph:
             raise NanoSam2Error(f"{source} is the {self.graph} graph, expected the {graph} graph")
         return self
+
+
+def engine_sidecar_path(engine_path: str | os.PathLike[str]) -> Path:
+    """``model.engine`` -> ``model.engine.json``: build facts and the contract of an engine."""
+    return Path(f"{engine_path}.json")
+
+
+def read_engine_sidecar(engine_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The sidecar JSON written by ``engines/build_engine.py``, or None when there is none."""
+    path = engine_sidecar_path(engine_path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise NanoSam2Error(f"{path} is not valid JSON: {exc}") from None
+    return data if isinstance(data, dict) else None

@@ -89,3 +89,23 @@ def hiera_t_model():
 
     torch.manual_seed(0)
     return build_teacher("hiera_t", None, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def runtime_model():
+    """resnet18 student, random weights (seed 0) with trained-like mask logits, for runtime tests."""
+    import torch
+
+    from nanosam2.build import build_nanosam2
+
+    torch.manual_seed(0)
+    return with_trained_logit_scale(build_nanosam2("resnet18", device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def runtime_onnx(runtime_model, tmp_path_factory):
+    """``runtime_model`` exported: {"image_encoder": path, "mask_decoder": path}."""
+    from export.exporter import export_model
+
+    graphs = export_model(runtime_model, "resnet18", tmp_path_factory.mktemp("onnx-runtime"))
+    return {name: graph.path for name, graph in graphs.items()}

@@ -86,9 +86,11 @@ class Predictor:
             raise NanoSam2Error("call set_image(...) before predict(...)")
         return self.state.orig_hw
 
-    def predict_prompts(self, prompts: T.DecoderPrompts, multimask_output: bool = True,
-                        return_logits: bool = False) -> Prediction:
-        """Decode a prepared batch of P prompts (chunked to the decoder's max batch)."""
+    def decode(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
+        """Raw decoder outputs for P prompts: logits [P,T,256,256] and IoU [P,T] of all T tokens.
+
+        Batches larger than the decoder accepts (an engine profile's max) are split.
+        """
         if self.state is None:
             raise NanoSam2Error("call set_image(...) before predict(...)")
         start = time.perf_counter()
@@ -103,13 +105,30 @@ class Predictor:
             })
             low_parts.append(out[C.LOW_RES_MASKS])
             iou_parts.append(out[C.IOU_PREDICTIONS])
-        decoded = time.perf_counter()
-        low, iou = T.select_masks(np.concatenate(low_parts), np.concatenate(iou_parts), multimask_output, self.selection)
-        masks, low_clamped = T.postprocess_masks(low, self.state.orig_hw, self.contract.mask_threshold, return_logits)
-        done = time.perf_counter()
-        timings = {"decoder_ms": 1000 * (decoded - start), "postprocess_ms": 1000 * (done - decoded)}
-        self.timings.update(timings)
-        return Prediction(masks, iou, low_clamped, timings)
+        self.timings["decoder_ms"] = 1000 * (time.perf_counter() - start)
+        return np.concatenate(low_parts), np.concatenate(iou_parts)
+
+    def predict_prompts(self, prompts: T.DecoderPrompts, multimask_output: bool = True,
+                        return_logits: bool = False) -> Prediction:
+        """Decode a prepared batch of P prompts; masks [P,C,H,W] at the original resolution."""
+        low, iou = T.select_masks(*self.decode(prompts), multimask_output, self.selection)
+        start = time.perf_counter()
+        masks, low_clamped = T.postprocess_masks(low, self.orig_hw, self.contract.mask_threshold, return_logits)
+        self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
+        return Prediction(masks, iou, low_clamped, dict(self.timings))
+
+    def predict_best(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
+        """Per prompt, the multimask output with the highest predicted IoU: masks [P,H,W], scores [P].
+
+        Selects on the low-res logits and upsamples only the chosen masks (the COCO protocol).
+        """
+        low, iou = T.select_masks(*self.decode(prompts), True, self.selection)
+        best = np.argmax(iou, axis=1)
+        rows = np.arange(len(best))
+        start = time.perf_counter()
+        masks, _ = T.postprocess_masks(low[rows, best], self.orig_hw, self.contract.mask_threshold)
+        self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
+        return masks, iou[rows, best]
 
     def predict(
         self,

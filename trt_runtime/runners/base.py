@@ -22,9 +22,9 @@ class Runner(abc.ABC):
 
     backend: str = ""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path is not None else Path("<in-memory model>")
+        if path is not None and not self.path.is_file():
             raise NanoSam2Error(f"no such file: {self.path}")
         self.contract: GraphContract
 
@@ -71,8 +71,13 @@ def backend_for(path: str | os.PathLike[str], backend: str | None = None) -> str
     return BACKEND_BY_SUFFIX[suffix]
 
 
-def open_runner(path: str | os.PathLike[str], backend: str | None = None, **options: Any) -> Runner:
-    """Open ``path`` with the right runner (imports only that backend)."""
+def open_runner(path: str | os.PathLike[str], backend: str | None = None, graph: str | None = None,
+                **options: Any) -> Runner:
+    """Open ``path`` with the right runner (imports only that backend).
+
+    ``graph`` (``image_encoder`` / ``mask_decoder``) tells the PyTorch backend which graph of a
+    checkpoint to run; the other backends read it from the file and check it.
+    """
     kind = backend_for(path, backend)
     if kind == "onnxruntime":
         from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
@@ -84,4 +89,6 @@ def open_runner(path: str | os.PathLike[str], backend: str | None = None, **opti
         return TensorRTRunner(path, **options)
     from trt_runtime.runners.torch_runner import TorchRunner
 
-    return TorchRunner(path, **options)
+    if graph is None:
+        raise NanoSam2Error("the PyTorch backend needs to know which graph to run (image_encoder or mask_decoder)")
+    return TorchRunner(path, graph=graph, **options)

@@ -17,6 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+import nanosam2
+from nanosam2.contract import GraphContract
+
 
 class ImageEncoderGraph(nn.Module):
     """SAM2 image encoder + conv_s0/conv_s1 + no_mem_embed, as in ``SAM2ImagePredictor.set_image``."""
@@ -115,3 +118,21 @@ class MaskDecoderGraph(nn.Module):
         else:
             object_score_logits = 10.0 * torch.ones_like(iou_pred[:, :1])
         return masks, iou_pred, object_score_logits
+
+
+def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: str = "fp32") -> GraphContract:
+    """The I/O contract of one graph of ``model``, as its mask decoder and predictor define it."""
+    decoder = model.sam_mask_decoder
+    return GraphContract.for_graph(
+        graph_name,
+        backbone,
+        image_size=int(model.image_size),
+        low_res_size=int(model.image_size) // 4,
+        num_mask_tokens=int(decoder.num_mask_tokens),
+        multimask_slice=[1, int(decoder.num_mask_tokens)],
+        dynamic_multimask_via_stability=bool(decoder.dynamic_multimask_via_stability),
+        stability_delta=float(decoder.dynamic_multimask_stability_delta),
+        stability_thresh=float(decoder.dynamic_multimask_stability_thresh),
+        precision=precision,
+        exporter=f"nanosam2 {nanosam2.__version__}, torch {torch.__version__}",
+    )

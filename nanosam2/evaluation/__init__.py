@@ -1,0 +1,1 @@
+"""COCO evaluation shared by every backend and by training (torch-free)."""

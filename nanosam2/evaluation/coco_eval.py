@@ -1,0 +1,143 @@
+"""The COCO box-prompt evaluation loop (same protocol as the seed and NVIDIA nanosam).
+
+Every annotation of every image (iscrowd included) is prompted with its ground-truth box as
+SAM2 box corners (labels 2 and 3); the multimask output with the highest predicted IoU is
+kept and compared with ``coco.annToMask(ann) > 0`` at the original resolution. All boxes of
+an image go to the decoder in one call. Results are flushed atomically every few images and
+a rerun resumes where the file stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from nanosam2 import transforms as T
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.atomic import atomic_path
+from nanosam2.utils.lazy_import import require
+
+logger = logging.getLogger(__name__)
+
+
+class BoxPredictor(Protocol):
+    """What the loop needs: ``trt_runtime.Predictor`` over any backend provides it."""
+
+    def set_image(self, image: np.ndarray) -> None: ...
+
+    def predict_best(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class EvalStats:
+    images: int
+    annotations: int
+    seconds: float
+
+    @property
+    def annotations_per_second(self) -> float:
+        return self.annotations / self.seconds if self.seconds > 0 else float("nan")
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    union = np.count_nonzero(pred | gt)
+    return float(np.count_nonzero(pred & gt) / union) if union else 1.0
+
+
+def xywh_to_xyxy(box: list[float]) -> list[float]:
+    x, y, w, h = box
+    return [x, y, x + w, y + h]
+
+
+def load_coco(annotation_file: str | os.PathLike[str]):
+    """pycocotools ``COCO`` without its prints; a clear error for a missing or bad file."""
+    import contextlib
+    import io
+
+    coco_mod = require("pycocotools.coco", "COCO evaluation")
+    if not os.path.isfile(annotation_file):
+        raise NanoSam2Error(f"no such COCO annotation file: {annotation_file}")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return coco_mod.COCO(str(annotation_file))
+    except Exception as exc:
+        raise NanoSam2Error(f"{annotation_file} is not a COCO annotation file: {exc}") from None
+
+
+def _read_partial(output: Path) -> list[dict]:
+    if not output.is_file():
+        return []
+    try:
+        records = json.loads(output.read_text())
+        return records if isinstance(records, list) else []
+    except ValueError:
+        logger.warning("%s is not valid JSON; starting over", output)
+        return []
+
+
+def _write(output: Path, records: list[dict]) -> None:
+    with atomic_path(output) as tmp:
+        tmp.write_text(json.dumps(records))
+
+
+def evaluate_coco(
+    predictor: BoxPredictor,
+    coco_root: str | os.PathLike[str],
+    coco_ann: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    resume: bool = True,
+    flush_every: int = 25,
+    progress: bool = True,
+) -> tuple[list[dict], EvalStats]:
+    """Run the protocol over the first ``limit`` images (sorted ids) that have annotations."""
+    coco = load_coco(coco_ann)
+    image_ids = [i for i in sorted(coco.getImgIds()) if coco.getAnnIds(imgIds=i, iscrowd=None)]
+    if limit is not None:
+        image_ids = image_ids[:limit]
+    if not image_ids:
+        raise NanoSam2Error(f"{coco_ann} has no annotated images to evaluate")
+    out_path = Path(output) if output else None
+    records = _read_partial(out_path) if (out_path and resume) else []
+    done = {r["image_id"] for r in records}
+    todo = [i for i in image_ids if i not in done]
+    if done:
+        logger.info("resuming: %d images already in %s, %d to go", len(done), out_path, len(todo))
+    iterator = todo
+    if progress:
+        tqdm = require("tqdm", "progress bars").tqdm
+        iterator = tqdm(todo, desc="COCO eval", unit="img")
+    start, annotations = time.perf_counter(), 0
+    for count, image_id in enumerate(iterator, 1):
+        info = coco.loadImgs(image_id)[0]
+        path = Path(coco_root) / info["file_name"]
+        try:
+            image = np.array(Image.open(path).convert("RGB"))
+        except (OSError, FileNotFoundError) as exc:
+            raise NanoSam2Error(f"cannot read COCO image {path}: {exc}") from None
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=None))
+        predictor.set_image(image)
+        boxes = np.array([xywh_to_xyxy(a["bbox"]) for a in anns], np.float32)
+        masks, _ = predictor.predict_best(T.build_prompts(image.shape[:2], boxes=boxes))
+        for ann, mask in zip(anns, masks):
+            records.append({
+                "id": ann["id"], "area": ann["area"], "category_id": ann["category_id"],
+                "iscrowd": ann.get("iscrowd", 0), "image_id": image_id,
+                "box": [float(v) for v in xywh_to_xyxy(ann["bbox"])],
+                "iou": mask_iou(mask, coco.annToMask(ann) > 0),
+            })
+        annotations += len(anns)
+        if out_path and count % flush_every == 0:
+            _write(out_path, records)
+    seconds = time.perf_counter() - start
+    if out_path:
+        _write(out_path, records)
+    return records, EvalStats(len(todo), annotations, seconds)

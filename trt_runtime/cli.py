@@ -1,0 +1,144 @@
+"""Command line of the runtime: predict on an image, evaluate on COCO, compute the metric.
+
+    python -m trt_runtime predict --encoder E --decoder D --image IMG [--point X,Y[,LABEL] ...]
+                                  [--box X0,Y0,X1,Y1 ...] [--multimask] --output OUT_DIR
+    python -m trt_runtime eval-coco --coco-root DIR --coco-ann FILE --encoder E --decoder D
+                                    [--limit N] --output results.json
+    python -m trt_runtime coco-metric results.json [--size all|small|medium|large] [--category-id N]
+
+Runs on a Jetson with numpy, pillow, tensorrt and cuda-python only (TensorRT engines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from nanosam2.errors import NanoSam2Error
+from nanosam2.prompts import Prompts, parse_box, parse_point
+from nanosam2.utils.atomic import atomic_path, check_writable_dir
+from nanosam2.utils.cli import setup_logging
+
+logger = logging.getLogger("trt_runtime")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nanosam2.evaluation.coco_metrics import SIZES
+    from trt_runtime.factory import add_backend_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m trt_runtime", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    predict = sub.add_parser("predict", help="segment one image with point/box prompts")
+    add_backend_arguments(predict)
+    predict.add_argument("--image", required=True, help="RGB image file")
+    predict.add_argument("--point", type=parse_point, action="append", metavar="X,Y[,LABEL]",
+                         help="point in image pixels, LABEL 1 foreground (default) or 0 background; repeatable")
+    predict.add_argument("--box", type=parse_box, action="append", metavar="X0,Y0,X1,Y1",
+                         help="box in image pixels; repeat for a batch of boxes (points are shared by every box)")
+    predict.add_argument("--multimask", action="store_true",
+                         help="return SAM2's three masks per prompt (default: one, with SAM2's stability fallback)")
+    predict.add_argument("--output", required=True, help="folder for mask_P_C.png and overlay.png")
+    predict.add_argument("--runs", type=int, default=1, help="repeat the prediction N times and report the median timings")
+
+    evaluate = sub.add_parser("eval-coco", help="box-prompt mIoU on COCO (seed/nanosam protocol)")
+    add_backend_arguments(evaluate)
+    evaluate.add_argument("--coco-root", required=True, help="folder of the images (e.g. coco/val2017)")
+    evaluate.add_argument("--coco-ann", required=True, help="instances JSON (e.g. annotations/instances_val2017.json)")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N annotated images (sorted ids)")
+    evaluate.add_argument("--output", required=True, help="results JSON (resumed if it exists)")
+    evaluate.add_argument("--no-resume", action="store_true", help="start over even if --output exists")
+
+    metric = sub.add_parser("coco-metric", help="mean IoU of a results file by size bucket")
+    metric.add_argument("results", help="results JSON written by eval-coco")
+    metric.add_argument("--size", default="all", choices=SIZES, help="COCO size bucket (default all)")
+    metric.add_argument("--category-id", type=int, help="only this COCO category id")
+    return parser
+
+
+def read_image(path: str) -> np.ndarray:
+    try:
+        return np.array(Image.open(path).convert("RGB"))
+    except FileNotFoundError:
+        raise NanoSam2Error(f"no such image: {path}") from None
+    except OSError as exc:
+        raise NanoSam2Error(f"cannot read image {path}: {exc}") from None
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from nanosam2.transforms import build_prompts
+    from nanosam2.viz import overlay
+    from trt_runtime.factory import load_predictor
+
+    image = read_image(args.image)
+    height, width = image.shape[:2]
+    prompts = Prompts.from_cli(args.point, args.box)
+    if prompts.empty:
+        raise NanoSam2Error("give at least one --point or --box")
+    prompts.check_inside(width, height)
+    out_dir = check_writable_dir(args.output)
+    with load_predictor(args.encoder, args.decoder, args.backend, args=args) as predictor:
+        stage_runs: list[dict[str, float]] = []
+        for _ in range(max(1, args.runs)):
+            predictor.set_image(image)
+            decoder_prompts = build_prompts((height, width),
+                                            prompts.points if len(prompts.points) else None,
+                                            prompts.labels if len(prompts.points) else None,
+                                            prompts.boxes if len(prompts.boxes) else None)
+            result = predictor.predict_prompts(decoder_prompts, multimask_output=args.multimask)
+            stage_runs.append(dict(result.timings))
+    best = np.argmax(result.scores, axis=1)
+    for p in range(result.masks.shape[0]):
+        for c in range(result.masks.shape[1]):
+            with atomic_path(out_dir / f"mask_{p}_{c}.png") as tmp:
+                Image.fromarray(result.masks[p, c].astype(np.uint8) * 255).save(tmp, format="PNG")
+    chosen = result.masks[np.arange(len(best)), best]
+    with atomic_path(out_dir / "overlay.png") as tmp:
+        overlay(image, chosen, prompts.points, prompts.labels, prompts.boxes).save(tmp, format="PNG")
+    for p, (scores, b) in enumerate(zip(result.scores, best)):
+        print(f"prompt {p}: scores {np.round(scores, 4).tolist()} best {int(b)} ({int(chosen[p].sum())} px)")
+    median = {k: float(np.median([r[k] for r in stage_runs])) for k in stage_runs[0]}
+    print("timings (ms, median of %d): " % len(stage_runs) + ", ".join(f"{k[:-3]} {v:.1f}" for k, v in median.items())
+          + f", total {sum(median.values()):.1f}")
+    print(f"wrote {result.masks.shape[0] * result.masks.shape[1]} masks and overlay.png to {out_dir}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from nanosam2.evaluation.coco_eval import evaluate_coco
+    from nanosam2.evaluation.coco_metrics import summarize
+    from trt_runtime.factory import load_predictor
+
+    if not Path(args.coco_root).is_dir():
+        raise NanoSam2Error(f"no such COCO image folder: {args.coco_root}")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    with load_predictor(args.encoder, args.decoder, args.backend, args=args) as predictor:
+        records, stats = evaluate_coco(predictor, args.coco_root, args.coco_ann, args.output, args.limit,
+                                       resume=not args.no_resume)
+    print(f"evaluated {stats.images} images, {stats.annotations} annotations in {stats.seconds:.1f} s "
+          f"({stats.annotations_per_second:.2f} annotations/s); {len(records)} records in {args.output}")
+    print(summarize(records).table())
+    return 0
+
+
+def run_metric(args: argparse.Namespace) -> int:
+    from nanosam2.evaluation.coco_metrics import load_results, mean_iou, select
+
+    chosen = select(load_results(args.results), args.size, args.category_id)
+    if not chosen:
+        raise NanoSam2Error(f"no records for size={args.size}" + (f", category {args.category_id}" if args.category_id else ""))
+    print(f"mIoU {args.size}: {mean_iou(chosen):.4f} ({len(chosen)} annotations)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return {"predict": run_predict, "eval-coco": run_eval, "coco-metric": run_metric}[args.command](args)

@@ -1,0 +1,234 @@
+"""TensorRT backend (10.x and 11.x): deserialize an engine and run it on one CUDA stream.
+
+Uses only the name-based I/O API that both major versions document
+(docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/Engine.html and
+.../ExecutionContext.html): ``num_io_tensors``, ``get_tensor_name``, ``get_tensor_mode``,
+``get_tensor_dtype``, ``get_tensor_profile_shape``, ``set_input_shape``,
+``get_tensor_shape``, ``set_tensor_address`` and ``execute_async_v3``. None of them is on
+TensorRT 11's list of removed Python APIs (docs .../api/migration/tensorrt-10x-to-11x-python-api-reference.html).
+
+Device buffers grow to the largest shape seen; inputs and outputs are staged through
+page-locked host buffers; with ``cuda_graph=True`` the first call of a given shape is captured
+and later calls of that shape replay the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from nanosam2 import contract as C
+from nanosam2.contract import GraphContract, read_engine_sidecar
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.lazy_import import require
+from trt_runtime.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
+from trt_runtime.runners.base import Runner
+
+if TYPE_CHECKING:  # checked by mypy against tensorrt-stubs; never imported at run time here
+    import tensorrt as trt_types
+
+logger = logging.getLogger(__name__)
+
+# TensorRT DataType member name -> numpy dtype (trt.nptype is avoided: one table for 10 and 11).
+NUMPY_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64,
+                "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
+
+
+@dataclass
+class TensorSlot:
+    """One I/O tensor: its type, its profile range (inputs) and its buffers."""
+
+    name: str
+    is_input: bool
+    dtype: Any
+    profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+    device: int = 0
+    capacity: int = 0
+    host: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    shape: tuple[int, ...] = ()
+
+
+def _dims(dims: Any) -> tuple[int, ...]:
+    """TensorRT ``Dims`` -> tuple (indexed, not iterated: the stubs declare no ``__iter__``)."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(getattr(dtype, "name", dtype)).split(".")[-1].upper()
+
+
+def contract_for_engine(path: str | os.PathLike[str], input_names: list[str]) -> GraphContract:
+    """The engine's contract from its sidecar; for an engine built without one (plain trtexec),
+    SAM2.1 defaults for the graph its tensor names identify."""
+    sidecar = read_engine_sidecar(path)
+    if sidecar and C.METADATA_KEY in sidecar:
+        contract = sidecar[C.METADATA_KEY]
+        text = contract if isinstance(contract, str) else __import__("json").dumps(contract)
+        return GraphContract.from_json(text, f"{path}.json")
+    graph = C.ENCODER if C.IMAGE in input_names else C.DECODER
+    logger.warning("%s has no nanosam2 sidecar (%s.json); assuming SAM2.1 defaults for the %s", path, path, graph)
+    return GraphContract.for_graph(graph, "unknown")
+
+
+class TensorRTRunner(Runner):
+    """A TensorRT engine behind the common runner interface."""
+
+    backend = "tensorrt"
+
+    def __init__(self, path: str | os.PathLike[str], cuda_graph: bool = False, profile_index: int = 0,
+                 trt: Any = None, cuda: CudaRuntime | PycudaRuntime | None = None) -> None:
+        super().__init__(path)
+        self.trt = trt if trt is not None else require("tensorrt", "the TensorRT backend")
+        data = self.path.read_bytes()
+        if not data:
+            raise NanoSam2Error(f"{self.path} is empty, not a TensorRT engine")
+        self.cuda = cuda if cuda is not None else open_cuda()
+        self._trt_logger = self.trt.Logger(self.trt.Logger.WARNING)
+        self.runtime: trt_types.Runtime = self.trt.Runtime(self._trt_logger)
+        engine: trt_types.ICudaEngine | None = self.runtime.deserialize_cuda_engine(data)
+        if engine is None:
+            raise NanoSam2Error(f"{self.path} is not a TensorRT engine this TensorRT ({self.trt.__version__}) can load: "
+                                "corrupt, or built by another TensorRT version or for another GPU")
+        self.engine: trt_types.ICudaEngine | None = engine
+        context: trt_types.IExecutionContext | None = engine.create_execution_context()
+        if context is None:
+            raise NanoSam2Error(f"{self.path}: TensorRT could not create an execution context (out of GPU memory?)")
+        self.context: trt_types.IExecutionContext | None = context
+        self.profile_index = profile_index
+        self.slots: dict[str, TensorSlot] = {}
+        for index in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(index)
+            is_input = engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT
+            dtype_name = _dtype_name(engine.get_tensor_dtype(name))
+            if dtype_name not in NUMPY_DTYPES:
+                raise NanoSam2Error(f"{self.path}: tensor {name} has unsupported type {dtype_name}")
+            profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+            if is_input:
+                lo, opt, hi = engine.get_tensor_profile_shape(name, profile_index)
+                profile = (_dims(lo), _dims(opt), _dims(hi))
+            self.slots[name] = TensorSlot(name, is_input, NUMPY_DTYPES[dtype_name], profile)
+        self._inputs = [s.name for s in self.slots.values() if s.is_input]
+        self._outputs = [s.name for s in self.slots.values() if not s.is_input]
+        self.contract = contract_for_engine(self.path, self._inputs)
+        self.stream = self.cuda.stream()
+        self.use_cuda_graph = cuda_graph and getattr(self.cuda, "supports_graphs", False)
+        self._graph: tuple[Any, Any] | None = None
+        self._graph_shapes: dict[str, tuple[int, ...]] | None = None
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._inputs
+
+    @property
+    def ctx(self) -> "trt_types.IExecutionContext":
+        if self.context is None:
+            raise NanoSam2Error(f"{self.path.name}: the runner is closed")
+        return self.context
+
+    @property
+    def output_names(self) -> list[str]:
+        return self._outputs
+
+    def max_batch(self) -> int | None:
+        """The profile's max of the leading dimension shared by the batched inputs."""
+        batched = [s.profile[2][0] for s in self.slots.values()
+                   if s.profile is not None and s.profile[0][0] != s.profile[2][0]]
+        return min(batched) if batched else None
+
+    def _reserve(self, slot: TensorSlot, nbytes: int) -> None:
+        if nbytes <= slot.capacity:
+            return
+        self._drop_graph()
+        if slot.capacity:
+            self.cuda.device_free(slot.device)
+            self.cuda.host_free(slot.host)
+        slot.device = self.cuda.device_alloc(nbytes)
+        slot.host = self.cuda.host_alloc(nbytes)
+        slot.capacity = nbytes
+        if not self.ctx.set_tensor_address(slot.name, slot.device):
+            raise NanoSam2Error(f"TensorRT rejected the address of {slot.name}")
+
+    def _set_shapes(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, array in arrays.items():
+            slot = self.slots[name]
+            lo, _, hi = slot.profile or ((), (), ())
+            if len(array.shape) != len(lo) or any(not (a <= d <= b) for d, a, b in zip(array.shape, lo, hi)):
+                raise NanoSam2Error(f"{self.path.name}: input {name} of shape {tuple(array.shape)} is outside the "
+                                    f"engine's profile {lo}..{hi}; rebuild the engine with larger --maxShapes")
+            if not self.ctx.set_input_shape(name, tuple(array.shape)):
+                raise NanoSam2Error(f"{self.path.name}: TensorRT rejected shape {tuple(array.shape)} for {name}")
+            slot.shape = tuple(array.shape)
+
+    def _drop_graph(self) -> None:
+        if self._graph is not None:
+            self.cuda.destroy_graph(*self._graph)  # type: ignore[union-attr]
+            self._graph, self._graph_shapes = None, None
+
+    def _execute(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        handle = self.cuda.stream_handle(self.stream)
+        if not self.use_cuda_graph:
+            if not self.ctx.execute_async_v3(handle):
+                raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed (see the TensorRT log above)")
+            return
+        if self._graph is not None and self._graph_shapes == shapes:
+            self.cuda.launch_graph(self._graph[0], self.stream)  # type: ignore[union-attr]
+            return
+        self._drop_graph()
+        # One plain launch first: TensorRT allocates lazily and must not do it while capturing.
+        if not self.ctx.execute_async_v3(handle):
+            raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed (see the TensorRT log above)")
+        self.cuda.synchronize(self.stream)
+        self.cuda.begin_capture(self.stream)  # type: ignore[union-attr]
+        ok = self.ctx.execute_async_v3(handle)
+        graph = self.cuda.end_capture(self.stream)  # type: ignore[union-attr]
+        if not ok:
+            self.cuda.destroy_graph(*graph)  # type: ignore[union-attr]
+            raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed during CUDA-graph capture")
+        self._graph, self._graph_shapes = graph, dict(shapes)
+        self.cuda.launch_graph(graph[0], self.stream)  # type: ignore[union-attr]
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.check_feed(feed)
+        arrays = {n: np.ascontiguousarray(feed[n], dtype=self.slots[n].dtype) for n in self._inputs}
+        self._set_shapes(arrays)
+        for name in self._outputs:
+            self.slots[name].shape = _dims(self.ctx.get_tensor_shape(name))
+            if any(d < 0 for d in self.slots[name].shape):
+                raise NanoSam2Error(f"{self.path.name}: output {name} has an unresolved shape {self.slots[name].shape}")
+        for slot in self.slots.values():
+            self._reserve(slot, int(np.prod(slot.shape)) * np.dtype(slot.dtype).itemsize)
+        for name, array in arrays.items():
+            slot = self.slots[name]
+            slot.host[: array.nbytes] = array.reshape(-1).view(np.uint8)
+            self.cuda.to_device(slot.device, slot.host, array.nbytes, self.stream)
+        self._execute({n: self.slots[n].shape for n in self._inputs})
+        results = {}
+        for name in self._outputs:
+            slot = self.slots[name]
+            nbytes = int(np.prod(slot.shape)) * np.dtype(slot.dtype).itemsize
+            self.cuda.to_host(slot.host, slot.device, nbytes, self.stream)
+        self.cuda.synchronize(self.stream)
+        for name in self._outputs:
+            slot = self.slots[name]
+            nbytes = int(np.prod(slot.shape)) * np.dtype(slot.dtype).itemsize
+            results[name] = slot.host[:nbytes].view(slot.dtype).reshape(slot.shape).astype(np.float32)
+        return results
+
+    def close(self) -> None:
+        if getattr(self, "slots", None) is None:
+            return
+        self._drop_graph()
+        for slot in self.slots.values():
+            if slot.capacity:
+                self.cuda.device_free(slot.device)
+                self.cuda.host_free(slot.host)
+                slot.capacity = 0
+        if getattr(self, "stream", None) is not None:
+            self.cuda.destroy_stream(self.stream)
+            self.stream = None
+        self.context = None
+        self.engine = None
