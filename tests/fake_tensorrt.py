@@ -216,6 +216,7 @@ class FakeTensorRT:
     def __init__(self, cudart: FakeCudart, version: str = "10.3.0") -> None:
         self.cudart = cudart
         self.__version__ = version
+        self.__file__ = __file__  # a real module has one; a stub-only namespace package does not
         fake = self
 
         class Runtime:

@@ -32,11 +32,16 @@ _EXTRA_FOR = {
 
 def require(module: str, purpose: str = "") -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` naming the extra to install."""
+    top = module.split(".")[0]
+    extra = _EXTRA_FOR.get(top)
+    hint = f"pip install 'nanosam2[{extra}]'" if extra else f"pip install {top}"
+    why = f" (needed for {purpose})" if purpose else ""
     try:
-        return importlib.import_module(module)
+        imported = importlib.import_module(module)
     except ImportError as exc:
-        top = module.split(".")[0]
-        extra = _EXTRA_FOR.get(top)
-        hint = f"pip install 'nanosam2[{extra}]'" if extra else f"pip install {top}"
-        why = f" (needed for {purpose})" if purpose else ""
         raise MissingDependencyError(f"{module} is not installed{why}: {hint}  [{exc}]") from exc
+    if getattr(imported, "__file__", None) is None:
+        # A folder without __init__.py imports as an empty namespace package: type stubs
+        # (tensorrt-stubs installs tensorrt/__init__.pyi) are not the library.
+        raise MissingDependencyError(f"{module} is not installed{why} (only type stubs were found): {hint}")
+    return imported

@@ -1,0 +1,1 @@
+"""The seed repository's command-line entry points, kept working (thin shims over the library)."""
