@@ -27,14 +27,16 @@ class Runner(abc.ABC):
         if path is not None and not self.path.is_file():
             raise NanoSam2Error(f"no such file: {self.path}")
         self.contract: GraphContract
+        self._inputs: list[str] = []
+        self._outputs: list[str] = []
 
     @property
-    @abc.abstractmethod
-    def input_names(self) -> list[str]: ...
+    def input_names(self) -> list[str]:
+        return self._inputs
 
     @property
-    @abc.abstractmethod
-    def output_names(self) -> list[str]: ...
+    def output_names(self) -> list[str]:
+        return self._outputs
 
     @abc.abstractmethod
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -49,14 +49,6 @@ class OnnxRuntimeRunner(Runner):
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._outputs = [o.name for o in self.session.get_outputs()]
 
-    @property
-    def input_names(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs
-
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.check_feed(feed)
         arrays = {name: np.ascontiguousarray(feed[name], dtype=np.float32) for name in self._inputs}

@@ -120,18 +120,10 @@ class TensorRTRunner(Runner):
         self._graph_shapes: dict[str, tuple[int, ...]] | None = None
 
     @property
-    def input_names(self) -> list[str]:
-        return self._inputs
-
-    @property
     def ctx(self) -> "trt_types.IExecutionContext":
         if self.context is None:
             raise NanoSam2Error(f"{self.path.name}: the runner is closed")
         return self.context
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs
 
     def max_batch(self) -> int | None:
         """The profile's max of the leading dimension shared by the batched inputs."""

@@ -63,14 +63,6 @@ class TorchRunner(Runner):
         self._outputs = list(C.ENCODER_OUTPUTS if graph == C.ENCODER else C.DECODER_OUTPUTS)
         self._torch = torch
 
-    @property
-    def input_names(self) -> list[str]:
-        return self._inputs
-
-    @property
-    def output_names(self) -> list[str]:
-        return self._outputs
-
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.check_feed(feed)
         torch = self._torch
