@@ -33,8 +33,18 @@ class TensorIOMode(enum.Enum):
     OUTPUT = 2
 
 
+def engine_bytes(onnx_path: str | Path, profiles: dict[str, list[list[int]]]) -> bytes:
+    """A fake engine is self-contained like a real one: header line, then the ONNX bytes."""
+    header = json.dumps({"onnx_name": Path(onnx_path).name, "profiles": profiles}).encode()
+    return MAGIC + header + b"\n" + Path(onnx_path).read_bytes()
+
+
+def read_engine_header(data: bytes) -> dict:
+    return json.loads(data[len(MAGIC):].split(b"\n", 1)[0])
+
+
 def write_engine(path: Path, onnx_path: Path, profiles: dict[str, list[list[int]]]) -> Path:
-    path.write_bytes(MAGIC + json.dumps({"onnx": str(onnx_path), "profiles": profiles}).encode())
+    path.write_bytes(engine_bytes(onnx_path, profiles))
     return path
 
 
@@ -168,11 +178,12 @@ class FakeContext:
 
 
 class FakeEngine:
-    def __init__(self, spec: dict, cudart: FakeCudart) -> None:
+    def __init__(self, data: bytes, cudart: FakeCudart) -> None:
         import onnxruntime as ort
 
+        spec = read_engine_header(data)
         self.cudart = cudart
-        self.session = ort.InferenceSession(spec["onnx"], providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(data[len(MAGIC):].split(b"\n", 1)[1], providers=["CPUExecutionProvider"])
         self.input_dims = {i.name: list(i.shape) for i in self.session.get_inputs()}
         self.output_dims = {o.name: list(o.shape) for o in self.session.get_outputs()}
         self.output_names = list(self.output_dims)
@@ -226,6 +237,130 @@ class FakeTensorRT:
             def deserialize_cuda_engine(self, data):
                 if not bytes(data).startswith(MAGIC):
                     return None
-                return FakeEngine(json.loads(bytes(data)[len(MAGIC):]), fake.cudart)
+                return FakeEngine(bytes(data), fake.cudart)
 
         self.Runtime = Runtime
+
+
+# --- builder side -------------------------------------------------------------------------
+
+
+class FakeProfile:
+    def __init__(self) -> None:
+        self.shapes: dict[str, list[list[int]]] = {}
+
+    def set_shape(self, name, lo, opt, hi):
+        self.shapes[name] = [list(lo), list(opt), list(hi)]
+
+
+class FakeConfig:
+    def __init__(self) -> None:
+        self.flags: list[str] = []
+        self.pools: dict[str, int] = {}
+        self.profiles: list[FakeProfile] = []
+        self.builder_optimization_level = 3
+        self.int8_calibrator = None
+        self.timing_cache = None
+
+    def set_memory_pool_limit(self, pool, size):
+        self.pools[pool] = size
+
+    def set_flag(self, flag):
+        self.flags.append(flag)
+
+    def add_optimization_profile(self, profile):
+        self.profiles.append(profile)
+        return 0
+
+    def set_calibration_profile(self, profile):
+        self.calibration_profile = profile
+
+    def create_timing_cache(self, data):
+        return bytes(data) + b"+"
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        self.timing_cache = cache
+        return True
+
+    def get_timing_cache(self):
+        cache = self.timing_cache
+
+        class Cache:
+            def serialize(self):
+                return cache
+
+        return Cache()
+
+
+class FakeParser:
+    def __init__(self, network, logger) -> None:
+        self.network, self.errors = network, []
+
+    def parse_from_file(self, path):
+        if not Path(path).read_bytes().startswith(b"\x08"):  # ONNX protobufs start with field 1 (ir_version)
+            self.errors.append(f"{path}: not ONNX")
+            return False
+        self.network.onnx = path
+        return True
+
+    @property
+    def num_errors(self):
+        return len(self.errors)
+
+    def get_error(self, index):
+        return self.errors[index]
+
+
+class FakeNetwork:
+    def __init__(self, flags: int) -> None:
+        self.flags, self.onnx = flags, None
+
+
+def make_builder_module(trt: "FakeTensorRT") -> None:
+    """Add the builder API to a FakeTensorRT; version 11 lacks the flags TensorRT 11 removed."""
+    major = int(trt.__version__.split(".")[0])
+    trt.builds = []
+    flag_names = ["GPU_FALLBACK", "VERSION_COMPATIBLE"] + (["FP16", "INT8"] if major < 11 else [])
+    trt.BuilderFlag = enum.Enum("BuilderFlag", flag_names)
+    trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 1})
+    trt.MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM",
+                                                      "DLA_GLOBAL_DRAM", "TACTIC_SHARED_MEMORY"])
+    trt.DeviceType = enum.Enum("DeviceType", ["GPU", "DLA"])
+    trt.Dims = tuple
+    trt.Logger.VERBOSE = 4
+    trt.OnnxParser = FakeParser
+
+    class Builder:
+        def __init__(self, logger) -> None:
+            self.logger = logger
+
+        def create_network(self, flags):
+            return FakeNetwork(flags)
+
+        def create_builder_config(self):
+            return FakeConfig()
+
+        def create_optimization_profile(self):
+            return FakeProfile()
+
+        def build_serialized_network(self, network, config):
+            if config.int8_calibrator is not None:  # calibrate like TensorRT: read cache, else batches
+                calibrator = config.int8_calibrator
+                if calibrator.read_calibration_cache() is None:
+                    names = list(config.profiles[0].shapes)
+                    batches = 0
+                    while calibrator.get_batch(names) is not None:
+                        batches += 1
+                    calibrator.write_calibration_cache(f"fake cache: {batches} batches".encode())
+            trt.builds.append({"flags": [f.name for f in config.flags], "network_flags": network.flags,
+                               "pools": {p.name: v for p, v in config.pools.items()},
+                               "level": config.builder_optimization_level})
+            return engine_bytes(network.onnx, config.profiles[0].shapes)
+
+    trt.Builder = Builder
+
+    class IInt8EntropyCalibrator2:
+        def __init__(self) -> None:
+            pass
+
+    trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2

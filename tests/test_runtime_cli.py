@@ -98,7 +98,7 @@ def test_unknown_file_type(tmp_path):
 
 def test_predict_with_tensorrt_engines(runtime_onnx, tmp_path, monkeypatch, capsys):
     """The engine path of the CLI, with the fake TensorRT standing in for the real one."""
-    from trt_runtime import cuda_api
+    from nanosam2.utils import cuda_api
     from trt_runtime.runners import tensorrt_runner
 
     from .fake_tensorrt import FakeCudart, FakeTensorRT

@@ -11,7 +11,7 @@ import pytest
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.transforms import build_prompts
-from trt_runtime.cuda_api import CudaRuntime
+from nanosam2.utils.cuda_api import CudaRuntime
 from trt_runtime.predictor import Predictor
 from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
 from trt_runtime.runners.tensorrt_runner import TensorRTRunner

@@ -25,7 +25,7 @@ from nanosam2 import contract as C
 from nanosam2.contract import GraphContract, read_engine_sidecar
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.lazy_import import require
-from trt_runtime.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
+from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
 from trt_runtime.runners.base import Runner
 
 if TYPE_CHECKING:  # checked by mypy against tensorrt-stubs; never imported at run time here

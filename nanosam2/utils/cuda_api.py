@@ -56,6 +56,15 @@ class CudaRuntime:
     def stream(self) -> Any:
         return self.check(self.rt.cudaStreamCreate(), "cudaStreamCreate")
 
+    def device_name(self, device: int = 0) -> str:
+        """The GPU's name, for build records (``unknown`` when the driver does not say)."""
+        try:
+            props = self.check(self.rt.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+            name = props.name
+            return (name.decode(errors="replace") if isinstance(name, bytes) else str(name)).rstrip("\x00")
+        except (NanoSam2Error, AttributeError):
+            return "unknown"
+
     def stream_handle(self, stream: Any) -> int:
         return int(stream)
 
@@ -127,6 +136,9 @@ class PycudaRuntime:
 
     def stream(self) -> Any:
         return self.driver.Stream()
+
+    def device_name(self, device: int = 0) -> str:
+        return str(self.driver.Device(device).name())
 
     def stream_handle(self, stream: Any) -> int:
         return int(stream.handle)

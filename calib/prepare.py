@@ -1,0 +1,145 @@
+"""Calibration data from SA-1B: the encoder's inputs (and, optionally, decoder samples).
+
+    python -m calib.prepare --images DIR [--chunks sa_000000,sa_000001 | --chunks-file F]
+                            -n 512 --seed 0 --out calib/sa1_512.npy
+                            [--encoder image_encoder.onnx --decoder-samples 32]
+
+Images are drawn in a seeded order from the chosen chunks, preprocessed with exactly the
+runtime's preprocessing (nanosam2.transforms.preprocess_image), and stored as one float32
+array [n, 3, S, S] (memory-mapped, written under a temporary name). Unreadable images are
+skipped and counted. A manifest OUT.json lists the files. With --encoder, the first
+--decoder-samples images are also encoded (ONNX Runtime, CPU) and stored with prompts from
+SA-1B's JSON annotations (sampled when absent) in OUT.decoder.npz, for calibrating the decoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nanosam2 import contract as C
+from nanosam2 import transforms as T
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.atomic import atomic_path
+from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.lazy_import import require
+from calib.sa1b import annotation_prompts, find_images, read_chunk_list, sample_images
+
+logger = logging.getLogger("calib.prepare")
+
+PROMPTS_PER_IMAGE = 4  # 2 boxes + 2 single clicks per decoder sample
+POINTS_PER_PROMPT = 3  # box corners + padding, or click + padding (+1 pad)
+
+
+def manifest_path(out: Path) -> Path:
+    return out.with_suffix(".json")
+
+
+def decoder_path(out: Path) -> Path:
+    return out.with_suffix(".decoder.npz")
+
+
+def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: list[str] | None = None,
+            image_size: int = T.IMAGE_SIZE, encoder: str | None = None, decoder_samples: int = 32,
+            progress: bool = True) -> dict:
+    """Write the calibration files; returns the manifest."""
+    if count < 1:
+        raise NanoSam2Error("-n must be at least 1")
+    files = find_images(images, chunks)
+    out_path = Path(out)
+    chosen: list[str] = []
+    skipped: list[str] = []
+    shapes: list[tuple[int, int]] = []
+    bar = require("tqdm", "progress bars").tqdm(total=count, desc="calibration images", disable=not progress)
+    with atomic_path(out_path) as tmp:
+        data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, 3, image_size, image_size))
+        for path, rgb in sample_images(files, count, seed):
+            if len(chosen) == count:
+                break
+            if rgb is None:
+                skipped.append(str(path))
+                logger.warning("skipping unreadable image %s", path)
+                continue
+            data[len(chosen)] = T.preprocess_image(rgb, image_size)[0]
+            chosen.append(str(path))
+            shapes.append(rgb.shape[:2])
+            bar.update(1)
+        bar.close()
+        if len(chosen) < count:
+            raise NanoSam2Error(f"only {len(chosen)} readable images for -n {count} ({len(skipped)} unreadable)")
+        data.flush()
+        del data
+    manifest = {"images": chosen, "skipped": skipped, "seed": seed, "count": count, "image_size": image_size,
+                "pixel_mean": list(T.PIXEL_MEAN), "pixel_std": list(T.PIXEL_STD), "source": str(images)}
+    if encoder:
+        manifest["decoder"] = str(write_decoder_samples(out_path, encoder, chosen[:decoder_samples], shapes, seed))
+    with atomic_path(manifest_path(out_path)) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    logger.info("wrote %s (%d images, %d unreadable skipped)", out_path, count, len(skipped))
+    return manifest
+
+
+def write_decoder_samples(out: Path, encoder_onnx: str, files: list[str], shapes: list[tuple[int, int]],
+                          seed: int) -> Path:
+    """Encoder outputs of ``files`` plus prompts, stacked per sample, in OUT.decoder.npz."""
+    from export.onnx_passes import read_metadata
+
+    read_metadata(encoder_onnx).expect(C.ENCODER, encoder_onnx)
+    ort = require("onnxruntime", "encoding calibration images")
+    session = ort.InferenceSession(encoder_onnx, providers=["CPUExecutionProvider"])
+    calibration = np.load(out, mmap_mode="r")
+    rng = np.random.default_rng(seed + 1)
+    arrays: dict[str, list[np.ndarray]] = {name: [] for name in C.DECODER_INPUTS}
+    for index, file in enumerate(files):
+        features = dict(zip(C.ENCODER_OUTPUTS, session.run(list(C.ENCODER_OUTPUTS),
+                                                           {C.IMAGE: np.ascontiguousarray(calibration[index : index + 1])})))
+        boxes, points = annotation_prompts(Path(file), rng, PROMPTS_PER_IMAGE, shapes[index])
+        half = PROMPTS_PER_IMAGE // 2
+        prompts = T.pad_prompts([
+            T.build_prompts(shapes[index], boxes=boxes[:half]),
+            T.build_prompts(shapes[index], points=points[half:, None], labels=np.ones((PROMPTS_PER_IMAGE - half, 1))),
+        ])
+        for name in C.ENCODER_OUTPUTS:
+            arrays[name].append(features[name])
+        arrays[C.POINT_COORDS].append(prompts.point_coords)
+        arrays[C.POINT_LABELS].append(prompts.point_labels)
+        arrays[C.MASK_INPUT].append(prompts.mask_input)
+        arrays[C.HAS_MASK_INPUT].append(prompts.has_mask_input)
+    target = decoder_path(out)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            stacked: dict[str, Any] = {name: np.stack(values) for name, values in arrays.items()}
+            np.savez(handle, **stacked)
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m calib.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", required=True, help="SA-1B root (chunk folders sa_XXXXXX/ or images directly)")
+    parser.add_argument("--chunks", help="comma-separated chunk folders to draw from (default: all)")
+    parser.add_argument("--chunks-file", help="text file with one chunk folder per line")
+    parser.add_argument("-n", "--num-images", type=int, default=512, help="images to keep (default 512)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--out", default="calib/sa1_512.npy", help="output .npy (default calib/sa1_512.npy)")
+    parser.add_argument("--image-size", type=int, default=T.IMAGE_SIZE, help="model input side (default 1024)")
+    parser.add_argument("--encoder", help="FP32 image_encoder.onnx: also write decoder calibration samples")
+    parser.add_argument("--decoder-samples", type=int, default=32, help="images encoded for the decoder (default 32)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    chunks = args.chunks.split(",") if args.chunks else (read_chunk_list(args.chunks_file) if args.chunks_file else None)
+    manifest = prepare(args.images, args.out, args.num_images, args.seed, chunks, args.image_size, args.encoder,
+                       args.decoder_samples)
+    print(f"wrote {args.out}: {manifest['count']} images ({len(manifest['skipped'])} unreadable skipped)"
+          + (f"; decoder samples {manifest['decoder']}" if "decoder" in manifest else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,149 @@
+"""Build a TensorRT engine from a nanosam2 ONNX graph, with trtexec's flag spellings.
+
+    python engines/build_engine.py --onnx=image_encoder.onnx --saveEngine=image_encoder.engine --fp16
+    python engines/build_engine.py --onnx=mask_decoder.onnx --saveEngine=mask_decoder.engine \\
+        --minShapes=point_coords:1x1x2,point_labels:1x1 --maxShapes=point_coords:64x16x2,point_labels:64x16
+    python engines/build_engine.py --onnx=image_encoder.int8.onnx --saveEngine=enc.int8.engine --int8   # Q/DQ graph
+    python engines/build_engine.py --onnx=image_encoder.onnx --saveEngine=enc.int8.engine --int8 \\
+        --calib-data=calib/sa1_512.npy --calib=enc.calib.cache                                     # TensorRT <= 10
+
+Profiles default from the graph (decoder: 1..64 prompts, 1..16 points); flags given override
+them per input. On TensorRT 11 precision comes from the graph: --fp16 converts an FP32 graph to
+FP16 first, --int8 needs a Q/DQ graph (python -m calib.qdq). On TensorRT 10 the flags map to
+builder flags as in trtexec; a Q/DQ graph is built strongly typed. The engine is written under
+a temporary name and renamed when complete, with ENGINE.json beside it (TensorRT version, GPU,
+precision, profile, ONNX hash, build time, and the graph's nanosam2 contract for the runtime).
+Shapes, names and min <= opt <= max are checked before TensorRT is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+from nanosam2 import contract as C
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.atomic import atomic_path
+from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.lazy_import import require
+from engines.builder import BuilderOptions, build_serialized
+from engines.plan import BuildPlan, BuildRequest, OnnxInfo, plan_build, read_onnx_info, resolve_profile
+from engines.trtexec_args import parse_memory_pools, parse_shapes
+
+logger = logging.getLogger("engines.build_engine")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python engines/build_engine.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--onnx", required=True, help="ONNX graph from export.onnx or calib.qdq")
+    parser.add_argument("--saveEngine", required=True, help="engine file to write (.engine or .plan)")
+    parser.add_argument("--fp16", action="store_true", help="FP16 (TensorRT 11: converts an FP32 graph to FP16 first)")
+    parser.add_argument("--int8", action="store_true", help="INT8 (Q/DQ graph; on TensorRT <= 10 also implicit calibration)")
+    parser.add_argument("--best", action="store_true", help="all precisions the graph and TensorRT allow")
+    parser.add_argument("--calib", help="TensorRT <= 10: INT8 calibration cache to read, or write after calibrating")
+    parser.add_argument("--calib-data", "--calibData", dest="calib_data",
+                        help="TensorRT <= 10: calibration data from calib.prepare (.npy; decoder: .decoder.npz)")
+    parser.add_argument("--minShapes", help="name:DxD,... smallest shapes of the profile")
+    parser.add_argument("--optShapes", help="name:DxD,... shapes TensorRT tunes for")
+    parser.add_argument("--maxShapes", help="name:DxD,... largest shapes of the profile")
+    parser.add_argument("--memPoolSize", help="pool:size[,pool:size], e.g. workspace:4096M (units B, K, M, G; default M)")
+    parser.add_argument("--timingCacheFile", help="timing cache to read and update (speeds up rebuilds)")
+    parser.add_argument("--builderOptimizationLevel", type=int, choices=range(0, 6), metavar="0-5",
+                        help="builder optimization level (TensorRT default 3)")
+    parser.add_argument("--useDLACore", type=int, help="Jetson: build for this DLA core")
+    parser.add_argument("--allowGPUFallback", action="store_true", help="Jetson DLA: run unsupported layers on the GPU")
+    parser.add_argument("--versionCompatible", action="store_true", help="engine loadable by later TensorRT versions")
+    parser.add_argument("--verbose", action="store_true", help="TensorRT verbose log and debug logging")
+    return parser
+
+
+def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    return BuildRequest(
+        fp16=args.fp16, int8=args.int8, best=args.best, calib_cache=args.calib, calib_data=args.calib_data,
+        min_shapes=parse_shapes(args.minShapes, "minShapes") if args.minShapes else {},
+        opt_shapes=parse_shapes(args.optShapes, "optShapes") if args.optShapes else {},
+        max_shapes=parse_shapes(args.maxShapes, "maxShapes") if args.maxShapes else {},
+        dla_core=args.useDLACore, allow_gpu_fallback=args.allowGPUFallback, version_compatible=args.versionCompatible)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str, seconds: float) -> dict:
+    contract = info.contract
+    record: dict = {
+        "tensorrt_version": trt_version, "gpu": gpu, "precision": plan.precision,
+        "strongly_typed": plan.strongly_typed, "builder_flags": plan.builder_flags,
+        "profile": {name: {"min": lo, "opt": opt, "max": hi} for name, (lo, opt, hi) in plan.profile.items()},
+        "onnx": str(info.path), "onnx_sha256": sha256(info.path), "build_seconds": round(seconds, 2), "notes": plan.notes,
+    }
+    if contract is not None:
+        contract.precision = plan.precision
+        record[C.METADATA_KEY] = contract.to_json()
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    request = request_from_args(args)  # shape strings parse before anything else
+    pools = parse_memory_pools(args.memPoolSize) if args.memPoolSize else {}
+    info = read_onnx_info(args.onnx)
+    resolve_profile(info, request)  # names and min <= opt <= max, still without TensorRT
+    engine_path = Path(args.saveEngine)
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+
+    trt = require("tensorrt", "building engines")
+    plan = plan_build(info, request, trt.__version__)
+    for note in plan.notes:
+        logger.info(note)
+    logger.info("TensorRT %s: precision %s, strongly typed %s, flags %s, profile %s", trt.__version__, plan.precision,
+                plan.strongly_typed, plan.builder_flags or "none",
+                {n: f"{lo}..{hi}" for n, (lo, _, hi) in plan.profile.items() if lo != hi})
+    from nanosam2.utils.cuda_api import open_cuda
+
+    cuda = open_cuda()
+    options = BuilderOptions(pools, Path(args.timingCacheFile) if args.timingCacheFile else None,
+                             args.builderOptimizationLevel, args.useDLACore, args.verbose)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        onnx_path = info.path
+        if plan.convert_to_fp16:
+            import onnx
+
+            from export.onnx_passes import save_checked, to_fp16
+
+            onnx_path = Path(work) / f"{info.path.stem}.fp16.onnx"
+            save_checked(to_fp16(onnx.load(str(info.path))), onnx_path)
+        calibrator = None
+        if plan.use_calibrator:
+            from calib.int8_calibrator import make_entropy_calibrator
+            from calib.qdq import load_feeds
+
+            feeds = load_feeds(info.contract.graph if info.contract else C.ENCODER, args.calib_data) if args.calib_data else []
+            calibrator = make_entropy_calibrator(trt, feeds, args.calib, cuda)
+        serialized = build_serialized(trt, plan, onnx_path, options, calibrator)
+    seconds = time.perf_counter() - start
+    with atomic_path(engine_path) as tmp:
+        tmp.write_bytes(serialized)
+    with atomic_path(C.engine_sidecar_path(engine_path)) as tmp:
+        tmp.write_text(json.dumps(sidecar(info, plan, trt.__version__, cuda.device_name(), seconds), indent=1))
+    print(f"wrote {engine_path} ({len(serialized) / 1e6:.1f} MB, {plan.precision}, built in {seconds:.1f} s "
+          f"with TensorRT {trt.__version__}) and {C.engine_sidecar_path(engine_path).name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,192 @@
+"""What a build will do, decided before TensorRT is touched (and testable without it).
+
+TensorRT 10.x: ``--fp16``/``--int8``/``--best`` map to builder flags as trtexec does; a graph with
+Q/DQ nodes is built strongly typed (precision from the graph), and INT8 without Q/DQ needs
+implicit calibration (a cache, or our calibration data) - deprecated since 10.1 but what JetPack
+6 (TensorRT 10.3) users have. TensorRT 11.x removed the precision flags, the calibrator and weak
+typing: ``--fp16`` converts an FP32 graph to an FP16 graph first, ``--int8`` requires a Q/DQ graph.
+(docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/tensorrt-10x-to-11x-python-api-reference.html)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nanosam2 import contract as C
+from nanosam2.contract import GraphContract
+from nanosam2.errors import NanoSam2Error
+
+# Default optimisation profiles (min, opt, max) per decoder input, by role.
+DECODER_PROMPTS = (1, 1, 64)
+DECODER_POINTS = (1, 3, 16)
+QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+
+Shape = tuple[int, ...]
+Profile = dict[str, tuple[Shape, Shape, Shape]]
+
+
+@dataclass
+class OnnxInfo:
+    """What the plan needs to know about the ONNX file (read with onnx, not TensorRT)."""
+
+    path: Path
+    inputs: dict[str, list[int | str]]  # dims: int, or a symbolic name for a dynamic one
+    has_qdq: bool
+    contract: GraphContract | None
+
+
+@dataclass
+class BuildRequest:
+    fp16: bool = False
+    int8: bool = False
+    best: bool = False
+    calib_cache: str | None = None
+    calib_data: str | None = None
+    min_shapes: dict[str, Shape] = field(default_factory=dict)
+    opt_shapes: dict[str, Shape] = field(default_factory=dict)
+    max_shapes: dict[str, Shape] = field(default_factory=dict)
+    dla_core: int | None = None
+    allow_gpu_fallback: bool = False
+    version_compatible: bool = False
+
+
+@dataclass
+class BuildPlan:
+    trt_major: int
+    strongly_typed: bool
+    builder_flags: list[str]
+    convert_to_fp16: bool
+    use_calibrator: bool
+    profile: Profile
+    precision: str
+    notes: list[str] = field(default_factory=list)
+
+
+def trt_major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        raise NanoSam2Error(f"cannot read the TensorRT version {version!r}") from None
+
+
+def read_onnx_info(path: str | Path) -> OnnxInfo:
+    import onnx
+
+    from export.onnx_passes import read_metadata
+
+    file = Path(path)
+    if not file.is_file():
+        raise NanoSam2Error(f"no such ONNX file: {file}")
+    try:
+        model = onnx.load(str(file), load_external_data=False)
+    except Exception as exc:
+        raise NanoSam2Error(f"{file} is not an ONNX model: {exc}") from None
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = {i.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in i.type.tensor_type.shape.dim]
+              for i in model.graph.input if i.name not in initializers}
+    try:
+        contract: GraphContract | None = read_metadata(file)
+    except NanoSam2Error:
+        contract = None
+    return OnnxInfo(file, inputs, any(n.op_type in QDQ_OPS for n in model.graph.node), contract)
+
+
+def default_profile(info: OnnxInfo) -> Profile:
+    """Fixed inputs get their shape; a decoder gets 1..64 prompts and 1..16 points (opt 1 x 3);
+    an encoder batch dimension gets 1 (one image at a time, the interactive case)."""
+    profile: Profile = {}
+    for name, dims in info.inputs.items():
+        ranges = []
+        for axis, dim in enumerate(dims):
+            if isinstance(dim, int) and dim > 0:
+                ranges.append((dim, dim, dim))
+            elif name in (C.POINT_COORDS, C.POINT_LABELS) and axis == 1:
+                ranges.append(DECODER_POINTS)
+            elif name in (C.POINT_COORDS, C.POINT_LABELS, C.MASK_INPUT, C.HAS_MASK_INPUT) and axis == 0:
+                ranges.append(DECODER_PROMPTS)
+            else:
+                ranges.append((1, 1, 1))
+        lo, opt, hi = (tuple(r[i] for r in ranges) for i in range(3))
+        profile[name] = (lo, opt, hi)
+    return profile
+
+
+def resolve_profile(info: OnnxInfo, request: BuildRequest) -> Profile:
+    """Defaults overridden by --minShapes/--optShapes/--maxShapes, validated against the graph."""
+    given = {**request.min_shapes, **request.opt_shapes, **request.max_shapes}
+    unknown = sorted(set(given) - set(info.inputs))
+    if unknown:
+        raise NanoSam2Error(f"{', '.join(unknown)} not an input of {info.path.name}; inputs: {', '.join(info.inputs)}")
+    profile = default_profile(info)
+    for name in given:
+        lo, opt, hi = profile[name]
+        lo = request.min_shapes.get(name, lo)
+        hi = request.max_shapes.get(name, hi)
+        opt = request.opt_shapes.get(name, opt)
+        profile[name] = (lo, opt, hi)
+    for name, (lo, opt, hi) in profile.items():
+        dims = info.inputs[name]
+        if not len(lo) == len(opt) == len(hi) == len(dims):
+            raise NanoSam2Error(f"{name}: shapes {lo}, {opt}, {hi} do not have the graph's rank {len(dims)}")
+        for axis, dim in enumerate(dims):
+            if isinstance(dim, int) and dim > 0 and not lo[axis] == opt[axis] == hi[axis] == dim:
+                raise NanoSam2Error(f"{name}: axis {axis} is fixed to {dim} in the graph, got {lo[axis]}/{opt[axis]}/{hi[axis]}")
+        if not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
+            raise NanoSam2Error(f"{name}: needs min <= opt <= max on every axis, got min {lo}, opt {opt}, max {hi}")
+    return profile
+
+
+def plan_build(info: OnnxInfo, request: BuildRequest, trt_version: str) -> BuildPlan:
+    """Dispatch the precision request on the TensorRT major version and the graph's content."""
+    major = trt_major(trt_version)
+    if major < 10:
+        raise NanoSam2Error(f"TensorRT {trt_version} is too old: nanosam2 needs TensorRT 10 or 11")
+    profile = resolve_profile(info, request)
+    want_fp16 = request.fp16 or request.best
+    want_int8 = request.int8 or request.best
+    graph_precision = info.contract.precision if info.contract else "fp32"
+    notes: list[str] = []
+    flags: list[str] = []
+    convert, calibrate = False, False
+    if major >= 11:
+        strongly_typed = True
+        if request.calib_cache or request.calib_data:
+            raise NanoSam2Error("TensorRT 11 removed implicit INT8 calibration (--calib/--calib-data); "
+                                "make a Q/DQ graph: python -m calib.qdq --onnx MODEL.onnx --calib calib/sa1_512.npy "
+                                "--out MODEL.int8.onnx")
+        if request.int8 and not info.has_qdq:
+            raise NanoSam2Error(f"--int8 on TensorRT 11 needs a Q/DQ graph and {info.path.name} has none: "
+                                f"python -m calib.qdq --onnx {info.path.name} --calib calib/sa1_512.npy "
+                                f"--out {info.path.stem}.int8.onnx")
+        if want_fp16 and graph_precision == "fp32":
+            convert = True
+            notes.append("TensorRT 11 has no FP16 flag: the FP32 graph is converted to an FP16 graph first "
+                         "(FP32 I/O, norms and point Fourier features kept in FP32)")
+        precision = "int8" if info.has_qdq else ("fp16" if want_fp16 or graph_precision == "fp16" else "fp32")
+    else:
+        if info.has_qdq:
+            strongly_typed = True
+            notes.append("Q/DQ graph: built strongly typed, precision comes from the graph")
+            if want_fp16:
+                notes.append("--fp16 ignored: strongly typed networks take no precision flags")
+            precision = "int8"
+        else:
+            strongly_typed = False
+            if want_fp16:
+                flags.append("FP16")
+            if want_int8:
+                if not (request.calib_cache or request.calib_data):
+                    raise NanoSam2Error("--int8 without Q/DQ nodes needs calibration: --calib=CACHE or "
+                                        "--calib-data=calib/sa1_512.npy (or a Q/DQ graph from python -m calib.qdq)")
+                flags.append("INT8")
+                calibrate = True
+                notes.append("implicit INT8 calibration (deprecated since TensorRT 10.1, removed in 11)")
+            precision = "int8" if want_int8 else ("fp16" if want_fp16 else graph_precision)
+    if request.dla_core is not None:
+        if request.allow_gpu_fallback:
+            flags.append("GPU_FALLBACK")
+        notes.append(f"layers on DLA core {request.dla_core}" + (" with GPU fallback" if request.allow_gpu_fallback else ""))
+    if request.version_compatible:
+        flags.append("VERSION_COMPATIBLE")
+    return BuildPlan(major, strongly_typed, flags, convert, calibrate, profile, precision, notes)

@@ -1,0 +1,191 @@
+"""engines/: trtexec parsing, profiles from the graph, 10-vs-11 dispatch, and the CLI end to end
+(the fake TensorRT builder emits engines that the fake runtime runs through ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.build_engine import main as build_main
+from engines.plan import BuildRequest, plan_build, read_onnx_info, resolve_profile
+from engines.trtexec_args import parse_memory_pools, parse_shapes
+from nanosam2 import contract as C
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.cli import run_cli
+
+from .fake_tensorrt import FakeCudart, FakeTensorRT, make_builder_module, read_engine_header
+
+pytestmark = pytest.mark.xdist_group("runtime_onnx")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("point_coords:1x1x2,point_labels:1x1", {"point_coords": (1, 1, 2), "point_labels": (1, 1)}),
+    ("image:1x3x1024x1024", {"image": (1, 3, 1024, 1024)}),
+    ("'odd,name:x':2x3, has_mask_input:4", {"odd,name:x": (2, 3), "has_mask_input": (4,)}),
+])
+def test_parse_shapes_like_trtexec(text, expected):
+    assert parse_shapes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["image", "image:1xx3", "image:1x-3", "a:1,a:2", "", "image:"])
+def test_bad_shape_strings(text):
+    with pytest.raises(NanoSam2Error) as info:
+        parse_shapes(text, "minShapes")
+    assert "--minShapes" in str(info.value)
+
+
+def test_memory_pools():
+    assert parse_memory_pools("workspace:4096M") == {"WORKSPACE": 4096 * 2**20}
+    assert parse_memory_pools("workspace:4G,dlaSRAM:1M") == {"WORKSPACE": 4 * 2**30, "DLA_MANAGED_SRAM": 2**20}
+    assert parse_memory_pools("workspace:1024") == {"WORKSPACE": 2**30}  # trtexec: no unit means MiB
+    for bad in ("workspace", "gpu:1G", "workspace:1X"):
+        with pytest.raises(NanoSam2Error):
+            parse_memory_pools(bad)
+
+
+def test_default_profiles_from_graph(runtime_onnx):
+    decoder = resolve_profile(read_onnx_info(runtime_onnx[C.DECODER]), BuildRequest())
+    assert decoder[C.POINT_COORDS] == ((1, 1, 2), (1, 3, 2), (64, 16, 2))
+    assert decoder[C.POINT_LABELS] == ((1, 1), (1, 3), (64, 16))
+    assert decoder[C.MASK_INPUT] == ((1, 1, 256, 256), (1, 1, 256, 256), (64, 1, 256, 256))
+    assert decoder[C.IMAGE_EMBED] == ((1, 256, 64, 64),) * 3
+    encoder = resolve_profile(read_onnx_info(runtime_onnx[C.ENCODER]), BuildRequest(max_shapes={C.IMAGE: (4, 3, 1024, 1024)}))
+    assert encoder[C.IMAGE] == ((1, 3, 1024, 1024), (1, 3, 1024, 1024), (4, 3, 1024, 1024))
+
+
+@pytest.mark.parametrize("request_,message", [
+    (BuildRequest(min_shapes={"points": (1, 1, 2)}), "points not an input"),
+    (BuildRequest(min_shapes={C.POINT_COORDS: (8, 1, 2)}, max_shapes={C.POINT_COORDS: (4, 4, 2)}), "min <= opt <= max"),
+    (BuildRequest(max_shapes={C.IMAGE_EMBED: (1, 256, 32, 32)}), "fixed to 64"),
+    (BuildRequest(max_shapes={C.POINT_LABELS: (4, 4, 4)}), "rank 2"),
+])
+def test_profile_errors(runtime_onnx, request_, message):
+    with pytest.raises(NanoSam2Error, match=message):
+        resolve_profile(read_onnx_info(runtime_onnx[C.DECODER]), request_)
+
+
+@pytest.fixture(scope="module")
+def graphs(runtime_onnx, tmp_path_factory):
+    """The FP32 encoder, and a tiny Q/DQ copy of it (a QuantizeLinear/DequantizeLinear pair is all
+    the plan looks for)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(runtime_onnx[C.ENCODER]))
+    model.graph.node.extend([helper.make_node("QuantizeLinear", ["image", "s", "z"], ["q"]),
+                             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"])])
+    qdq = tmp_path_factory.mktemp("qdq") / "image_encoder.int8.onnx"
+    onnx.save(model, qdq)
+    return {"fp32": read_onnx_info(runtime_onnx[C.ENCODER]), "qdq": read_onnx_info(qdq)}
+
+
+DISPATCH = [
+    # version, graph, request, strongly typed, flags, convert to FP16, calibrator, precision
+    ("10.3.0", "fp32", BuildRequest(), False, [], False, False, "fp32"),
+    ("10.3.0", "fp32", BuildRequest(fp16=True), False, ["FP16"], False, False, "fp16"),
+    ("10.3.0", "fp32", BuildRequest(int8=True, calib_cache="c.cache"), False, ["INT8"], False, True, "int8"),
+    ("10.3.0", "fp32", BuildRequest(best=True, calib_data="x.npy"), False, ["FP16", "INT8"], False, True, "int8"),
+    ("10.3.0", "qdq", BuildRequest(int8=True, fp16=True), True, [], False, False, "int8"),
+    ("11.4.1", "fp32", BuildRequest(), True, [], False, False, "fp32"),
+    ("11.4.1", "fp32", BuildRequest(fp16=True), True, [], True, False, "fp16"),
+    ("11.4.1", "qdq", BuildRequest(int8=True), True, [], False, False, "int8"),
+    ("11.4.1", "fp32", BuildRequest(dla_core=0, allow_gpu_fallback=True, version_compatible=True), True,
+     ["GPU_FALLBACK", "VERSION_COMPATIBLE"], False, False, "fp32"),
+]
+
+
+@pytest.mark.parametrize("version,graph,request_,typed,flags,convert,calibrate,precision", DISPATCH)
+def test_version_dispatch(graphs, version, graph, request_, typed, flags, convert, calibrate, precision):
+    plan = plan_build(graphs[graph], request_, version)
+    assert (plan.strongly_typed, plan.builder_flags, plan.convert_to_fp16, plan.use_calibrator, plan.precision) == \
+        (typed, flags, convert, calibrate, precision)
+
+
+@pytest.mark.parametrize("version,graph,request_,message", [
+    ("11.4.1", "fp32", BuildRequest(int8=True), "needs a Q/DQ graph"),
+    ("11.4.1", "qdq", BuildRequest(int8=True, calib_cache="c.cache"), "removed implicit INT8 calibration"),
+    ("10.3.0", "fp32", BuildRequest(int8=True), "needs calibration"),
+    ("8.6.1", "fp32", BuildRequest(), "too old"),
+])
+def test_dispatch_errors_name_the_fix(graphs, version, graph, request_, message):
+    with pytest.raises(NanoSam2Error, match=message):
+        plan_build(graphs[graph], request_, version)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "engines/build_engine.py", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--minShapes=point_coords:1xx2"], "--minShapes: bad dimensions"),
+    (["--maxShapes=nope:1x1"], "nope not an input"),
+    (["--minShapes=point_coords:9x1x2", "--maxShapes=point_coords:4x1x2"], "min <= opt <= max"),
+    ([], "tensorrt is not installed"),
+])
+def test_cli_errors_before_any_build(runtime_onnx, tmp_path, extra, message):
+    engine = tmp_path / "decoder.engine"
+    result = cli(f"--onnx={runtime_onnx[C.DECODER]}", f"--saveEngine={engine}", *extra)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(params=["10.3.0", "11.4.1"])
+def fake_trt(request, monkeypatch):
+    from engines import build_engine
+    from nanosam2.utils import cuda_api
+    from trt_runtime.runners import tensorrt_runner
+
+    cudart = FakeCudart()
+    trt = FakeTensorRT(cudart, request.param)
+    make_builder_module(trt)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(cuda_api, "open_cuda", lambda prefer=None: cuda_api.CudaRuntime(cudart))
+    monkeypatch.setattr(tensorrt_runner, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
+    assert build_engine  # imported for the monkeypatch above to apply to its lazy import
+    return trt
+
+
+def test_build_then_predict_end_to_end(runtime_onnx, tmp_path, fake_trt, capsys):
+    from trt_runtime.cli import main as runtime_main
+
+    encoder, decoder = tmp_path / "enc.engine", tmp_path / "dec.engine"
+    assert run_cli(build_main, [f"--onnx={runtime_onnx[C.ENCODER]}", f"--saveEngine={encoder}", "--fp16",
+                                "--memPoolSize=workspace:2G", f"--timingCacheFile={tmp_path / 'timing.cache'}",
+                                "--builderOptimizationLevel=4"]) == 0
+    assert run_cli(build_main, [f"--onnx={runtime_onnx[C.DECODER]}", f"--saveEngine={decoder}",
+                                "--maxShapes=point_coords:8x4x2,point_labels:8x4,mask_input:8x1x256x256,has_mask_input:8"]) == 0
+    record = json.loads(C.engine_sidecar_path(encoder).read_text())
+    assert record["precision"] == "fp16" and record["tensorrt_version"] == fake_trt.__version__
+    assert json.loads(record[C.METADATA_KEY])["graph"] == C.ENCODER and len(record["onnx_sha256"]) == 64
+    first = fake_trt.builds[0]
+    assert first["pools"] == {"WORKSPACE": 2 * 2**30} and first["level"] == 4
+    if fake_trt.__version__.startswith("10"):
+        assert first["flags"] == ["FP16"] and first["network_flags"] == 0
+    else:  # TensorRT 11: no flag; the FP16 graph was made from the FP32 one
+        assert first["flags"] == [] and read_engine_header(encoder.read_bytes())["onnx_name"].endswith(".fp16.onnx")
+    assert (tmp_path / "timing.cache").read_bytes() == b"+"
+    assert not list(tmp_path.glob("*.partial"))
+    assert run_cli(runtime_main, ["predict", "--encoder", str(encoder), "--decoder", str(decoder),
+                                  "--image", "nanosam2/assets/grace_hopper.jpg", "--box", "120,60,400,420",
+                                  "--output", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "overlay.png").is_file()
+
+
+def test_implicit_int8_calibration_writes_and_reuses_cache(runtime_onnx, tmp_path, fake_trt):
+    if not fake_trt.__version__.startswith("10"):
+        pytest.skip("implicit calibration exists only up to TensorRT 10")
+    data = tmp_path / "calib.npy"
+    np.save(data, np.random.default_rng(0).standard_normal((3, 3, 1024, 1024)).astype(np.float32))
+    cache = tmp_path / "enc.calib"
+    args = [f"--onnx={runtime_onnx[C.ENCODER]}", f"--saveEngine={tmp_path / 'enc.engine'}", "--int8",
+            f"--calib-data={data}", f"--calib={cache}"]
+    assert run_cli(build_main, args) == 0
+    assert cache.read_bytes() == b"fake cache: 3 batches"
+    assert run_cli(build_main, args) == 0  # second build reads the cache, asks for no batch
+    assert cache.read_bytes() == b"fake cache: 3 batches" and fake_trt.builds[-1]["flags"] == ["INT8"]
