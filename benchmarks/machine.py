@@ -1,0 +1,85 @@
+"""Facts about the machine a benchmark ran on, and its theoretical FP32 peak (torch-free)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+from datetime import datetime, timezone
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_ghz() -> float | None:
+    """Nominal clock from the model name (``@ 2.50GHz``), else the current MHz of core 0."""
+    match = re.search(r"@\s*([\d.]+)\s*GHz", cpu_model())
+    if match:
+        return float(match.group(1))
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1]) / 1000
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fp32_peak_gflops(cores: int | None = None) -> float | None:
+    """Nominal: cores x FP32 lanes (8 with AVX2, 16 with AVX-512) x 2 FMA units x 2 flops x GHz."""
+    ghz = cpu_ghz()
+    if ghz is None:
+        return None
+    lanes = 16 if "avx512f" in cpu_flags() else 8 if "avx2" in cpu_flags() else 4
+    return (cores or os.cpu_count() or 1) * lanes * 2 * 2 * ghz
+
+
+def gemm_gflops(size: int = 2048, runs: int = 5) -> float:
+    """FP32 GEMM rate through numpy's BLAS: the best this machine's cores do in practice.
+
+    A virtual machine may report a base clock below the one its cores run at, which makes the
+    nominal peak an underestimate; the GEMM rate is the honest reference then.
+    """
+    import time
+
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    b = a.T.copy()
+    a @ b
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def machine_info() -> dict:
+    nominal = fp32_peak_gflops()
+    measured = gemm_gflops()
+    return {
+        "host": socket.gethostname(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "cpu_ghz": cpu_ghz(),
+        "nominal_fp32_peak_gflops": nominal, "gemm_fp32_gflops": round(measured, 1),
+        "fp32_peak_gflops": max(nominal or 0.0, measured),
+        "python": platform.python_version(),
+    }

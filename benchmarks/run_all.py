@@ -1,0 +1,277 @@
+"""Time every backbone on every backend and precision this machine has; one table, one plot.
+
+    python -m benchmarks.run_all [--backbones resnet18,mobilenet_v3_large,casvit_s,hiera_s]
+                                 [--checkpoint-dir DIR] [--quick] [--output-dir benchmarks/results]
+
+For each backbone: export the two ONNX graphs (random weights unless DIR holds BACKBONE.pth, or
+Meta's sam2.1_hiera_*.pt for teachers), make an INT8 Q/DQ encoder (CPU form; calibrated on the
+bundled image - for timing, not accuracy), and time, at batch 1, the image encoder, the decoder
+with 1 and 16 box prompts, and the full predict pipeline (preprocess -> encoder -> decoder ->
+postprocess) on: PyTorch eager and torch.compile (fp32; fp16/bf16 on a GPU), ONNX Runtime FP32
+and INT8 (CPU provider; CUDA provider when present), TensorRT FP32/FP16/INT8 (with TensorRT and a
+GPU). Every timing warms up first, synchronises before reading the clock (runners return host
+arrays) and reports median and p90. Writes benchmarks/results/HOST-DATE.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from benchmarks.machine import machine_info
+from benchmarks.report import Measurement, Report
+from benchmarks.timing import time_call
+from nanosam2 import contract as C
+from nanosam2 import transforms as T
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.cli import run_cli, setup_logging
+
+logger = logging.getLogger("benchmarks.run_all")
+
+DEFAULT_BACKBONES = "resnet18,mobilenet_v3_large,casvit_s,hiera_s"
+
+
+@dataclass
+class Settings:
+    encoder_runs: int
+    decoder_runs: int
+    warmup: int
+    work_dir: Path
+
+
+def load_model(backbone: str, checkpoint_dir: Path | None):
+    """Student or teacher, from DIR when a checkpoint is there, else random weights (logged)."""
+    import torch
+
+    from nanosam2.build import TEACHERS, build_nanosam2, build_teacher, student_config_name
+
+    torch.manual_seed(0)
+    if backbone in TEACHERS:
+        ckpt = checkpoint_dir / TEACHERS[backbone][1] if checkpoint_dir else None
+        return build_teacher(backbone, ckpt if ckpt and ckpt.is_file() else None, device="cpu"), bool(ckpt and ckpt.is_file())
+    ckpt = checkpoint_dir / f"{backbone}.pth" if checkpoint_dir else None
+    found = bool(ckpt and ckpt.is_file())
+    return build_nanosam2(student_config_name(backbone), checkpoint=ckpt if found else None, device="cpu"), found
+
+
+def sample_image() -> np.ndarray:
+    from PIL import Image
+
+    from nanosam2.demo import sample_image_path
+
+    return np.array(Image.open(sample_image_path()).convert("RGB"))
+
+
+def box_prompts(count: int, hw: tuple[int, int]) -> T.DecoderPrompts:
+    rng = np.random.default_rng(count)
+    h, w = hw
+    x0, y0 = rng.uniform(0, w / 2, count), rng.uniform(0, h / 2, count)
+    boxes = np.stack([x0, y0, x0 + rng.uniform(20, w / 2, count), y0 + rng.uniform(20, h / 2, count)], axis=1)
+    return T.build_prompts(hw, boxes=boxes.astype(np.float32))
+
+
+def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, settings: Settings,
+                 sync: Callable[[], None] | None = None) -> None:
+    """Encoder, decoder (1 and 16 prompts) and full-pipeline timings of one runner pair."""
+    from trt_runtime.predictor import Predictor
+
+    image = sample_image()
+    tensor = T.preprocess_image(image)
+    enc = time_call(lambda: encoder.infer({C.IMAGE: tensor}), settings.encoder_runs, settings.warmup, sync)
+    report.measurements.append(Measurement(*label, "encoder", enc.median_ms, enc.p90_ms, enc.runs))
+    features = encoder.infer({C.IMAGE: tensor})
+    for count in (1, 16):
+        prompts = box_prompts(count, image.shape[:2])
+        feed = {**features, C.POINT_COORDS: prompts.point_coords, C.POINT_LABELS: prompts.point_labels,
+                C.MASK_INPUT: prompts.mask_input, C.HAS_MASK_INPUT: prompts.has_mask_input}
+        dec = time_call(lambda: decoder.infer(feed), settings.decoder_runs, settings.warmup, sync)
+        report.measurements.append(Measurement(*label, f"decoder_{count}", dec.median_ms, dec.p90_ms, dec.runs))
+    predictor = Predictor(encoder, decoder)
+    one_box = box_prompts(1, image.shape[:2])
+
+    def pipeline() -> None:
+        predictor.set_image(image)
+        predictor.predict_prompts(one_box, multimask_output=False)
+
+    pipe = time_call(pipeline, settings.encoder_runs, settings.warmup, sync)
+    report.measurements.append(Measurement(*label, "pipeline", pipe.median_ms, pipe.p90_ms, pipe.runs))
+    logger.info("%s: encoder %.1f ms, pipeline %.1f ms", "/".join(label), enc.median_ms, pipe.median_ms)
+
+
+def skip(report: Report, backbone: str, backend: str, precision: str, reason: str) -> None:
+    report.measurements.append(Measurement(backbone, backend, precision, "pipeline", skipped=reason))
+    logger.info("%s/%s/%s skipped: %s", backbone, backend, precision, reason)
+
+
+def torch_cases(report: Report, backbone: str, model, settings: Settings, compile_too: bool) -> None:
+    import torch
+
+    from trt_runtime.runners.torch_runner import TorchRunner
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    sync = torch.cuda.synchronize if cuda else None
+    model = model.to(device)
+    dtypes = ["fp32", "fp16", "bf16"] if cuda else ["fp32"]
+    for compiled in ([False, True] if compile_too else [False]):
+        backend = "torch-compile" if compiled else "torch-eager"
+        for dtype in dtypes:
+            enc = TorchRunner(graph=C.ENCODER, model=model, device=device, dtype=dtype, compile=compiled)
+            dec = TorchRunner(graph=C.DECODER, model=model, device=device, dtype=dtype, compile=compiled)
+            measure_pair(report, (backbone, backend, dtype), enc, dec, settings, sync)
+        if not cuda:
+            skip(report, backbone, backend, "fp16/bf16", "needs a CUDA GPU (torch sees none)")
+    model.cpu()
+
+
+def onnxruntime_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_encoder: Path | None,
+                      settings: Settings) -> None:
+    import onnxruntime as ort
+
+    from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+    providers = ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
+    for provider in providers:
+        backend = f"onnxruntime-{provider}"
+        decoder = OnnxRuntimeRunner(graphs[C.DECODER], provider=provider)
+        measure_pair(report, (backbone, backend, "fp32"), OnnxRuntimeRunner(graphs[C.ENCODER], provider=provider),
+                     decoder, settings)
+        if int8_encoder is not None and provider == "cpu":
+            measure_pair(report, (backbone, backend, "int8"), OnnxRuntimeRunner(int8_encoder, provider=provider),
+                         decoder, settings)
+    if "cuda" not in providers:
+        skip(report, backbone, "onnxruntime-cuda", "fp32", "onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu)")
+
+
+def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_encoder: Path | None,
+                   settings: Settings) -> None:
+    """Build FP32/FP16/INT8 engines with engines/build_engine.py and time them."""
+    from nanosam2.utils.lazy_import import require
+
+    try:
+        trt = require("tensorrt", "TensorRT benchmarks")
+        from nanosam2.utils.cuda_api import open_cuda
+
+        open_cuda().device_name()
+    except NanoSam2Error as exc:
+        skip(report, backbone, "tensorrt", "fp32/fp16/int8", str(exc).split(":")[0])
+        return
+    from engines.build_engine import main as build_main
+    from trt_runtime.runners.tensorrt_runner import TensorRTRunner
+
+    work = settings.work_dir / backbone
+    engines: dict[str, tuple[Path, Path]] = {}
+    for precision, onnx_encoder, flags in (("fp32", graphs[C.ENCODER], []), ("fp16", graphs[C.ENCODER], ["--fp16"]),
+                                           ("int8", int8_encoder, ["--int8"])):
+        if onnx_encoder is None:
+            continue
+        pair = (work / f"encoder.{precision}.engine", work / f"decoder.{precision}.engine")
+        build_main([f"--onnx={onnx_encoder}", f"--saveEngine={pair[0]}", *flags])
+        build_main([f"--onnx={graphs[C.DECODER]}", f"--saveEngine={pair[1]}", *(["--fp16"] if precision == "fp16" else [])])
+        engines[precision] = pair
+    logger.info("TensorRT %s engines built in %s", trt.__version__, work)
+    for precision, (enc, dec) in engines.items():
+        measure_pair(report, (backbone, "tensorrt", precision), TensorRTRunner(enc), TensorRTRunner(dec), settings)
+
+
+def encoder_gflops(model) -> float:
+    """FLOPs of one image-encoder forward at 1024x1024 (torch's flop counter), in GFLOP."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nanosam2.modeling.predictor_graphs import ImageEncoderGraph
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        ImageEncoderGraph(model).eval()(torch.zeros(1, 3, 1024, 1024))
+    return counter.get_total_flops() / 1e9
+
+
+def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_dir: Path,
+        backends: set[str] | None = None, settings: Settings | None = None) -> tuple[Report, dict[str, Path]]:
+    from calib.qdq import quantize
+    from export.exporter import export_model
+
+    settings = settings or Settings(3 if quick else 10, 5 if quick else 20, 1 if quick else 2, output_dir / "work")
+    report = Report(machine_info())
+    chosen = backends or {"torch-eager", "torch-compile", "onnxruntime", "tensorrt"}
+    for backbone in backbones:
+        start = time.perf_counter()
+        model, trained = load_model(backbone, checkpoint_dir)
+        report.extra.setdefault("weights", {})[backbone] = "checkpoint" if trained else "random"
+        report.extra.setdefault("encoder_gflop", {})[backbone] = round(encoder_gflops(model), 2)
+        graphs = {name: g.path for name, g in export_model(model, backbone, settings.work_dir / backbone).items()}
+        image = sample_image()
+        feeds = [{C.IMAGE: T.preprocess_image(np.ascontiguousarray(v))} for v in (image, image[:, ::-1], image[::-1])]
+        int8 = quantize(graphs[C.ENCODER], feeds, settings.work_dir / backbone / "image_encoder.cpu.int8.onnx",
+                        method="minmax", target="cpu")
+        if chosen & {"torch-eager", "torch-compile"}:
+            torch_cases(report, backbone, model, settings, compile_too="torch-compile" in chosen)
+        if "onnxruntime" in chosen:
+            onnxruntime_cases(report, backbone, graphs, int8, settings)
+        if "tensorrt" in chosen:
+            tensorrt_cases(report, backbone, graphs, int8, settings)
+        logger.info("%s done in %.0f s", backbone, time.perf_counter() - start)
+    stem = f"{report.machine['host']}-{report.machine['date'][:10]}"
+    return report, report.write(output_dir, stem)
+
+
+def summary(report: Report) -> list[str]:
+    """Same-run ratios the project tracks, and achieved GFLOP/s against the FP32 peak (the larger of
+    the nominal peak and the measured FP32 GEMM rate)."""
+    machine = report.machine
+    peak = machine.get("fp32_peak_gflops")
+    lines = [f"FP32 reference: nominal {machine.get('nominal_fp32_peak_gflops') or 0:.0f} GFLOP/s "
+             f"({machine.get('cores')} cores at the reported {machine.get('cpu_ghz') or 0:.2f} GHz), measured GEMM "
+             f"{machine.get('gemm_fp32_gflops') or 0:.0f} GFLOP/s"] if peak else []
+    for backbone, gflop in report.extra.get("encoder_gflop", {}).items():
+        eager = report.get((backbone, "torch-eager", "fp32"), "encoder")
+        for config in report.configurations():
+            m = report.get(config, "encoder")
+            if config[0] != backbone or m is None or not m.median_ms:
+                continue
+            achieved = gflop / (m.median_ms / 1000)
+            ratio = f", {eager.median_ms / m.median_ms:.2f}x torch eager" if eager and eager.median_ms else ""
+            share = f", {100 * achieved / peak:.0f}% of the {peak:.0f} GFLOP/s FP32 peak" if peak else ""
+            lines.append(f"{'/'.join(config)} encoder: {achieved:.1f} GFLOP/s{share}{ratio}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/run_all.sh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbones", default=DEFAULT_BACKBONES, help=f"comma-separated (default {DEFAULT_BACKBONES})")
+    parser.add_argument("--checkpoint-dir", type=Path, help="BACKBONE.pth students / Meta sam2.1_hiera_*.pt teachers")
+    parser.add_argument("--quick", action="store_true", help="fewer runs (3 encoder, 5 decoder, 1 warm-up)")
+    parser.add_argument("--backends", help="subset of torch-eager,torch-compile,onnxruntime,tensorrt (default all)")
+    parser.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"), help="where results go")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    from nanosam2.build import TEACHERS
+    from nanosam2.modeling.backbones import list_backbones
+
+    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    unknown = [b for b in backbones if b not in list_backbones() and b not in TEACHERS]
+    if unknown:
+        raise NanoSam2Error(f"unknown backbone(s) {', '.join(unknown)}; known: {', '.join(list_backbones() + list(TEACHERS))}")
+    if args.checkpoint_dir and not args.checkpoint_dir.is_dir():
+        raise NanoSam2Error(f"no such checkpoint folder: {args.checkpoint_dir}")
+    backends = set(args.backends.split(",")) if args.backends else None
+    report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends)
+    if any(w == "random" for w in report.extra["weights"].values()):
+        print("*** RANDOM WEIGHTS where no checkpoint was given: timings are real, masks are not ***")
+    print(report.table())
+    print("\n".join(summary(report)))
+    print(f"wrote {paths['json']}, {paths['table']} and {paths['plot']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

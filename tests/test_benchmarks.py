@@ -1,0 +1,97 @@
+"""Benchmarks: the core on stub runners (schema, table, PNG), the CLI on a real backbone, the seed tool."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.report import SCHEMA_VERSION, STAGES, Measurement, Report
+from benchmarks.run_all import Settings, measure_pair, summary
+from benchmarks.timing import time_call
+from nanosam2 import contract as C
+
+
+class StubRunner:
+    """Returns correctly shaped zeros at once: the smoke test checks plumbing, not speed."""
+
+    def __init__(self, outputs: dict[str, tuple[int, ...]]) -> None:
+        self.outputs, self.calls = outputs, 0
+
+    def infer(self, feed):
+        self.calls += 1
+        prompts = feed.get(C.POINT_COORDS, np.zeros((1,))).shape[0]
+        return {n: np.zeros((prompts if C.POINT_COORDS in feed else 1, *s[1:]), np.float32) for n, s in self.outputs.items()}
+
+    def max_batch(self):
+        return None
+
+    path = "stub"
+
+
+def stub_pair():
+    from nanosam2.contract import GraphContract
+
+    encoder = StubRunner({C.IMAGE_EMBED: (1, 256, 64, 64), C.HIGH_RES_FEATS_0: (1, 32, 256, 256),
+                          C.HIGH_RES_FEATS_1: (1, 64, 128, 128)})
+    decoder = StubRunner({C.LOW_RES_MASKS: (1, 4, 256, 256), C.IOU_PREDICTIONS: (1, 4), C.OBJECT_SCORE_LOGITS: (1, 1)})
+    encoder.contract = GraphContract.for_graph(C.ENCODER, "stub")
+    decoder.contract = GraphContract.for_graph(C.DECODER, "stub")
+    return encoder, decoder
+
+
+def test_time_call_counts_and_orders():
+    calls = []
+    timing = time_call(lambda: calls.append(1), runs=2, warmup=1)
+    assert len(calls) == 3 and timing.runs == 2 and 0 <= timing.median_ms <= timing.p90_ms
+
+
+def test_core_writes_json_table_and_png(tmp_path):
+    report = Report({"host": "test", "date": "2026-11-24T00:00:00", "cpu": "stub", "fp32_peak_gflops": 100.0},
+                    extra={"encoder_gflop": {"stub": 1.0}})
+    encoder, decoder = stub_pair()
+    measure_pair(report, ("stub", "stub-backend", "fp32"), encoder, decoder, Settings(2, 2, 1, tmp_path))
+    report.measurements.append(Measurement("stub", "tensorrt", "fp16", "pipeline", skipped="TensorRT is not installed"))
+    paths = report.write(tmp_path, "test-2026-11-24")
+    data = json.loads(paths["json"].read_text())
+    assert data["schema"] == SCHEMA_VERSION and data["machine"]["host"] == "test"
+    stages = {m["stage"] for m in data["measurements"] if m["backend"] == "stub-backend"}
+    assert stages == set(STAGES)
+    assert all(m["median_ms"] > 0 and m["fps"] > 0 and m["runs"] == 2 for m in data["measurements"] if not m["skipped"])
+    table = paths["table"].read_text()
+    assert "| stub | stub-backend | fp32 |" in table and "skipped: TensorRT is not installed" in table
+    with Image.open(paths["plot"]) as png:
+        png.verify()
+        assert png.format == "PNG"
+    assert encoder.calls >= 2 + 1 + 2 and any("GFLOP/s" in line for line in summary(report))
+
+
+@pytest.mark.xdist_group("benchmark_cli")
+def test_run_all_on_a_real_backbone(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--backbones", "mobilenet_v3_large",
+                             "--backends", "torch-eager,onnxruntime,tensorrt", "--quick", "--output-dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RANDOM WEIGHTS" in result.stdout and "| mobilenet_v3_large | onnxruntime-cpu | int8 |" in result.stdout
+    assert "tensorrt | fp32/fp16/int8 | skipped: tensorrt is not installed" in result.stdout
+    data = json.loads(next(tmp_path.glob("*.json")).read_text())
+    backends = {(m["backend"], m["precision"]) for m in data["measurements"] if m["median_ms"]}
+    assert {("torch-eager", "fp32"), ("onnxruntime-cpu", "fp32"), ("onnxruntime-cpu", "int8")} <= backends
+    assert data["extra"]["encoder_gflop"]["mobilenet_v3_large"] > 1
+
+
+def test_run_all_rejects_unknown_backbone(tmp_path):
+    result = subprocess.run(["bash", "benchmarks/run_all.sh", "--backbones", "vgg", "--output-dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown backbone(s) vgg" in result.stderr
+
+
+def test_seed_benchmark_tool():
+    result = subprocess.run([sys.executable, "nanosam2/tools/benchmark.py", "--config=nanosam2.1_mobilenet_v3_large",
+                             "--device", "cpu", "--runs", "2", "--no-compile"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "| CPU | float32 | 1 |" in result.stdout
