@@ -76,6 +76,9 @@ class Report:
         with atomic_path(paths["table"]) as tmp:
             tmp.write_text(self.table() + "\n")
         plot_fps(self, paths["plot"])
+        if self.extra.get("coco_miou"):
+            paths["accuracy_plot"] = out_dir / f"{stem}-accuracy.png"
+            plot_accuracy(self, paths["accuracy_plot"])
         return paths
 
 
@@ -98,6 +101,29 @@ def plot_fps(report: Report, path: Path) -> None:
     ax.set_ylabel("frames per second (batch 1)")
     ax.set_title(f"nanosam2 on {report.machine.get('cpu', '?')} ({report.machine.get('date', '')[:10]})", fontsize=9)
     ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def plot_accuracy(report: Report, path: Path) -> None:
+    """COCO mIoU (all) against full-pipeline FPS, one point per configuration with results."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for key, miou in report.extra["coco_miou"].items():
+        pipeline = report.get(tuple(key.split("/")), "pipeline")  # type: ignore[arg-type]
+        if pipeline is None or not pipeline.fps:
+            continue
+        ax.scatter(pipeline.fps, miou)
+        ax.annotate(key, (pipeline.fps, miou), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("full predict pipeline FPS (batch 1)")
+    ax.set_ylabel("COCO val2017 box-prompt mIoU (all)")
+    ax.set_title("accuracy vs speed", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -10,7 +10,8 @@ with 1 and 16 box prompts, and the full predict pipeline (preprocess -> encoder 
 postprocess) on: PyTorch eager and torch.compile (fp32; fp16/bf16 on a GPU), ONNX Runtime FP32
 and INT8 (CPU provider; CUDA provider when present), TensorRT FP32/FP16/INT8 (with TensorRT and a
 GPU). Every timing warms up first, synchronises before reading the clock (runners return host
-arrays) and reports median and p90. Writes benchmarks/results/HOST-DATE.{json,md,png}.
+arrays) and reports median and p90. Writes benchmarks/results/HOST-DATE.{json,md,png}, and with
+--coco-results an accuracy-vs-FPS plot HOST-DATE-accuracy.png.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ def encoder_gflops(model) -> float:
 
 
 def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_dir: Path,
-        backends: set[str] | None = None, settings: Settings | None = None) -> tuple[Report, dict[str, Path]]:
+        backends: set[str] | None = None, settings: Settings | None = None,
+        coco_results: Path | None = None) -> tuple[Report, dict[str, Path]]:
     from calib.qdq import quantize
     from export.exporter import export_model
 
@@ -218,8 +220,20 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         if "tensorrt" in chosen:
             tensorrt_cases(report, backbone, graphs, int8, settings)
         logger.info("%s done in %.0f s", backbone, time.perf_counter() - start)
+    if coco_results is not None:
+        attach_coco_results(report, coco_results)
     stem = f"{report.machine['host']}-{report.machine['date'][:10]}"
     return report, report.write(output_dir, stem)
+
+
+def attach_coco_results(report: Report, folder: Path) -> None:
+    """mIoU of ``BACKBONE.BACKEND.PRECISION.json`` results files (from eval-coco) in ``folder``."""
+    from nanosam2.evaluation.coco_metrics import load_results, mean_iou
+
+    for config in report.configurations():
+        results = folder / f"{'.'.join(config)}.json"
+        if results.is_file():
+            report.extra.setdefault("coco_miou", {})["/".join(config)] = round(mean_iou(load_results(results)), 4)
 
 
 def summary(report: Report) -> list[str]:
@@ -251,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs (3 encoder, 5 decoder, 1 warm-up)")
     parser.add_argument("--backends", help="subset of torch-eager,torch-compile,onnxruntime,tensorrt (default all)")
     parser.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"), help="where results go")
+    parser.add_argument("--coco-results", type=Path,
+                        help="folder of BACKBONE.BACKEND.PRECISION.json files from `trt_runtime eval-coco` "
+                             "(e.g. resnet18.onnxruntime-cpu.int8.json): adds an accuracy-vs-FPS plot")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -264,12 +281,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint_dir and not args.checkpoint_dir.is_dir():
         raise NanoSam2Error(f"no such checkpoint folder: {args.checkpoint_dir}")
     backends = set(args.backends.split(",")) if args.backends else None
-    report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends)
+    if args.coco_results and not args.coco_results.is_dir():
+        raise NanoSam2Error(f"no such COCO results folder: {args.coco_results}")
+    report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends,
+                        coco_results=args.coco_results)
     if any(w == "random" for w in report.extra["weights"].values()):
         print("*** RANDOM WEIGHTS where no checkpoint was given: timings are real, masks are not ***")
     print(report.table())
     print("\n".join(summary(report)))
-    print(f"wrote {paths['json']}, {paths['table']} and {paths['plot']}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 

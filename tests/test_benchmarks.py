@@ -70,6 +70,23 @@ def test_core_writes_json_table_and_png(tmp_path):
     assert encoder.calls >= 2 + 1 + 2 and any("GFLOP/s" in line for line in summary(report))
 
 
+def test_accuracy_plot_from_coco_results(tmp_path):
+    from benchmarks.run_all import attach_coco_results
+
+    report = Report({"host": "t", "date": "2026-11-24", "cpu": "stub"})
+    report.measurements += [Measurement("r18", "onnxruntime-cpu", "int8", "pipeline", 500.0, 510.0, 3),
+                            Measurement("r18", "onnxruntime-cpu", "fp32", "pipeline", 600.0, 610.0, 3)]
+    results = tmp_path / "coco"
+    results.mkdir()
+    (results / "r18.onnxruntime-cpu.int8.json").write_text(json.dumps([{"area": 10, "category_id": 1, "iou": 0.5},
+                                                                       {"area": 10, "category_id": 1, "iou": 0.7}]))
+    attach_coco_results(report, results)
+    assert report.extra["coco_miou"] == {"r18/onnxruntime-cpu/int8": 0.6}
+    paths = report.write(tmp_path, "acc")
+    with Image.open(paths["accuracy_plot"]) as png:
+        assert png.format == "PNG" and png.size[0] > 100
+
+
 @pytest.mark.xdist_group("benchmark_cli")
 def test_run_all_on_a_real_backbone(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--backbones", "mobilenet_v3_large",
