@@ -17,6 +17,7 @@ arrays) and reports median and p90. Writes benchmarks/results/HOST-DATE.{json,md
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -61,12 +62,13 @@ def load_model(backbone: str, checkpoint_dir: Path | None):
     return build_nanosam2(student_config_name(backbone), checkpoint=ckpt if found else None, device="cpu"), found
 
 
+@functools.lru_cache(maxsize=1)
 def sample_image() -> np.ndarray:
-    from PIL import Image
-
+    """The bundled image, read once (callers must not modify it)."""
     from nanosam2.demo import sample_image_path
+    from nanosam2.images import read_rgb
 
-    return np.array(Image.open(sample_image_path()).convert("RGB"))
+    return read_rgb(sample_image_path())
 
 
 def box_prompts(count: int, hw: tuple[int, int]) -> T.DecoderPrompts:

@@ -25,7 +25,7 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.atomic import atomic_path
+from nanosam2.utils.atomic import atomic_path, check_writable_dir
 from nanosam2.utils.cli import run_cli, setup_logging
 from nanosam2.utils.lazy_import import require
 from calib.sa1b import annotation_prompts, find_images, read_chunk_list, sample_images
@@ -52,6 +52,7 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
         raise NanoSam2Error("-n must be at least 1")
     files = find_images(images, chunks)
     out_path = Path(out)
+    check_writable_dir(out_path.parent)
     chosen: list[str] = []
     skipped: list[str] = []
     shapes: list[tuple[int, int]] = []

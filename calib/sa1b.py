@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from PIL import Image
 
 from nanosam2.errors import NanoSam2Error
+from nanosam2.images import read_rgb
 
 
 def find_images(root: str | os.PathLike[str], chunks: Iterable[str] | None = None) -> list[Path]:
@@ -45,9 +45,8 @@ def sample_images(files: list[Path], count: int, seed: int) -> Iterator[tuple[Pa
     for index in order:
         path = files[int(index)]
         try:
-            with Image.open(path) as image:
-                yield path, np.array(image.convert("RGB"))
-        except (OSError, ValueError):
+            yield path, read_rgb(path)
+        except NanoSam2Error:
             yield path, None
 
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
 from nanosam2.utils.atomic import atomic_path, check_writable_dir
 from nanosam2.utils.cli import existing_file, run_cli, setup_logging
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out_dir = check_writable_dir(args.output_dir)
     image_path = args.image or sample_image_path()
-    image = np.array(Image.open(image_path).convert("RGB"))
+    image = read_rgb(image_path)
     height, width = image.shape[:2]
     prompts = Prompts.from_cli(args.point, [args.box] if args.box else None)
     if prompts.empty:

@@ -140,3 +140,15 @@ def test_entropy_calibrator_feeds_device_buffers(tmp_path):
     calibrator.write_calibration_cache(b"scales")
     assert calibrator.read_calibration_cache() == b"scales"
     calibrator.release()
+
+
+def test_prepare_cli_unwritable_output_is_one_line(sa1b, tmp_path):
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = subprocess.run([sys.executable, "-m", "calib.prepare", "--images", str(sa1b), "-n", "2",
+                             "--out", str(blocker / "sub" / "x.npy")], capture_output=True, text=True)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "is not writable" in errors[0]

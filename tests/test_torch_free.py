@@ -19,7 +19,9 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 def test_torch_free_modules_import_without_torch():
     result = _run(
-        "import nanosam2, nanosam2.prompts, nanosam2.viz, nanosam2.errors, nanosam2.utils.atomic, nanosam2.utils.cli\n"
+        "import nanosam2, nanosam2.prompts, nanosam2.viz, nanosam2.errors, nanosam2.images, nanosam2.transforms, "
+        "nanosam2.contract, nanosam2.evaluation.coco_metrics, nanosam2.evaluation.coco_eval, nanosam2.utils.atomic, "
+        "nanosam2.utils.cli\n"
         "print('ok', nanosam2.__version__)"
     )
     assert result.returncode == 0, result.stderr

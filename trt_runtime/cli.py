@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from nanosam2.errors import NanoSam2Error
+from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
 from nanosam2.utils.atomic import atomic_path, check_writable_dir
 from nanosam2.utils.cli import setup_logging
@@ -63,21 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_image(path: str) -> np.ndarray:
-    try:
-        return np.array(Image.open(path).convert("RGB"))
-    except FileNotFoundError:
-        raise NanoSam2Error(f"no such image: {path}") from None
-    except OSError as exc:
-        raise NanoSam2Error(f"cannot read image {path}: {exc}") from None
-
-
 def run_predict(args: argparse.Namespace) -> int:
     from nanosam2.transforms import build_prompts
     from nanosam2.viz import overlay
     from trt_runtime.factory import load_predictor
 
-    image = read_image(args.image)
+    image = read_rgb(args.image)
     height, width = image.shape[:2]
     prompts = Prompts.from_cli(args.point, args.box)
     if prompts.empty:

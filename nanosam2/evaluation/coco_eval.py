@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
 
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
+from nanosam2.images import read_rgb
 from nanosam2.utils.atomic import atomic_path
 from nanosam2.utils.lazy_import import require
 
@@ -119,10 +119,7 @@ def evaluate_coco(
     for count, image_id in enumerate(iterator, 1):
         info = coco.loadImgs(image_id)[0]
         path = Path(coco_root) / info["file_name"]
-        try:
-            image = np.array(Image.open(path).convert("RGB"))
-        except (OSError, FileNotFoundError) as exc:
-            raise NanoSam2Error(f"cannot read COCO image {path}: {exc}") from None
+        image = read_rgb(path)
         anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=None))
         predictor.set_image(image)
         boxes = np.array([xywh_to_xyxy(a["bbox"]) for a in anns], np.float32)

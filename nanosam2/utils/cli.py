@@ -25,9 +25,13 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     """Run ``main``; a :class:`NanoSam2Error` (or a missing file) becomes ``error: ...`` and exit 2."""
     try:
         return main(argv)
-    except (NanoSam2Error, FileNotFoundError) as exc:
+    except NanoSam2Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # missing file, unwritable or not-a-directory output path, full disk ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

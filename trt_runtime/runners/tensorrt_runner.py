@@ -14,6 +14,7 @@ and later calls of that shape replay the graph.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ def contract_for_engine(path: str | os.PathLike[str], input_names: list[str]) ->
     sidecar = read_engine_sidecar(path)
     if sidecar and C.METADATA_KEY in sidecar:
         contract = sidecar[C.METADATA_KEY]
-        text = contract if isinstance(contract, str) else __import__("json").dumps(contract)
+        text = contract if isinstance(contract, str) else json.dumps(contract)
         return GraphContract.from_json(text, f"{path}.json")
     graph = C.ENCODER if C.IMAGE in input_names else C.DECODER
     logger.warning("%s has no nanosam2 sidecar (%s.json); assuming SAM2.1 defaults for the %s", path, path, graph)

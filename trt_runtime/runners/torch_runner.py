@@ -23,15 +23,15 @@ DTYPES = ("fp32", "fp16", "bf16")
 @functools.lru_cache(maxsize=4)
 def _load_model(path: str, config: str | None, device: str):
     """Encoder and decoder runners of one checkpoint share one model."""
-    from nanosam2.build import TEACHERS, build_nanosam2, build_teacher, teacher_config_path
+    from nanosam2.build import build_nanosam2, build_teacher, teacher_config_path
 
     if config is not None:
         try:
             teacher_config_path(config)
-            return build_teacher(config, path, device=device)
-        except NanoSam2Error:
-            pass
-    return build_nanosam2(config if config not in TEACHERS else None, checkpoint=path, device=device)
+        except NanoSam2Error:  # not a teacher: a student config
+            return build_nanosam2(config, checkpoint=path, device=device)
+        return build_teacher(config, path, device=device)
+    return build_nanosam2(checkpoint=path, device=device)
 
 
 class TorchRunner(Runner):
