@@ -1,0 +1,155 @@
+"""``Predictor``: SAM2ImagePredictor's semantics over any pair of runners.
+
+Pre- and post-processing come from ``nanosam2.transforms`` (numpy), so answers do not depend
+on the backend; only the two graph calls differ. Stage timings of the last call are kept in
+``predictor.timings`` (milliseconds; the runners synchronise before returning host arrays).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nanosam2 import contract as C
+from nanosam2 import transforms as T
+from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.runner import Runner
+
+
+@dataclass
+class ImageState:
+    """Features of the current image and its original size."""
+
+    features: dict[str, np.ndarray]
+    orig_hw: tuple[int, int]
+
+
+@dataclass
+class Prediction:
+    masks: np.ndarray  # [P, C, H, W] bool (or logits)
+    scores: np.ndarray  # [P, C]
+    low_res_logits: np.ndarray  # [P, C, 256, 256], clamped to +-32
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def as_rgb_array(image: Any) -> np.ndarray:
+    """Accept an HxWx3 uint8 array or a PIL image; return a contiguous RGB uint8 array."""
+    if hasattr(image, "convert"):
+        image = np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise NanoSam2Error(f"expected an RGB image [H, W, 3], got shape {tuple(array.shape)}")
+    if array.dtype != np.uint8:
+        raise NanoSam2Error(f"expected a uint8 image, got {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+class Predictor:
+    """Interactive segmentation over an encoder runner and a decoder runner."""
+
+    def __init__(self, encoder: Runner, decoder: Runner) -> None:
+        self.encoder, self.decoder = encoder, decoder
+        self.encoder_contract = encoder.contract.expect(C.ENCODER, str(encoder.path))
+        self.contract = decoder.contract.expect(C.DECODER, str(decoder.path))
+        if self.encoder_contract.image_size != self.contract.image_size:
+            raise NanoSam2Error(f"encoder ({self.encoder_contract.image_size}) and decoder "
+                                f"({self.contract.image_size}) were exported for different image sizes")
+        self.selection = self.contract.mask_selection
+        self.state: ImageState | None = None
+        self.timings: dict[str, float] = {}
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.encoder.close()
+        self.decoder.close()
+
+    def set_image(self, image: Any) -> None:
+        """Preprocess and encode one image; its features serve every following ``predict``."""
+        rgb = as_rgb_array(image)
+        start = time.perf_counter()
+        tensor = T.preprocess_image(rgb, self.encoder_contract.image_size, tuple(self.encoder_contract.pixel_mean),
+                                    tuple(self.encoder_contract.pixel_std))
+        encoded_at = time.perf_counter()
+        features = self.encoder.infer({C.IMAGE: tensor})
+        done = time.perf_counter()
+        self.state = ImageState({n: features[n] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2])
+        self.timings = {"preprocess_ms": 1000 * (encoded_at - start), "encoder_ms": 1000 * (done - encoded_at)}
+
+    @property
+    def orig_hw(self) -> tuple[int, int]:
+        if self.state is None:
+            raise NanoSam2Error("call set_image(...) before predict(...)")
+        return self.state.orig_hw
+
+    def decode(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
+        """Raw decoder outputs for P prompts: logits [P,T,256,256] and IoU [P,T] of all T tokens.
+
+        Batches larger than the decoder accepts (an engine profile's max) are split.
+        """
+        if self.state is None:
+            raise NanoSam2Error("call set_image(...) before predict(...)")
+        start = time.perf_counter()
+        limit = self.decoder.max_batch() or prompts.count
+        low_parts, iou_parts = [], []
+        for lo in range(0, prompts.count, limit):
+            hi = min(lo + limit, prompts.count)
+            out = self.decoder.infer({
+                **self.state.features,
+                C.POINT_COORDS: prompts.point_coords[lo:hi], C.POINT_LABELS: prompts.point_labels[lo:hi],
+                C.MASK_INPUT: prompts.mask_input[lo:hi], C.HAS_MASK_INPUT: prompts.has_mask_input[lo:hi],
+            })
+            low_parts.append(out[C.LOW_RES_MASKS])
+            iou_parts.append(out[C.IOU_PREDICTIONS])
+        self.timings["decoder_ms"] = 1000 * (time.perf_counter() - start)
+        return np.concatenate(low_parts), np.concatenate(iou_parts)
+
+    def predict_prompts(self, prompts: T.DecoderPrompts, multimask_output: bool = True,
+                        return_logits: bool = False) -> Prediction:
+        """Decode a prepared batch of P prompts; masks [P,C,H,W] at the original resolution."""
+        low, iou = T.select_masks(*self.decode(prompts), multimask_output, self.selection)
+        start = time.perf_counter()
+        masks, low_clamped = T.postprocess_masks(low, self.orig_hw, self.contract.mask_threshold, return_logits)
+        self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
+        return Prediction(masks, iou, low_clamped, dict(self.timings))
+
+    def predict_best(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
+        """Per prompt, the multimask output with the highest predicted IoU: masks [P,H,W], scores [P].
+
+        Selects on the low-res logits and upsamples only the chosen masks (the COCO protocol).
+        """
+        low, iou = T.select_masks(*self.decode(prompts), True, self.selection)
+        best = np.argmax(iou, axis=1)
+        rows = np.arange(len(best))
+        start = time.perf_counter()
+        masks, _ = T.postprocess_masks(low[rows, best], self.orig_hw, self.contract.mask_threshold)
+        self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
+        return masks, iou[rows, best]
+
+    def predict(
+        self,
+        points: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Same inputs and outputs as ``SAM2ImagePredictor.predict``.
+
+        ``points`` [N,2] / ``labels`` [N] (or [P,N,2] / [P,N]), ``boxes`` [4] or [P,4] XYXY, all
+        in original pixels; ``mask_input`` [1,256,256] logits. Returns masks [C,H,W], scores
+        [C] and low-res logits [C,256,256], with a leading P axis for a batch of P > 1 prompts.
+        """
+        try:
+            prompts = T.build_prompts(self.orig_hw, points, labels, boxes, mask_input, self.contract.image_size)
+        except ValueError as exc:
+            raise NanoSam2Error(str(exc)) from None
+        result = self.predict_prompts(prompts, multimask_output, return_logits)
+        if result.masks.shape[0] == 1:
+            return result.masks[0], result.scores[0], result.low_res_logits[0]
+        return result.masks, result.scores, result.low_res_logits

@@ -1,0 +1,75 @@
+"""PyTorch backend: the same two graphs the exporter writes, run eagerly or torch.compile'd.
+
+Loads a nanosam2 student checkpoint (its config is inside), or a Meta SAM2.1 checkpoint with
+``config="sam2.1_hiera_s"``, or takes an in-memory model (training's validation).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from nanosam2 import contract as C
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.lazy_import import require
+from nanosam2.inference.runner import Runner
+
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(path: str, config: str | None, device: str):
+    """Encoder and decoder runners of one checkpoint share one model."""
+    from nanosam2.build import build_nanosam2, build_teacher, teacher_config_path
+
+    if config is not None:
+        try:
+            teacher_config_path(config)
+        except NanoSam2Error:  # not a teacher: a student config
+            return build_nanosam2(config, checkpoint=path, device=device)
+        return build_teacher(config, path, device=device)
+    return build_nanosam2(checkpoint=path, device=device)
+
+
+class TorchRunner(Runner):
+    """Runs ``ImageEncoderGraph`` or ``MaskDecoderGraph`` of a SAM2 model in PyTorch."""
+
+    backend = "torch"
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, graph: str = C.ENCODER, *, model: Any = None,
+                 config: str | None = None, device: str | None = None, dtype: str = "fp32",
+                 compile: bool = False) -> None:
+        super().__init__(path)
+        torch = require("torch", "the PyTorch backend")
+        from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph, graph_contract
+
+        if dtype not in DTYPES:
+            raise NanoSam2Error(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if model is None:
+            if path is None:
+                raise NanoSam2Error("TorchRunner needs a checkpoint path or a model")
+            model = _load_model(str(path), config, str(self.device))
+        spec = getattr(model, "nanosam2_spec", None)
+        backbone = spec["trunk"]["backbone"] if spec else (config or "sam2.1")
+        self.contract = graph_contract(graph, model, backbone, precision=dtype)
+        module = (ImageEncoderGraph if graph == C.ENCODER else MaskDecoderGraph)(model).to(self.device).eval()
+        self.module = torch.compile(module, dynamic=graph == C.DECODER) if compile else module
+        self.autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+        self._inputs = list(C.ENCODER_INPUTS if graph == C.ENCODER else C.DECODER_INPUTS)
+        self._outputs = list(C.ENCODER_OUTPUTS if graph == C.ENCODER else C.DECODER_OUTPUTS)
+        self._torch = torch
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.check_feed(feed)
+        torch = self._torch
+        args = [torch.from_numpy(np.ascontiguousarray(feed[n], dtype=np.float32)).to(self.device) for n in self._inputs]
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                                    enabled=self.autocast_dtype is not None):
+            outputs = self.module(*args)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return {n: o.float().cpu().numpy() for n, o in zip(self._outputs, outputs)}
