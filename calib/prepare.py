@@ -29,6 +29,7 @@ from nanosam2.utils.atomic import atomic_path, check_writable_dir
 from nanosam2.utils.cli import run_cli, setup_logging
 from nanosam2.utils.lazy_import import require
 from calib.sa1b import annotation_prompts, find_images, read_chunk_list, sample_images
+from nanosam2.data.sa1b_files import parse_chunks
 
 logger = logging.getLogger("calib.prepare")
 
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calib.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", required=True, help="SA-1B root (chunk folders sa_XXXXXX/ or images directly)")
-    parser.add_argument("--chunks", help="comma-separated chunk folders to draw from (default: all)")
+    parser.add_argument("--chunks", help="chunk folders to draw from: comma-separated names or a text file of them (default: all)")
     parser.add_argument("--chunks-file", help="text file with one chunk folder per line")
     parser.add_argument("-n", "--num-images", type=int, default=512, help="images to keep (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    chunks = args.chunks.split(",") if args.chunks else (read_chunk_list(args.chunks_file) if args.chunks_file else None)
+    chunks = parse_chunks(args.chunks) or (read_chunk_list(args.chunks_file) if args.chunks_file else None)
     manifest = prepare(args.images, args.out, args.num_images, args.seed, chunks, args.image_size, args.encoder,
                        args.decoder_samples)
     print(f"wrote {args.out}: {manifest['count']} images ({len(manifest['skipped'])} unreadable skipped)"

@@ -1,4 +1,6 @@
-"""SA-1B chunk folders: image discovery, reproducible sampling, annotation prompts (torch-free).
+"""SA-1B for calibration: reproducible sampling and annotation prompts (torch-free).
+
+Image discovery is ``nanosam2.data.sa1b_files`` (shared with training).
 
 Layout as downloaded: ``ROOT/sa_000000/sa_1.jpg`` with ``sa_1.json`` beside each image (SA-1B's
 per-image annotations: ``{"annotations": [{"bbox": [x, y, w, h], "point_coords": [[x, y]], ...}]}``),
@@ -8,35 +10,16 @@ or the images directly in ROOT.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from nanosam2.errors import NanoSam2Error
+from nanosam2.data.sa1b_files import find_images, read_chunk_list
 from nanosam2.images import read_rgb
 
-
-def find_images(root: str | os.PathLike[str], chunks: Iterable[str] | None = None) -> list[Path]:
-    """Sorted ``sa_*.jpg`` files of the chosen chunk folders (all of ``root`` by default)."""
-    base = Path(root)
-    if not base.is_dir():
-        raise NanoSam2Error(f"no such image folder: {base}")
-    folders = [base / c for c in chunks] if chunks else [base, *sorted(p for p in base.glob("sa_*") if p.is_dir())]
-    missing = [str(f) for f in folders if not f.is_dir()]
-    if missing:
-        raise NanoSam2Error(f"chunk folder(s) not found: {', '.join(missing)}")
-    files = sorted({p for folder in folders for p in folder.glob("sa_*.jpg")})
-    if not files:
-        raise NanoSam2Error(f"no sa_*.jpg images under {base}" + (f" in chunks {', '.join(chunks)}" if chunks else ""))
-    return files
-
-
-def read_chunk_list(path: str | os.PathLike[str]) -> list[str]:
-    """Chunk names or paths, one per line (# comments allowed)."""
-    lines = Path(path).read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+__all__ = ["annotation_prompts", "find_images", "read_chunk_list", "sample_images"]
 
 
 def sample_images(files: list[Path], count: int, seed: int) -> Iterator[tuple[Path, np.ndarray | None]]:

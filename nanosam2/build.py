@@ -148,6 +148,10 @@ def build_nanosam2(
     model = _instantiate(compose_student_config(spec, apply_postprocessing))
     model.nanosam2_spec = spec  # type: ignore[assignment]
     if payload is not None:
+        if payload.get("quantization"):  # a QAT student: re-create its folded, fake-quantized encoder first
+            from nanosam2.qat.modelopt_int8 import restore_quantization
+
+            restore_quantization(model, payload["quantization"], str(checkpoint))
         load_state_dict_strict(model, payload["model"], str(checkpoint))
         logger.info("loaded student checkpoint %s", checkpoint)
     elif teacher_checkpoint is not None:

@@ -1,0 +1,6 @@
+"""SA-1B data for distillation and calibration: download, chunk discovery, the training set.
+
+``sa1b_files`` (torch-free) finds images in chunk folders; ``dataset`` is the torch
+``Dataset`` with the seed's RandomResizedCrop(1024) + ImageNet normalisation;
+``download_sa1`` fetches and unpacks chunks from Meta's links file.
+"""

@@ -1,0 +1,93 @@
+"""torchrun / DistributedDataParallel plumbing; a single process needs none of it.
+
+``torchrun --nproc_per_node N -m nanosam2.train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK:
+NCCL on GPUs (one per local rank), gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def mean(self, value: float) -> float:
+        """Average a number over ranks (for logging)."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world_size
+
+
+def init_distributed(device: str | None = None) -> DistContext:
+    """Join the process group when launched by torchrun; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    if want_cuda and not torch.cuda.is_available():
+        from nanosam2.errors import NanoSam2Error
+
+        raise NanoSam2Error(f"--device {device} asked for, but torch sees no CUDA GPU")
+    if want_cuda:
+        torch.cuda.set_device(local_rank if world > 1 else torch.device(device or "cuda").index or 0)
+        chosen = torch.device("cuda", torch.cuda.current_device())
+    else:
+        chosen = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if want_cuda else "gloo")
+        logger.info("rank %d/%d on %s", rank, world, chosen)
+    return DistContext(rank, world, local_rank, chosen)
+
+
+def close_distributed(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def state_digest(module: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, bit for bit: equal digests mean equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_ranks_in_sync(ctx: DistContext, module: nn.Module) -> str:
+    """Every rank's weight digest; raises if any rank differs (DDP should keep them equal)."""
+    mine = state_digest(module)
+    if not ctx.enabled:
+        return mine
+    digests: list[str | None] = [None] * ctx.world_size
+    dist.all_gather_object(digests, mine)
+    logger.info("rank %d weights sha256 %s", ctx.rank, mine)
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks hold different weights after training: {digests}")
+    return mine
