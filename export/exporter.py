@@ -15,9 +15,11 @@ from nanosam2.contract import GraphContract
 from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph, graph_contract
 from nanosam2.utils.atomic import atomic_path
 from export.onnx_passes import save_checked, set_metadata, simplify, to_fp16
+from nanosam2.qat.modelopt_int8 import is_quantized
 
 logger = logging.getLogger(__name__)
 
+QAT_PRECISION = "int8-qat"  # encoder of a QAT student: Q/DQ nodes from training, decoder stays FP32
 DEFAULT_OPSET = 18  # parsed by TensorRT 10.3 (JetPack 6) and 11; LayerNormalization is native from 17
 MAX_BATCH, MAX_PROMPTS, MAX_POINTS = 64, 256, 64
 
@@ -55,6 +57,21 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: tupl
                       optimize=True, verbose=False)
 
 
+def _export_quantized(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
+    """A QAT encoder: modelopt's fake quantizers become QuantizeLinear/DequantizeLinear pairs.
+
+    The TorchScript exporter (``dynamo=False``) is the one modelopt supports: its quantizer has
+    a data-dependent branch that torch.export cannot trace.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings from modelopt's amax checks
+        torch.onnx.export(module, args, str(path), input_names=list(C.ENCODER_INPUTS),
+                          output_names=list(C.ENCODER_OUTPUTS), dynamic_axes={C.IMAGE: {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+
+
 def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                  contract: GraphContract, opset: int, precision: str, do_simplify: bool) -> ExportedGraph:
     """torch -> ONNX -> metadata -> simplify -> FP16 -> full check, atomically written to ``path``."""
@@ -71,11 +88,15 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
         dynamic = {C.IMAGE_EMBED: None, C.HIGH_RES_FEATS_0: None, C.HIGH_RES_FEATS_1: None,
                    C.POINT_COORDS: {0: prompts, 1: points}, C.POINT_LABELS: {0: prompts, 1: points},
                    C.MASK_INPUT: {0: prompts}, C.HAS_MASK_INPUT: {0: prompts}}
+    quantized = precision == QAT_PRECISION
     with atomic_path(path) as tmp, torch.no_grad():
-        _export(module, args, names_in, names_out, dynamic, tmp, opset)
+        if quantized:
+            _export_quantized(module, args, tmp, opset)
+        else:
+            _export(module, args, names_in, names_out, dynamic, tmp, opset)
         model = onnx.load(str(tmp))
         tool = "none"
-        if do_simplify:
+        if do_simplify and not quantized:  # simplifiers may fold weight Q/DQ pairs TensorRT needs to see
             model, tool = simplify(model)
         if precision == "fp16":
             model = to_fp16(model)
@@ -93,16 +114,25 @@ def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
 
 def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = DEFAULT_OPSET,
                  precision: str = "fp32", do_simplify: bool = True) -> dict[str, ExportedGraph]:
-    """Write ``image_encoder[.fp16].onnx`` and ``mask_decoder[.fp16].onnx`` into ``output_dir``."""
+    """Write ``image_encoder[.fp16].onnx`` and ``mask_decoder[.fp16].onnx`` into ``output_dir``.
+
+    A QAT student (modelopt quantizers inside) gives ``image_encoder.int8.onnx`` with the Q/DQ
+    nodes it was trained with; the decoder follows ``precision``.
+    """
     model = model.eval().cpu().float()
     encoder, decoder = ImageEncoderGraph(model).eval(), MaskDecoderGraph(model).eval()
     paths = graph_paths(output_dir, precision)
+    encoder_precision = precision
+    if is_quantized(model.image_encoder):
+        paths[C.ENCODER] = output_dir / f"{C.ENCODER}.int8.onnx"
+        encoder_precision = QAT_PRECISION
     enc_args = encoder_example(image_size=int(model.image_size))
     with torch.no_grad():
         features = tuple(t[:1] for t in encoder(*enc_args))
     return {
         C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, paths[C.ENCODER],
-                                graph_contract(C.ENCODER, model, backbone, precision), opset, precision, do_simplify),
+                                graph_contract(C.ENCODER, model, backbone, encoder_precision), opset,
+                                encoder_precision, do_simplify),
         C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), paths[C.DECODER],
                                 graph_contract(C.DECODER, model, backbone, precision), opset, precision, do_simplify),
     }

@@ -93,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         for graph in graphs.values():
             graph.path.unlink(missing_ok=True)
+        worst = failed[0]
+        if worst.min_cosine is not None:
+            raise NanoSam2Error(f"verification failed: {worst.graph}/{worst.output} cosine {worst.cosine:.4f} "
+                                f"< {worst.min_cosine:g}; the .onnx files were removed")
         worst = max(failed, key=lambda r: r.max_rel)
         raise NanoSam2Error(f"verification failed: {worst.graph}/{worst.output} relative error {worst.max_rel:.3g} "
                             f"> {worst.tolerance:g}; the .onnx files were removed")

@@ -11,13 +11,19 @@ import torch
 from torch import nn
 
 from nanosam2 import contract as C
-from export.exporter import decoder_example, encoder_example
+from export.exporter import QAT_PRECISION, decoder_example, encoder_example
 from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph
+from nanosam2.qat.modelopt_int8 import is_quantized
 
 logger = logging.getLogger(__name__)
 
 # Max abs error allowed, relative to max(1, max |reference|) of each output.
 TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
+# A QAT encoder is checked by cosine similarity instead: ONNX Runtime rounds exact .5 ties of
+# a QuantizeLinear to even and modelopt's kernel does not always, and each such one-step flip
+# moves the next layers' inputs across other rounding boundaries, so element-wise maxima grow
+# with depth while the features stay the same (measured: cosine > 0.99 on resnet18).
+MIN_COSINE = {QAT_PRECISION: 0.98}
 
 
 @dataclass
@@ -27,17 +33,25 @@ class OutputError:
     max_abs: float
     max_rel: float  # max abs error / max(1, max |reference|)
     tolerance: float
+    cosine: float = 1.0
+    min_cosine: float | None = None  # when set, ``cosine`` decides instead of ``max_rel``
 
     @property
     def ok(self) -> bool:
+        if self.min_cosine is not None:
+            return self.cosine >= self.min_cosine
         return self.max_rel <= self.tolerance
 
 
-def compare(graph: str, reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], tolerance: float) -> list[OutputError]:
+def compare(graph: str, reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], tolerance: float,
+            min_cosine: float | None = None) -> list[OutputError]:
     rows = []
     for name, ref in reference.items():
-        err = float(np.abs(ref.astype(np.float64) - actual[name]).max())
-        rows.append(OutputError(graph, name, err, err / max(1.0, float(np.abs(ref).max())), tolerance))
+        ref64, act64 = ref.astype(np.float64).ravel(), actual[name].astype(np.float64).ravel()
+        err = float(np.abs(ref64 - act64).max())
+        cosine = float(ref64 @ act64 / max(np.linalg.norm(ref64) * np.linalg.norm(act64), 1e-30))
+        rows.append(OutputError(graph, name, err, err / max(1.0, float(np.abs(ref).max())), tolerance, cosine,
+                                min_cosine))
     return rows
 
 
@@ -62,16 +76,19 @@ def verify_export(model: nn.Module, paths: dict[str, Path], precision: str, seed
     enc_out = _ort_session(paths[C.ENCODER]).run(list(C.ENCODER_OUTPUTS), {C.IMAGE: image.numpy()})
     dec_out = _ort_session(paths[C.DECODER]).run(
         list(C.DECODER_OUTPUTS), {n: a.numpy() for n, a in zip(C.DECODER_INPUTS, dec_args)})
-    tol = TOLERANCE[precision]
+    encoder_precision = QAT_PRECISION if is_quantized(model.image_encoder) else precision
     rows = compare(C.ENCODER, {n: t.numpy() for n, t in zip(C.ENCODER_OUTPUTS, features)},
-                   dict(zip(C.ENCODER_OUTPUTS, enc_out)), tol)
+                   dict(zip(C.ENCODER_OUTPUTS, enc_out)), TOLERANCE.get(encoder_precision, 0.0),
+                   MIN_COSINE.get(encoder_precision))
     rows += compare(C.DECODER, {n: t.numpy() for n, t in zip(C.DECODER_OUTPUTS, dec_ref)},
-                    dict(zip(C.DECODER_OUTPUTS, dec_out)), tol)
+                    dict(zip(C.DECODER_OUTPUTS, dec_out)), TOLERANCE[precision])
     return rows
 
 
 def format_errors(rows: list[OutputError]) -> str:
-    lines = ["| graph | output | max abs err | max rel err | tolerance | ok |", "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r.graph} | {r.output} | {r.max_abs:.3g} | {r.max_rel:.3g} | {r.tolerance:g} | {'yes' if r.ok else 'NO'} |"
-              for r in rows]
+    lines = ["| graph | output | max abs err | max rel err | cosine | criterion | ok |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.graph} | {r.output} | {r.max_abs:.3g} | {r.max_rel:.3g} | {r.cosine:.6f} | "
+              + (f"cosine >= {r.min_cosine:g}" if r.min_cosine is not None else f"rel <= {r.tolerance:g}")
+              + f" | {'yes' if r.ok else 'NO'} |" for r in rows]
     return "\n".join(lines)

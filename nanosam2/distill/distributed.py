@@ -63,6 +63,8 @@ def init_distributed(device: str | None = None) -> DistContext:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if want_cuda else "gloo")
         logger.info("rank %d/%d on %s", rank, world, chosen)
+        if rank != 0:  # one copy of the log: other ranks report warnings and errors only
+            logging.getLogger("nanosam2").setLevel(logging.WARNING)
     return DistContext(rank, world, local_rank, chosen)
 
 
@@ -80,14 +82,29 @@ def state_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def average_buffers(ctx: DistContext, module: nn.Module) -> None:
+    """Average BatchNorm running statistics over ranks.
+
+    DDP keeps parameters equal, and copies rank 0's buffers before each forward, but every rank
+    then updates its running statistics from its own batch; averaging them before a checkpoint
+    gives every rank the same (and a better) estimate.
+    """
+    if not ctx.enabled:
+        return
+    for buffer in module.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer)
+            buffer.div_(ctx.world_size)
+
+
 def check_ranks_in_sync(ctx: DistContext, module: nn.Module) -> str:
-    """Every rank's weight digest; raises if any rank differs (DDP should keep them equal)."""
+    """The weight digest, checked equal on every rank (raises if DDP let them drift apart)."""
     mine = state_digest(module)
     if not ctx.enabled:
         return mine
     digests: list[str | None] = [None] * ctx.world_size
     dist.all_gather_object(digests, mine)
-    logger.info("rank %d weights sha256 %s", ctx.rank, mine)
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks hold different weights after training: {digests}")
+    logger.info("weights sha256 %s on all %d ranks", mine, ctx.world_size)
     return mine

@@ -29,7 +29,8 @@ from nanosam2.build import build_nanosam2, build_teacher, student_config_name
 from nanosam2.checkpoint import read_checkpoint, save_checkpoint
 from nanosam2.data.dataset import EpochSampler, SA1BImages, collate_skipping
 from nanosam2.data.sa1b_files import find_images, select_subset
-from nanosam2.distill.distributed import DistContext, check_ranks_in_sync, close_distributed, init_distributed
+from nanosam2.distill.distributed import (DistContext, average_buffers, check_ranks_in_sync, close_distributed,
+                                           init_distributed)
 from nanosam2.distill.loss import LOSSES, feature_loss
 from nanosam2.distill.schedule import warmup_cosine
 from nanosam2.distill.train_log import TrainLog
@@ -368,6 +369,7 @@ class Distiller:
                 if cfg.save_every and self.global_step % cfg.save_every == 0 and self.step_in_epoch < self.steps_per_epoch:
                     self.save_last()
             bar.close()
+            average_buffers(self.ctx, self.encoder)
             if stopped:
                 break
             metrics = self._validate()
