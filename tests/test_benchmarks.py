@@ -112,3 +112,13 @@ def test_seed_benchmark_tool():
                              "--device", "cpu", "--runs", "2", "--no-compile"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "| CPU | float32 | 1 |" in result.stdout
+
+
+def test_train_throughput_benchmark_runs_the_real_loop(tmp_path):
+    from benchmarks.train_throughput import main as throughput_main
+
+    out = tmp_path / "throughput.json"
+    assert throughput_main(["--teacher-config", "sam2.1_hiera_t", "--image-size", "128", "--batch-size", "1",
+                            "--steps", "3", "--num-workers", "0", "--device", "cpu", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["timed_steps"] == 2 and record["images_per_s"] > 0 and record["random_weights"]

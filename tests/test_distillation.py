@@ -59,7 +59,8 @@ def test_resume_mid_epoch_is_bit_exact(full_run, sa1b, tmp_path):
     _, reference = full_run
     out = tmp_path / "resumed"
     args = ["--images", str(sa1b), "--output-dir", str(out), "--backbone", "resnet18", *TINY]
-    assert run_cli(train_main, [*args, "--stop-after-steps", "5"]) == 0  # stops in epoch 2
+    assert run_cli(train_main, [*args, "--stop-after-steps", "5", "--tensorboard"]) == 0  # stops in epoch 2
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert len(read_log(out / "train_log.csv")) == 5
     assert run_cli(train_main, [*args, "--resume", "--num-workers", "2"]) == 0  # workers do not change numbers
     resumed = [float(r["loss"]) for r in read_log(out / "train_log.csv")]

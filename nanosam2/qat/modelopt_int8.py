@@ -28,11 +28,11 @@ FORMAT = "modelopt-int8"
 
 
 def _mtq():
-    return require("modelopt.torch.quantization", "quantization-aware training (pip install 'nanosam2[qat]')")
+    return require("modelopt.torch.quantization", "quantization-aware training")
 
 
 def _mto():
-    return require("modelopt.torch.opt", "quantization-aware training (pip install 'nanosam2[qat]')")
+    return require("modelopt.torch.opt", "quantization-aware training")
 
 
 def is_quantized(module: nn.Module) -> bool:

@@ -27,6 +27,8 @@ _EXTRA_FOR = {
     "cuda": "trt",
     "matplotlib": "plot",
     "tqdm": "eval",
+    "modelopt": "qat",
+    "tensorboard": "train",
 }
 
 
