@@ -61,7 +61,7 @@ def select_subset(files: list[Path], count: int | None, seed: int) -> list[Path]
     return [files[int(i)] for i in keep]
 
 
-def add_image_arguments(parser: argparse.ArgumentParser, num_images_default: int | None = None) -> None:
+def add_image_arguments(parser: argparse._ActionsContainer, num_images_default: int | None = None) -> None:
     """The flags every SA-1B consumer shares: ``--images``, ``--chunks``, ``--num-images``."""
     parser.add_argument("--images", required=True,
                         help="SA-1B root holding chunk folders sa_XXXXXX/ (or the images directly)")

@@ -143,9 +143,9 @@ class Distiller:
                                      apply_postprocessing=False, mode="eval").requires_grad_(False)
         self.student, self.quantization = self._build_student()
         self.student.requires_grad_(False)
-        self.encoder = self.student.image_encoder.requires_grad_(True)
+        self.encoder: nn.Module = self.student.image_encoder.requires_grad_(True)  # type: ignore[union-attr]
         self.set_train_mode()
-        self.trained: nn.Module = self.encoder
+        self.trained: Any = self.encoder
         if ctx.enabled:
             self.trained = nn.parallel.DistributedDataParallel(
                 self.encoder, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -180,7 +180,7 @@ class Distiller:
             raise NanoSam2Error(f"--resume: no such checkpoint {path}")
         return path
 
-    def _build_student(self) -> tuple[nn.Module, dict[str, Any] | None]:
+    def _build_student(self) -> tuple[Any, dict[str, Any] | None]:
         cfg, dev = self.cfg, str(self.device)
         if self.resume_state is not None:  # structure (incl. quantizers) and weights from last.pth
             model = build_nanosam2(checkpoint=self.resume_path, device=dev, mode="train")
@@ -283,7 +283,7 @@ class Distiller:
         sync = contextlib.nullcontext() if (last_micro or not self.ctx.enabled) else self.trained.no_sync()
         with sync:
             if batch is None:  # every image of the batch was unreadable: a zero step keeps DDP in step
-                zero = sum(p.sum() for p in self.encoder.parameters()) * 0.0
+                zero = torch.stack([p.sum() for p in self.encoder.parameters()]).sum() * 0.0
                 zero.backward()
                 return 0.0, [0.0, 0.0, 0.0]
             batch = batch.to(self.device, non_blocking=True)
@@ -313,6 +313,7 @@ class Distiller:
             from nanosam2.distill.validation import coco_miou
 
             dtype = "bf16" if self.amp == "bf16" else "fp32"
+            assert cfg.coco_ann is not None
             metrics = coco_miou(self.student, cfg.coco_root, cfg.coco_ann, self.out / f"coco_val_epoch{self.epoch + 1}.json",
                                 cfg.val_limit, str(self.device), dtype)
             self.set_train_mode()
