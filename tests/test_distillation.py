@@ -128,3 +128,28 @@ def test_two_process_ddp_keeps_ranks_identical(sa1b, tmp_path):
     assert len(log) == 2 and all(int(r["images"]) == 4 for r in log)  # 2 ranks x batch 2, 9 files -> 2 steps
     last = build_nanosam2(checkpoint=out / "last.pth", device="cpu")
     assert state_digest(last.image_encoder) == digest
+
+
+def test_coco_validation_during_training_picks_best_by_miou(sa1b, tmp_path):
+    """--coco-root/--coco-ann: mIoU through the runtime's predictor, logged and used for best.pth."""
+    import json
+
+    from nanosam2.evaluation.coco_metrics import load_results, summarize
+
+    from .coco_synthetic import make_coco
+
+    images, ann = make_coco(tmp_path / "coco", num_images=2)
+    out = tmp_path / "val"
+    args = ["--images", str(sa1b), "--output-dir", str(out), "--backbone", "resnet18", *TINY, "--epochs", "2",
+            "--coco-root", str(images), "--coco-ann", str(ann), "--val-limit", "2"]
+    assert run_cli(train_main, args) == 0
+    val_rows = [r for r in read_log(out / "train_log.csv") if r["val_miou_all"]]
+    assert [int(r["epoch"]) for r in val_rows] == [1, 2]
+    scores = [float(r["val_miou_all"]) for r in val_rows]
+    for epoch, score in zip((1, 2), scores):  # the logged number is the results file's metric
+        records = load_results(out / f"coco_val_epoch{epoch}.json")
+        assert len(records) == len(json.loads(ann.read_text())["annotations"])
+        assert summarize(records).miou["all"] == pytest.approx(score)
+    best = torch.load(out / "best.pth", weights_only=True)
+    assert best["metrics"]["all"] == pytest.approx(max(scores))
+    assert best["epoch"] == int(np.argmax(scores))

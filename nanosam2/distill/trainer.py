@@ -36,6 +36,7 @@ from nanosam2.distill.schedule import warmup_cosine
 from nanosam2.distill.train_log import TrainLog
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import check_writable_dir
+from nanosam2.utils.lazy_import import require
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +325,7 @@ class Distiller:
         cfg, losses = self.cfg, []
         seen, busy, stopped, ran = 0, 0.0, False, 0
         best_path = self.out / cfg.best_name if (self.out / cfg.best_name).is_file() else None
-        tqdm = _tqdm()
+        tqdm = require("tqdm", "progress bars").tqdm
         while self.epoch < cfg.epochs and not stopped:
             epoch_losses = self.epoch_losses
             iterator = iter(self._loader())
@@ -394,12 +395,6 @@ class Distiller:
         logger.info("%s after %d steps (%.2f images/s); weights sha256 %s", "stopped" if stopped else "finished",
                     self.global_step, rate, digest[:16])
         return TrainResult(last, best_path, self.global_step, losses, rate, digest, stopped)
-
-
-def _tqdm():
-    from tqdm import tqdm
-
-    return tqdm
 
 
 def train(cfg: TrainConfig) -> TrainResult:
