@@ -28,15 +28,16 @@ import numpy as np
 
 from benchmarks.machine import machine_info
 from benchmarks.report import Measurement, Report
-from benchmarks.timing import time_call
+from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
 
 logger = logging.getLogger("benchmarks.run_all")
 
 DEFAULT_BACKBONES = "resnet18,mobilenet_v3_large,casvit_s,hiera_s"
+BACKEND_GROUPS = ("torch-eager", "torch-compile", "onnxruntime", "tensorrt")
 
 
 @dataclass
@@ -91,9 +92,8 @@ def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, 
     features = encoder.infer({C.IMAGE: tensor})
     for count in (1, 16):
         prompts = box_prompts(count, image.shape[:2])
-        feed = {**features, C.POINT_COORDS: prompts.point_coords, C.POINT_LABELS: prompts.point_labels,
-                C.MASK_INPUT: prompts.mask_input, C.HAS_MASK_INPUT: prompts.has_mask_input}
-        dec = time_call(lambda: decoder.infer(feed), settings.decoder_runs, settings.warmup, sync)
+        feed = {**features, **C.prompt_feed(prompts)}
+        dec = time_call(lambda feed=feed: decoder.infer(feed), settings.decoder_runs, settings.warmup, sync)
         report.measurements.append(Measurement(*label, f"decoder_{count}", dec.median_ms, dec.p90_ms, dec.runs))
     predictor = Predictor(encoder, decoder)
     one_box = box_prompts(1, image.shape[:2])
@@ -165,18 +165,18 @@ def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_
     except NanoSam2Error as exc:
         skip(report, backbone, "tensorrt", "fp32/fp16/int8", str(exc).split(":")[0])
         return
-    from engines.build_engine import main as build_main
+    from engines.build_engine import build_engine
+    from engines.plan import BuildRequest
     from trt_runtime.runners.tensorrt_runner import TensorRTRunner
 
     work = settings.work_dir / backbone
     engines: dict[str, tuple[Path, Path]] = {}
-    for precision, onnx_encoder, flags in (("fp32", graphs[C.ENCODER], []), ("fp16", graphs[C.ENCODER], ["--fp16"]),
-                                           ("int8", int8_encoder, ["--int8"])):
+    for precision, onnx_encoder in (("fp32", graphs[C.ENCODER]), ("fp16", graphs[C.ENCODER]), ("int8", int8_encoder)):
         if onnx_encoder is None:
             continue
         pair = (work / f"encoder.{precision}.engine", work / f"decoder.{precision}.engine")
-        build_main([f"--onnx={onnx_encoder}", f"--saveEngine={pair[0]}", *flags])
-        build_main([f"--onnx={graphs[C.DECODER]}", f"--saveEngine={pair[1]}", *(["--fp16"] if precision == "fp16" else [])])
+        build_engine(onnx_encoder, pair[0], BuildRequest(fp16=precision == "fp16", int8=precision == "int8"))
+        build_engine(graphs[C.DECODER], pair[1], BuildRequest(fp16=precision == "fp16"))
         engines[precision] = pair
     logger.info("TensorRT %s engines built in %s", trt.__version__, work)
     for precision, (enc, dec) in engines.items():
@@ -204,7 +204,7 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
 
     settings = settings or Settings(3 if quick else 10, 5 if quick else 20, 1 if quick else 2, output_dir / "work")
     report = Report(machine_info())
-    chosen = backends or {"torch-eager", "torch-compile", "onnxruntime", "tensorrt"}
+    chosen = backends or set(BACKEND_GROUPS)
     for backbone in backbones:
         start = time.perf_counter()
         model, trained = load_model(backbone, checkpoint_dir)
@@ -239,13 +239,15 @@ def attach_coco_results(report: Report, folder: Path) -> None:
 
 
 def summary(report: Report) -> list[str]:
-    """Same-run ratios the project tracks, and achieved GFLOP/s against the FP32 peak (the larger of
-    the nominal peak and the measured FP32 GEMM rate)."""
+    """Same-run ratios the project tracks, and achieved GFLOP/s against the FP32 reference: the
+    FP32 GEMM rate measured on this machine in this run (the nominal clock x lanes figure is only
+    printed, labelled: AVX-512 on 256-bit units or a misreported clock make it wrong either way)."""
     machine = report.machine
     peak = machine.get("fp32_peak_gflops")
-    lines = [f"FP32 reference: nominal {machine.get('nominal_fp32_peak_gflops') or 0:.0f} GFLOP/s "
-             f"({machine.get('cores')} cores at the reported {machine.get('cpu_ghz') or 0:.2f} GHz), measured GEMM "
-             f"{machine.get('gemm_fp32_gflops') or 0:.0f} GFLOP/s"] if peak else []
+    nominal = machine.get("nominal_fp32_peak_gflops")
+    lines = [f"FP32 reference: measured GEMM {peak:.0f} GFLOP/s on {machine.get('cores')} cores"
+             + (f" (nominal, from clock x vector lanes, not measured: {nominal:.0f} GFLOP/s)" if nominal else "")] \
+        if peak else []
     for backbone, gflop in report.extra.get("encoder_gflop", {}).items():
         eager = report.get((backbone, "torch-eager", "fp32"), "encoder")
         for config in report.configurations():
@@ -254,18 +256,18 @@ def summary(report: Report) -> list[str]:
                 continue
             achieved = gflop / (m.median_ms / 1000)
             ratio = f", {eager.median_ms / m.median_ms:.2f}x torch eager" if eager and eager.median_ms else ""
-            share = f", {100 * achieved / peak:.0f}% of the {peak:.0f} GFLOP/s FP32 peak" if peak else ""
+            share = f", {100 * achieved / peak:.0f}% of the measured {peak:.0f} GFLOP/s FP32 GEMM" if peak else ""
             lines.append(f"{'/'.join(config)} encoder: {achieved:.1f} GFLOP/s{share}{ratio}")
     return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/run_all.sh", description=__doc__,
+    parser = ArgumentParser(prog="benchmarks/run_all.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", default=DEFAULT_BACKBONES, help=f"comma-separated (default {DEFAULT_BACKBONES})")
     parser.add_argument("--checkpoint-dir", type=Path, help="BACKBONE.pth students / Meta sam2.1_hiera_*.pt teachers")
     parser.add_argument("--quick", action="store_true", help="fewer runs (3 encoder, 5 decoder, 1 warm-up)")
-    parser.add_argument("--backends", help="subset of torch-eager,torch-compile,onnxruntime,tensorrt (default all)")
+    parser.add_argument("--backends", help=f"subset of {','.join(BACKEND_GROUPS)} (default all)")
     parser.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"), help="where results go")
     parser.add_argument("--coco-results", type=Path,
                         help="folder of BACKBONE.BACKEND.PRECISION.json files from `trt_runtime eval-coco` "
@@ -273,16 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from nanosam2.build import TEACHERS
-    from nanosam2.modeling.backbones import list_backbones
+    from nanosam2.build import known_backbones
+    from nanosam2.utils.atomic import check_output_dir
 
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
-    unknown = [b for b in backbones if b not in list_backbones() and b not in TEACHERS]
-    if unknown:
-        raise NanoSam2Error(f"unknown backbone(s) {', '.join(unknown)}; known: {', '.join(list_backbones() + list(TEACHERS))}")
+    unknown = [b for b in backbones if b not in known_backbones()]
+    if unknown or not backbones:
+        raise NanoSam2Error(f"unknown backbone(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known_backbones())}")
     if args.checkpoint_dir and not args.checkpoint_dir.is_dir():
         raise NanoSam2Error(f"no such checkpoint folder: {args.checkpoint_dir}")
-    backends = set(args.backends.split(",")) if args.backends else None
+    backends = {b.strip() for b in args.backends.split(",") if b.strip()} if args.backends is not None else None
+    if backends is not None and (not backends or backends - set(BACKEND_GROUPS)):
+        raise NanoSam2Error(f"unknown backend(s) {', '.join(sorted(backends - set(BACKEND_GROUPS))) or '(none given)'}; "
+                            f"choose from {', '.join(BACKEND_GROUPS)}")
+    check_output_dir(args.output_dir)
     if args.coco_results and not args.coco_results.is_dir():
         raise NanoSam2Error(f"no such COCO results folder: {args.coco_results}")
     report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends,

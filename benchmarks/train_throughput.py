@@ -20,7 +20,7 @@ from PIL import Image
 
 from benchmarks.machine import machine_info
 from nanosam2.utils.atomic import atomic_path
-from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
 
 
 def write_images(folder: Path, count: int, seed: int = 0) -> Path:
@@ -34,7 +34,7 @@ def write_images(folder: Path, count: int, seed: int = 0) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train_throughput", description=__doc__,
+    parser = ArgumentParser(prog="python -m benchmarks.train_throughput", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="resnet18", help="student backbone (default resnet18)")
     parser.add_argument("--teacher-config", default="sam2.1_hiera_s", help="teacher (default sam2.1_hiera_s)")

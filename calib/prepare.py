@@ -25,9 +25,10 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.atomic import atomic_path, check_writable_dir
-from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.atomic import check_output_file, staged
+from nanosam2.utils.cli import ArgumentParser, positive_int, run_cli, setup_logging
 from nanosam2.utils.lazy_import import require
+from nanosam2.utils.ort_session import open_session
 from calib.sa1b import annotation_prompts, find_images, read_chunk_list, sample_images
 from nanosam2.data.sa1b_files import parse_chunks
 
@@ -48,18 +49,28 @@ def decoder_path(out: Path) -> Path:
 def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: list[str] | None = None,
             image_size: int = T.IMAGE_SIZE, encoder: str | None = None, decoder_samples: int = 32,
             progress: bool = True) -> dict:
-    """Write the calibration files; returns the manifest."""
+    """Write the calibration files together (data, manifest, decoder samples); returns the manifest."""
     if count < 1:
         raise NanoSam2Error("-n must be at least 1")
-    files = find_images(images, chunks)
+    if image_size < 32 or image_size % 16:
+        raise NanoSam2Error(f"--image-size must be a multiple of 16 and at least 32, got {image_size}")
     out_path = Path(out)
-    check_writable_dir(out_path.parent)
+    if out_path.suffix != ".npy":
+        raise NanoSam2Error(f"--out must end in .npy (got {out_path.name})")
+    outputs = [out_path, manifest_path(out_path)] + ([decoder_path(out_path)] if encoder else [])
+    for path in outputs:
+        check_output_file(path, inputs=[images, encoder])
+    if encoder:
+        from export.onnx_passes import read_metadata
+
+        read_metadata(encoder).expect(C.ENCODER, encoder)
+    files = find_images(images, chunks)
     chosen: list[str] = []
     skipped: list[str] = []
     shapes: list[tuple[int, int]] = []
     bar = require("tqdm", "progress bars").tqdm(total=count, desc="calibration images", disable=not progress)
-    with atomic_path(out_path) as tmp:
-        data = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, 3, image_size, image_size))
+    with staged(outputs) as temps:
+        data = np.lib.format.open_memmap(temps[0], mode="w+", dtype=np.float32, shape=(count, 3, image_size, image_size))
         for path, rgb in sample_images(files, count, seed):
             if len(chosen) == count:
                 break
@@ -76,25 +87,21 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
             raise NanoSam2Error(f"only {len(chosen)} readable images for -n {count} ({len(skipped)} unreadable)")
         data.flush()
         del data
-    manifest = {"images": chosen, "skipped": skipped, "seed": seed, "count": count, "image_size": image_size,
-                "pixel_mean": list(T.PIXEL_MEAN), "pixel_std": list(T.PIXEL_STD), "source": str(images)}
-    if encoder:
-        manifest["decoder"] = str(write_decoder_samples(out_path, encoder, chosen[:decoder_samples], shapes, seed))
-    with atomic_path(manifest_path(out_path)) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
+        manifest = {"images": chosen, "skipped": skipped, "seed": seed, "count": count, "image_size": image_size,
+                    "pixel_mean": list(T.PIXEL_MEAN), "pixel_std": list(T.PIXEL_STD), "source": str(images)}
+        if encoder:
+            write_decoder_samples(temps[0], temps[2], encoder, chosen[:decoder_samples], shapes, seed)
+            manifest["decoder"] = str(decoder_path(out_path))
+        temps[1].write_text(json.dumps(manifest, indent=1))
     logger.info("wrote %s (%d images, %d unreadable skipped)", out_path, count, len(skipped))
     return manifest
 
 
-def write_decoder_samples(out: Path, encoder_onnx: str, files: list[str], shapes: list[tuple[int, int]],
-                          seed: int) -> Path:
-    """Encoder outputs of ``files`` plus prompts, stacked per sample, in OUT.decoder.npz."""
-    from export.onnx_passes import read_metadata
-
-    read_metadata(encoder_onnx).expect(C.ENCODER, encoder_onnx)
-    ort = require("onnxruntime", "encoding calibration images")
-    session = ort.InferenceSession(encoder_onnx, providers=["CPUExecutionProvider"])
-    calibration = np.load(out, mmap_mode="r")
+def write_decoder_samples(calibration_file: Path, target: Path, encoder_onnx: str, files: list[str],
+                          shapes: list[tuple[int, int]], seed: int) -> Path:
+    """Encoder outputs of ``files`` plus prompts, stacked per sample, written to ``target`` (.npz)."""
+    session = open_session(encoder_onnx, purpose="encoding calibration images")
+    calibration = np.load(calibration_file, mmap_mode="r")
     rng = np.random.default_rng(seed + 1)
     arrays: dict[str, list[np.ndarray]] = {name: [] for name in C.DECODER_INPUTS}
     for index, file in enumerate(files):
@@ -108,30 +115,27 @@ def write_decoder_samples(out: Path, encoder_onnx: str, files: list[str], shapes
         ])
         for name in C.ENCODER_OUTPUTS:
             arrays[name].append(features[name])
-        arrays[C.POINT_COORDS].append(prompts.point_coords)
-        arrays[C.POINT_LABELS].append(prompts.point_labels)
-        arrays[C.MASK_INPUT].append(prompts.mask_input)
-        arrays[C.HAS_MASK_INPUT].append(prompts.has_mask_input)
-    target = decoder_path(out)
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            stacked: dict[str, Any] = {name: np.stack(values) for name, values in arrays.items()}
-            np.savez(handle, **stacked)
+        for name, value in C.prompt_feed(prompts).items():
+            arrays[name].append(value)
+    with open(target, "wb") as handle:
+        stacked: dict[str, Any] = {name: np.stack(values) for name, values in arrays.items()}
+        np.savez(handle, **stacked)
     return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m calib.prepare", description=__doc__,
+    parser = ArgumentParser(prog="python -m calib.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", required=True, help="SA-1B root (chunk folders sa_XXXXXX/ or images directly)")
-    parser.add_argument("--chunks", help="chunk folders to draw from: comma-separated names or a text file of them (default: all)")
+    parser.add_argument("--chunks", help="chunk folders to draw from: comma-separated names or a text file of them "
+                                          "(default: all)")
     parser.add_argument("--chunks-file", help="text file with one chunk folder per line")
-    parser.add_argument("-n", "--num-images", type=int, default=512, help="images to keep (default 512)")
+    parser.add_argument("-n", "--num-images", type=positive_int, default=512, help="images to keep (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--out", default="calib/sa1_512.npy", help="output .npy (default calib/sa1_512.npy)")
     parser.add_argument("--image-size", type=int, default=T.IMAGE_SIZE, help="model input side (default 1024)")
     parser.add_argument("--encoder", help="FP32 image_encoder.onnx: also write decoder calibration samples")
-    parser.add_argument("--decoder-samples", type=int, default=32, help="images encoded for the decoder (default 32)")
+    parser.add_argument("--decoder-samples", type=positive_int, default=32, help="images encoded for the decoder (default 32)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

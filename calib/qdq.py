@@ -21,6 +21,7 @@ encoder) of INT8 against FP32.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -32,9 +33,11 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.atomic import atomic_path
-from nanosam2.utils.cli import existing_file, run_cli, setup_logging
+from nanosam2.metrics import cosine, mask_iou
+from nanosam2.utils.atomic import atomic_path, check_output_file, staged
+from nanosam2.utils.cli import ArgumentParser, existing_file, positive_int, run_cli, setup_logging
 from nanosam2.utils.lazy_import import require
+from nanosam2.utils.ort_session import first_line, open_session
 from calib.prepare import decoder_path
 
 logger = logging.getLogger("calib.qdq")
@@ -56,27 +59,73 @@ class QuantReport:
     cosine: dict[str, float] = field(default_factory=dict)
     mask_iou: float = float("nan")
 
+    def record(self, source: str | Path, calib: str | Path) -> dict:
+        return {"graph": str(self.path), "source": str(source), "calibration_data": str(calib), "target": self.target,
+                "method": self.method, "calibration_samples": self.calibration_samples,
+                "holdout_samples": self.holdout_samples, "cosine_vs_fp32": self.cosine,
+                "mask_iou_vs_fp32": None if np.isnan(self.mask_iou) else self.mask_iou}
+
     def table(self) -> str:
         rows = [f"| {name} | {value:.5f} |" for name, value in self.cosine.items()]
         return "\n".join(["| output | cosine vs FP32 |", "| --- | --- |", *rows,
                           f"| mask IoU vs FP32 (held-out) | {self.mask_iou:.4f} |"])
 
 
-def load_feeds(graph: str, calib: str | Path) -> list[dict[str, np.ndarray]]:
-    """One feed per calibration sample: encoder images from the .npy, decoder samples from the .npz."""
+def _load_array(path: Path, what: str) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise NanoSam2Error(f"{path} is not a .npy array of {what} ({first_line(exc)}); make one with calib.prepare") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        raise NanoSam2Error(f"{path} does not hold a float array of {what}; make one with calib.prepare")
+    return array
+
+
+def _check_finite(name: str, index: int, array: np.ndarray, path: Path) -> None:
+    if not np.isfinite(array).all():
+        raise NanoSam2Error(f"{path}: sample {index} of {name} contains NaN or Inf; calibration data must be finite")
+
+
+def load_feeds(graph: str, calib: str | Path, image_size: int | None = None) -> list[dict[str, np.ndarray]]:
+    """One feed per calibration sample: encoder images from the .npy, decoder samples from the .npz.
+
+    Anything else (a pickle, a text file, the wrong shape, NaN or Inf values) is a one-line error.
+    """
     path = Path(calib)
     if graph == C.ENCODER:
         if not path.is_file():
             raise NanoSam2Error(f"no such calibration file: {path}")
-        images = np.load(path, mmap_mode="r")
-        if images.ndim != 4 or images.shape[1] != 3:
+        images = _load_array(path, "encoder inputs [n,3,S,S]")
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3] or images.shape[0] < 1:
             raise NanoSam2Error(f"{path} does not hold encoder inputs [n,3,S,S] (shape {images.shape})")
-        return [{C.IMAGE: np.ascontiguousarray(images[i : i + 1])} for i in range(images.shape[0])]
+        if image_size is not None and images.shape[2] != image_size:
+            raise NanoSam2Error(f"{path} holds {images.shape[2]}px images; the graph takes {image_size}px")
+        feeds = []
+        for index in range(images.shape[0]):
+            sample = np.ascontiguousarray(images[index : index + 1], dtype=np.float32)
+            _check_finite(C.IMAGE, index, sample, path)
+            feeds.append({C.IMAGE: sample})
+        return feeds
     samples = path if path.suffix == ".npz" else decoder_path(path)
     if not samples.is_file():
         raise NanoSam2Error(f"no decoder calibration samples at {samples}: run calib.prepare with --encoder")
-    data = np.load(samples)
-    return [{name: np.ascontiguousarray(data[name][i]) for name in C.DECODER_INPUTS} for i in range(len(data[C.IMAGE_EMBED]))]
+    try:
+        data = np.load(samples, allow_pickle=False)
+        arrays = {name: data[name] for name in C.DECODER_INPUTS}
+    except KeyError as exc:
+        raise NanoSam2Error(f"{samples} lacks decoder input {exc}; make it with calib.prepare --encoder") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise NanoSam2Error(f"{samples} is not a decoder calibration file ({first_line(exc)})") from None
+    counts = {len(a) for a in arrays.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise NanoSam2Error(f"{samples}: decoder inputs hold different numbers of samples ({sorted(counts)})")
+    feeds = []
+    for index in range(counts.pop()):
+        feed = {name: np.ascontiguousarray(arrays[name][index], dtype=np.float32) for name in C.DECODER_INPUTS}
+        for name, value in feed.items():
+            _check_finite(name, index, value, samples)
+        feeds.append(feed)
+    return feeds
 
 
 # Weights of the encoder's last layers: the FPN's lateral 1x1 convolutions and the decoder's
@@ -126,6 +175,10 @@ def quantize(onnx_path: str | Path, feeds: list[dict[str, np.ndarray]], out: str
         quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
         model = onnx.load(str(pre))
         excluded = sensitive_nodes(model) if keep_float is None else keep_float
+        unknown = sorted(set(excluded) - {n.name for n in model.graph.node})
+        if unknown:
+            raise NanoSam2Error(f"--keep-float: no node named {', '.join(unknown)} in {Path(onnx_path).name} "
+                                f"(after ONNX Runtime's pre-processing); e.g. {', '.join(sensitive_nodes(model)[:3])}")
         quant.quantize_static(
             str(pre), str(tmp), Reader(),
             quant_format=quant.QuantFormat.QDQ,
@@ -147,63 +200,52 @@ def quantize(onnx_path: str | Path, feeds: list[dict[str, np.ndarray]], out: str
     return Path(out)
 
 
-def _session(path: str | Path):
-    ort = require("onnxruntime", "INT8 evaluation")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
-def _masks_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a > 0, b > 0).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a > 0, b > 0).sum() / union)
+def report_path(out: str | Path) -> Path:
+    """``MODEL.int8.onnx`` -> ``MODEL.int8.onnx.json``: how the graph was made and how close it is to FP32."""
+    return Path(f"{out}.json")
 
 
 def evaluate(fp32: str | Path, int8: str | Path, holdout: list[dict[str, np.ndarray]], graph: str,
              decoder: str | Path | None) -> tuple[dict[str, float], float]:
     """Cosine similarity per output and mask IoU of INT8 against FP32 on ``holdout``."""
-    ref, test = _session(fp32), _session(int8)
+    ref, test = open_session(fp32, purpose="INT8 evaluation"), open_session(int8, purpose="INT8 evaluation")
     names = [o.name for o in ref.get_outputs()]
     cos: dict[str, list[float]] = {n: [] for n in names}
     ious: list[float] = []
-    dec = _session(decoder) if graph == C.ENCODER and decoder else None
+    dec = open_session(decoder, purpose="INT8 evaluation") if graph == C.ENCODER and decoder else None
     prompts = T.pad_prompts([
         T.build_prompts((1024, 1024), boxes=np.array([[100, 100, 500, 600], [400, 200, 900, 900]], np.float32)),
         T.build_prompts((1024, 1024), points=np.array([[[300, 300]], [[700, 500]]], np.float32), labels=np.ones((2, 1))),
     ])
-    prompt_feed = {C.POINT_COORDS: prompts.point_coords, C.POINT_LABELS: prompts.point_labels,
-                   C.MASK_INPUT: prompts.mask_input, C.HAS_MASK_INPUT: prompts.has_mask_input}
+    prompt_feed = C.prompt_feed(prompts)
     for feed in holdout:
         a = dict(zip(names, ref.run(names, feed)))
         b = dict(zip(names, test.run(names, feed)))
         for name in names:
-            cos[name].append(_cosine(a[name], b[name]))
+            cos[name].append(cosine(a[name], b[name]))
         if graph == C.DECODER:
-            ious.append(_masks_iou(a[C.LOW_RES_MASKS], b[C.LOW_RES_MASKS]))
+            ious.append(mask_iou(a[C.LOW_RES_MASKS], b[C.LOW_RES_MASKS]))
         elif dec is not None:
             masks = [dec.run([C.LOW_RES_MASKS], {**features, **prompt_feed})[0] for features in (a, b)]
-            ious.append(_masks_iou(*masks))
+            ious.append(mask_iou(*masks))
     return {n: float(np.mean(v)) for n, v in cos.items()}, float(np.mean(ious)) if ious else float("nan")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m calib.qdq", description=__doc__,
+    parser = ArgumentParser(prog="python -m calib.qdq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", required=True, type=existing_file, help="FP32 graph exported by export.onnx")
     parser.add_argument("--calib", required=True, help="calibration .npy from calib.prepare (decoder: its .decoder.npz)")
-    parser.add_argument("--out", required=True, help="output Q/DQ .onnx")
+    parser.add_argument("--out", required=True, help="output Q/DQ .onnx (its report goes to OUT.json)")
     parser.add_argument("--method", choices=METHODS, default="entropy", help="activation range calibration (default entropy)")
     parser.add_argument("--target", choices=TARGETS, default="tensorrt",
                         help="tensorrt: symmetric signed INT8 (TensorRT explicit quantization); "
                              "cpu: unsigned asymmetric activations, fast in ONNX Runtime on CPUs (default tensorrt)")
-    parser.add_argument("--num-calib", type=int, help="calibration samples to use (default: all but the held-out ones)")
-    parser.add_argument("--holdout", type=int, default=4, help="samples kept out of calibration for the report (default 4)")
-    parser.add_argument("--keep-float", nargs="*", help="node names to keep in float (default: first convolution, FPN lateral convs, conv_s0/s1)")
+    parser.add_argument("--num-calib", type=positive_int, help="calibration samples to use (default: all but the held-out ones)")
+    parser.add_argument("--holdout", type=positive_int, default=4,
+                        help="samples kept out of calibration for the report (default 4)")
+    parser.add_argument("--keep-float", nargs="*", help="node names to keep in float, replacing the default list "
+                                                      "(first convolution, FPN lateral convs, conv_s0/s1)")
     parser.add_argument("--ops", nargs="*", help="op types to quantize (default: encoder Conv MatMul Gemm ConvTranspose, "
                                                  "decoder Conv ConvTranspose)")
     parser.add_argument("--decoder", help="FP32 mask_decoder.onnx for the encoder's mask IoU (default: next to --onnx)")
@@ -212,18 +254,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     from export.onnx_passes import read_metadata
 
-    graph = read_metadata(args.onnx).graph
-    feeds = load_feeds(graph, args.calib)
+    contract = read_metadata(args.onnx)
+    decoder = args.decoder or str(Path(args.onnx).with_name("mask_decoder.onnx"))
+    if args.decoder or (contract.graph == C.ENCODER and Path(decoder).is_file()):
+        C.check_pair(contract, read_metadata(decoder), args.onnx, decoder)
+    use_decoder = contract.graph == C.ENCODER and Path(decoder).is_file()
+    inputs = [args.onnx, args.calib, decoder if use_decoder else None]
+    check_output_file(args.out, inputs=inputs, what="--out")
+    check_output_file(report_path(args.out), inputs=inputs, what="report")
+    feeds = load_feeds(contract.graph, args.calib, contract.image_size if contract.graph == C.ENCODER else None)
     holdout = min(args.holdout, len(feeds) - 1)
     if len(feeds) < 2 or holdout < 1:
         raise NanoSam2Error(f"need at least 2 calibration samples (1 held out), found {len(feeds)}")
     calibration = feeds[: len(feeds) - holdout][: args.num_calib]
-    out = quantize(args.onnx, calibration, args.out, args.method, args.target, args.keep_float, args.ops)
-    decoder = args.decoder or str(Path(args.onnx).with_name("mask_decoder.onnx"))
-    cosine, iou = evaluate(args.onnx, out, feeds[len(feeds) - holdout :], graph,
-                           decoder if Path(decoder).is_file() else None)
-    report = QuantReport(out, args.target, args.method, len(calibration), holdout, cosine, iou)
-    print(f"wrote {out} ({args.target}, {args.method}, {len(calibration)} calibration / {holdout} held-out samples)")
+    with staged([args.out, report_path(args.out)]) as (graph_tmp, report_tmp):
+        quantize(args.onnx, calibration, graph_tmp, args.method, args.target, args.keep_float, args.ops)
+        cosines, iou = evaluate(args.onnx, graph_tmp, feeds[len(feeds) - holdout :], contract.graph,
+                                decoder if use_decoder else None)
+        report = QuantReport(Path(args.out), args.target, args.method, len(calibration), holdout, cosines, iou)
+        report_tmp.write_text(json.dumps(report.record(args.onnx, args.calib), indent=1))
+    print(f"wrote {args.out} ({args.target}, {args.method}, {len(calibration)} calibration / {holdout} held-out samples) "
+          f"and {report_path(args.out).name}")
     print(report.table())
     return 0
 

@@ -19,7 +19,6 @@ Shapes, names and min <= opt <= max are checked before TensorRT is loaded.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import tempfile
@@ -29,8 +28,9 @@ from typing import Sequence
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.atomic import atomic_path
-from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.inference.runner import file_sha256
+from nanosam2.utils.atomic import check_output_file, staged
+from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
 from nanosam2.utils.lazy_import import require
 from engines.builder import BuilderOptions, build_serialized
 from engines.plan import BuildPlan, BuildRequest, OnnxInfo, plan_build, read_onnx_info, resolve_profile
@@ -40,7 +40,7 @@ logger = logging.getLogger("engines.build_engine")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python engines/build_engine.py", description=__doc__,
+    parser = ArgumentParser(prog="python engines/build_engine.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", required=True, help="ONNX graph from export.onnx or calib.qdq")
     parser.add_argument("--saveEngine", required=True, help="engine file to write (.engine or .plan)")
@@ -73,21 +73,14 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         dla_core=args.useDLACore, allow_gpu_fallback=args.allowGPUFallback, version_compatible=args.versionCompatible)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str, seconds: float) -> dict:
     contract = info.contract
     record: dict = {
         "tensorrt_version": trt_version, "gpu": gpu, "precision": plan.precision,
         "strongly_typed": plan.strongly_typed, "builder_flags": plan.builder_flags,
         "profile": {name: {"min": lo, "opt": opt, "max": hi} for name, (lo, opt, hi) in plan.profile.items()},
-        "onnx": str(info.path), "onnx_sha256": sha256(info.path), "build_seconds": round(seconds, 2), "notes": plan.notes,
+        "onnx": str(info.path), "onnx_sha256": file_sha256(info.path), "build_seconds": round(seconds, 2),
+        "notes": plan.notes,
     }
     if contract is not None:
         contract.precision = plan.precision
@@ -95,16 +88,29 @@ def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str, seconds
     return record
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    request = request_from_args(args)  # shape strings parse before anything else
-    pools = parse_memory_pools(args.memPoolSize) if args.memPoolSize else {}
-    info = read_onnx_info(args.onnx)
-    resolve_profile(info, request)  # names and min <= opt <= max, still without TensorRT
-    engine_path = Path(args.saveEngine)
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
+def check_build_request(onnx: str | Path, engine: str | Path, request: BuildRequest,
+                        timing_cache: str | Path | None = None) -> OnnxInfo:
+    """Everything that can be checked without TensorRT: the graph, the profile, the output paths
+    (writable, not a folder, never one of the inputs)."""
+    info = read_onnx_info(onnx)
+    resolve_profile(info, request)  # names, ranks, dims >= 1, min <= opt <= max, prompt counts agree
+    inputs = [onnx, request.calib_data, timing_cache]
+    check_output_file(engine, inputs=inputs, what="--saveEngine")
+    check_output_file(C.engine_sidecar_path(engine), inputs=inputs, what="engine record")
+    if request.calib_cache:
+        check_output_file(request.calib_cache, inputs=[onnx, request.calib_data, engine], what="--calib cache")
+    if request.calib_data and not Path(request.calib_data).is_file():
+        raise NanoSam2Error(f"no such calibration data: {request.calib_data}")
+    return info
 
+
+def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | None = None,
+                 options: BuilderOptions | None = None) -> dict:
+    """``build_engine.py`` as a function: check, plan, build, then publish the engine and its
+    ``ENGINE.json`` record together. Returns the record."""
+    request, options = request or BuildRequest(), options or BuilderOptions()
+    engine_path = Path(engine)
+    info = check_build_request(onnx, engine_path, request, options.timing_cache)
     trt = require("tensorrt", "building engines")
     plan = plan_build(info, request, trt.__version__)
     for note in plan.notes:
@@ -115,33 +121,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nanosam2.utils.cuda_api import open_cuda
 
     cuda = open_cuda()
-    options = BuilderOptions(pools, Path(args.timingCacheFile) if args.timingCacheFile else None,
-                             args.builderOptimizationLevel, args.useDLACore, args.verbose)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         onnx_path = info.path
         if plan.convert_to_fp16:
-            import onnx
+            import onnx as onnx_lib
 
             from export.onnx_passes import save_checked, to_fp16
 
             onnx_path = Path(work) / f"{info.path.stem}.fp16.onnx"
-            save_checked(to_fp16(onnx.load(str(info.path))), onnx_path)
+            save_checked(to_fp16(onnx_lib.load(str(info.path))), onnx_path)
         calibrator = None
         if plan.use_calibrator:
             from calib.int8_calibrator import make_entropy_calibrator
             from calib.qdq import load_feeds
 
-            feeds = load_feeds(info.contract.graph if info.contract else C.ENCODER, args.calib_data) if args.calib_data else []
-            calibrator = make_entropy_calibrator(trt, feeds, args.calib, cuda)
+            graph = info.contract.graph if info.contract else C.ENCODER
+            feeds = load_feeds(graph, request.calib_data) if request.calib_data else []
+            calibrator = make_entropy_calibrator(trt, feeds, request.calib_cache, cuda)
         serialized = build_serialized(trt, plan, onnx_path, options, calibrator)
     seconds = time.perf_counter() - start
-    with atomic_path(engine_path) as tmp:
-        tmp.write_bytes(serialized)
-    with atomic_path(C.engine_sidecar_path(engine_path)) as tmp:
-        tmp.write_text(json.dumps(sidecar(info, plan, trt.__version__, cuda.device_name(), seconds), indent=1))
-    print(f"wrote {engine_path} ({len(serialized) / 1e6:.1f} MB, {plan.precision}, built in {seconds:.1f} s "
-          f"with TensorRT {trt.__version__}) and {C.engine_sidecar_path(engine_path).name}")
+    record = sidecar(info, plan, trt.__version__, cuda.device_name(), seconds)
+    with staged([engine_path, C.engine_sidecar_path(engine_path)]) as (engine_tmp, record_tmp):
+        engine_tmp.write_bytes(serialized)
+        record_tmp.write_text(json.dumps(record, indent=1))
+    logger.info("wrote %s (%.1f MB, %s, built in %.1f s with TensorRT %s)", engine_path, len(serialized) / 1e6,
+                plan.precision, seconds, trt.__version__)
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    request = request_from_args(args)  # shape strings parse before anything else
+    pools = parse_memory_pools(args.memPoolSize) if args.memPoolSize else {}
+    options = BuilderOptions(pools, Path(args.timingCacheFile) if args.timingCacheFile else None,
+                             args.builderOptimizationLevel, args.useDLACore, args.verbose)
+    record = build_engine(args.onnx, args.saveEngine, request, options)
+    print(f"wrote {args.saveEngine} ({record['precision']}, built in {record['build_seconds']:.1f} s with TensorRT "
+          f"{record['tensorrt_version']}) and {C.engine_sidecar_path(args.saveEngine).name}")
     return 0
 
 

@@ -17,9 +17,9 @@ from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
 from nanosam2.errors import NanoSam2Error
 
-# Default optimisation profiles (min, opt, max) per decoder input, by role.
-DECODER_PROMPTS = (1, 1, 64)
-DECODER_POINTS = (1, 3, 16)
+# Default optimisation profiles (min, opt, max) per decoder input, by role: see nanosam2.contract.
+DECODER_PROMPTS = C.DEFAULT_PROFILE_PROMPTS
+DECODER_POINTS = C.DEFAULT_PROFILE_POINTS
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
 Shape = tuple[int, ...]
@@ -81,7 +81,8 @@ def read_onnx_info(path: str | Path) -> OnnxInfo:
     try:
         model = onnx.load(str(file), load_external_data=False)
     except Exception as exc:
-        raise NanoSam2Error(f"{file} is not an ONNX model: {exc}") from None
+        text = str(exc).strip()
+        raise NanoSam2Error(f"{file} is not an ONNX model: {text.splitlines()[0] if text else type(exc).__name__}") from None
     initializers = {i.name for i in model.graph.initializer}
     inputs = {i.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in i.type.tensor_type.shape.dim]
               for i in model.graph.input if i.name not in initializers}
@@ -132,8 +133,12 @@ def resolve_profile(info: OnnxInfo, request: BuildRequest) -> Profile:
         for axis, dim in enumerate(dims):
             if isinstance(dim, int) and dim > 0 and not lo[axis] == opt[axis] == hi[axis] == dim:
                 raise NanoSam2Error(f"{name}: axis {axis} is fixed to {dim} in the graph, got {lo[axis]}/{opt[axis]}/{hi[axis]}")
+        if any(d < 1 for d in (*lo, *opt, *hi)):
+            raise NanoSam2Error(f"{name}: every dimension must be at least 1, got min {lo}, opt {opt}, max {hi}")
         if not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
             raise NanoSam2Error(f"{name}: needs min <= opt <= max on every axis, got min {lo}, opt {opt}, max {hi}")
+    for index, which in enumerate(("min", "opt", "max")):  # one decoder call: prompt and point counts agree
+        C.check_decoder_shapes({name: shapes[index] for name, shapes in profile.items()}, f"--{which}Shapes")
     return profile
 
 

@@ -44,7 +44,8 @@ def parse_shapes(text: str, flag: str = "shapes") -> dict[str, tuple[int, ...]]:
         try:
             dims = tuple(int(d) for d in match.group("dims").strip().split("x"))
         except ValueError:
-            raise NanoSam2Error(f"--{flag}: bad dimensions {match.group('dims').strip()!r} for {name}; expected e.g. 1x3x1024x1024") from None
+            raise NanoSam2Error(f"--{flag}: bad dimensions {match.group('dims').strip()!r} for {name}; "
+                                "expected e.g. 1x3x1024x1024") from None
         if any(d < 0 for d in dims):
             raise NanoSam2Error(f"--{flag}: negative dimension for {name}")
         if name in shapes:

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from nanosam2 import contract as C
-from nanosam2.contract import GraphContract
-from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph, graph_contract
-from nanosam2.utils.atomic import atomic_path
+from export.examples import decoder_example, encoder_example
 from export.onnx_passes import save_checked, set_metadata, simplify, to_fp16
-from nanosam2.qat.modelopt_int8 import is_quantized
+from export.verify import OutputError, check_rows, verify_export
+from nanosam2 import contract as C
+from nanosam2.checkpoint import state_digest
+from nanosam2.contract import GraphContract
+from nanosam2.modeling.predictor_graphs import (QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, graph_contract,
+                                               is_quantized)
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.atomic import check_output_dir, check_output_file, staged
 
 logger = logging.getLogger(__name__)
 
-QAT_PRECISION = "int8-qat"  # encoder of a QAT student: Q/DQ nodes from training, decoder stays FP32
-DEFAULT_OPSET = 18  # parsed by TensorRT 10.3 (JetPack 6) and 11; LayerNormalization is native from 17
-MAX_BATCH, MAX_PROMPTS, MAX_POINTS = 64, 256, 64
+__all__ = ["QAT_PRECISION", "ExportedGraph", "decoder_example", "encoder_example", "export_backbone", "export_model",
+           "graph_paths", "load_model"]
 
 
 @dataclass
@@ -30,24 +34,7 @@ class ExportedGraph:
     contract: GraphContract
     seconds: float
     simplifier: str
-
-
-def encoder_example(batch: int = 2, image_size: int = 1024) -> tuple[torch.Tensor]:
-    # batch 2: torch.export specialises dimensions of size 1
-    return (torch.randn(batch, 3, image_size, image_size),)
-
-
-def decoder_example(graph: MaskDecoderGraph, features: tuple[torch.Tensor, ...], prompts: int = 3,
-                    points: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Realistic decoder inputs: a box + clicks, padding, and one mask prompt."""
-    gen = torch.Generator().manual_seed(seed)
-    size = float(graph.image_size)
-    coords = torch.rand(prompts, points, 2, generator=gen) * size
-    labels = torch.tensor([2, 3, 1, 0, -1, 1, 0, 1], dtype=torch.float32)[: points].repeat(prompts, 1)
-    labels[:, -1] = -1
-    mask_input = torch.randn(prompts, 1, 256, 256, generator=gen) * 4
-    has_mask = (torch.arange(prompts) % 2 == 1).to(torch.float32)
-    return (*features, coords, labels, mask_input, has_mask)
+    errors: list[OutputError] = field(default_factory=list)  # ONNX Runtime vs PyTorch, when verified
 
 
 def _export(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: tuple[str, ...],
@@ -72,24 +59,25 @@ def _export_quantized(module: nn.Module, args: tuple[torch.Tensor, ...], path: P
                           opset_version=opset, dynamo=False)
 
 
-def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
+def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], tmp: Path,
                  contract: GraphContract, opset: int, precision: str, do_simplify: bool) -> ExportedGraph:
-    """torch -> ONNX -> metadata -> simplify -> FP16 -> full check, atomically written to ``path``."""
+    """torch -> ONNX -> metadata -> simplify -> FP16 -> full check, written to ``tmp`` (the caller
+    publishes it)."""
     import onnx
 
     start = time.perf_counter()
     if graph_name == C.ENCODER:
-        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        batch = torch.export.Dim("batch", min=1, max=C.EXPORT_MAX_BATCH)
         names_in, names_out, dynamic = C.ENCODER_INPUTS, C.ENCODER_OUTPUTS, {C.IMAGE: {0: batch}}
     else:
-        prompts = torch.export.Dim("num_prompts", min=1, max=MAX_PROMPTS)
-        points = torch.export.Dim("num_points", min=1, max=MAX_POINTS)
+        prompts = torch.export.Dim("num_prompts", min=1, max=C.EXPORT_MAX_PROMPTS)
+        points = torch.export.Dim("num_points", min=1, max=C.EXPORT_MAX_POINTS)
         names_in, names_out = C.DECODER_INPUTS, C.DECODER_OUTPUTS
         dynamic = {C.IMAGE_EMBED: None, C.HIGH_RES_FEATS_0: None, C.HIGH_RES_FEATS_1: None,
                    C.POINT_COORDS: {0: prompts, 1: points}, C.POINT_LABELS: {0: prompts, 1: points},
                    C.MASK_INPUT: {0: prompts}, C.HAS_MASK_INPUT: {0: prompts}}
     quantized = precision == QAT_PRECISION
-    with atomic_path(path) as tmp, torch.no_grad():
+    with torch.no_grad():
         if quantized:
             _export_quantized(module, args, tmp, opset)
         else:
@@ -103,8 +91,8 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
         set_metadata(model, contract)
         save_checked(model, tmp)
     seconds = time.perf_counter() - start
-    logger.info("wrote %s (%.1f MB, %.1f s, simplified by %s)", path, path.stat().st_size / 1e6, seconds, tool)
-    return ExportedGraph(path, contract, seconds, tool)
+    logger.info("exported %s (%.1f MB, %.1f s, simplified by %s)", graph_name, tmp.stat().st_size / 1e6, seconds, tool)
+    return ExportedGraph(tmp, contract, seconds, tool)
 
 
 def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
@@ -112,12 +100,16 @@ def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
     return {C.ENCODER: output_dir / f"{C.ENCODER}{suffix}.onnx", C.DECODER: output_dir / f"{C.DECODER}{suffix}.onnx"}
 
 
-def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = DEFAULT_OPSET,
-                 precision: str = "fp32", do_simplify: bool = True) -> dict[str, ExportedGraph]:
+def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = C.DEFAULT_OPSET,
+                 precision: str = "fp32", do_simplify: bool = True, verify: bool = True) -> dict[str, ExportedGraph]:
     """Write ``image_encoder[.fp16].onnx`` and ``mask_decoder[.fp16].onnx`` into ``output_dir``.
 
-    A QAT student (modelopt quantizers inside) gives ``image_encoder.int8.onnx`` with the Q/DQ
-    nodes it was trained with; the decoder follows ``precision``.
+    Both graphs are written under temporary names, checked in ONNX Runtime against PyTorch
+    (``verify``), and only then renamed together: an interrupted or failed export leaves the
+    folder as it was, never one new graph beside an old one. Both carry the model's weights hash,
+    so the runtime refuses to pair them with graphs of another model. A QAT student (modelopt
+    quantizers inside) gives ``image_encoder.int8.onnx`` with the Q/DQ nodes it was trained
+    with; the decoder follows ``precision``. A failed check raises :class:`NanoSam2Error`.
     """
     model = model.eval().cpu().float()
     encoder, decoder = ImageEncoderGraph(model).eval(), MaskDecoderGraph(model).eval()
@@ -126,13 +118,64 @@ def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int =
     if is_quantized(model.image_encoder):
         paths[C.ENCODER] = output_dir / f"{C.ENCODER}.int8.onnx"
         encoder_precision = QAT_PRECISION
+    weights = state_digest(model)
     enc_args = encoder_example(image_size=int(model.image_size))
     with torch.no_grad():
         features = tuple(t[:1] for t in encoder(*enc_args))
-    return {
-        C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, paths[C.ENCODER],
-                                graph_contract(C.ENCODER, model, backbone, encoder_precision), opset,
-                                encoder_precision, do_simplify),
-        C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), paths[C.DECODER],
-                                graph_contract(C.DECODER, model, backbone, precision), opset, precision, do_simplify),
-    }
+    with staged([paths[C.ENCODER], paths[C.DECODER]]) as (enc_tmp, dec_tmp):
+        graphs = {
+            C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, enc_tmp,
+                                    graph_contract(C.ENCODER, model, backbone, encoder_precision, weights), opset,
+                                    encoder_precision, do_simplify),
+            C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), dec_tmp,
+                                    graph_contract(C.DECODER, model, backbone, precision, weights), opset, precision,
+                                    do_simplify),
+        }
+        if verify:
+            rows = verify_export(model, {C.ENCODER: enc_tmp, C.DECODER: dec_tmp}, precision)
+            for name, graph in graphs.items():
+                graph.errors = [r for r in rows if r.graph == name]
+            check_rows(rows)  # raises: the staged files are removed, the folder is left as it was
+    for name, graph in graphs.items():
+        graph.path = paths[name]
+        logger.info("wrote %s (%.1f MB)", graph.path, graph.path.stat().st_size / 1e6)
+    return graphs
+
+
+def load_model(backbone: str, checkpoint: str | os.PathLike[str] | None = None, random_weights: bool = False) -> nn.Module:
+    """A student (random weights without ``checkpoint``, said loudly) or a SAM2.1 teacher (needs
+    Meta's checkpoint unless ``random_weights``), on the CPU."""
+    from nanosam2.build import TEACHERS, build_nanosam2, build_teacher, known_backbones, student_config_name
+
+    if backbone not in known_backbones():
+        raise NanoSam2Error(f"unknown backbone {backbone!r}; known: {', '.join(known_backbones())}")
+    if backbone in TEACHERS:
+        if checkpoint is None and not random_weights:
+            raise NanoSam2Error(f"teacher {backbone} needs --checkpoint (Meta's {TEACHERS[backbone][1]}), "
+                                "or --random-weights for a timing-only export")
+        return build_teacher(backbone, checkpoint, device="cpu")
+    if checkpoint is None:
+        print(f"*** export: {backbone} with RANDOM WEIGHTS (no --checkpoint): graphs are valid, masks meaningless ***")
+    return build_nanosam2(student_config_name(backbone), checkpoint=checkpoint, device="cpu")
+
+
+def export_backbone(backbone: str, output_dir: str | os.PathLike[str] | None = None,
+                    checkpoint: str | os.PathLike[str] | None = None, opset: int = C.DEFAULT_OPSET,
+                    precision: str = "fp32", do_simplify: bool = True, verify: bool = True,
+                    random_weights: bool = False) -> dict[str, ExportedGraph]:
+    """``python -m export.onnx`` as a function: check the request, load the model, export both graphs
+    into ``output_dir`` (default ``outputs/onnx/BACKBONE``)."""
+    from nanosam2.build import known_backbones
+
+    if backbone not in known_backbones():
+        raise NanoSam2Error(f"unknown backbone {backbone!r}; known: {', '.join(known_backbones())}")
+    lo, hi = C.OPSET_RANGE
+    if not lo <= opset <= hi:
+        raise NanoSam2Error(f"--opset {opset} is not supported: use {lo}..{hi} (TensorRT 10.3 parses up to {hi})")
+    if precision not in ("fp32", "fp16"):
+        raise NanoSam2Error(f"unknown precision {precision!r}; choose fp32 or fp16")
+    out = check_output_dir(output_dir or Path("outputs") / "onnx" / backbone, inputs=[checkpoint])
+    for path in graph_paths(out, precision).values():
+        check_output_file(path, inputs=[checkpoint])
+    model = load_model(backbone, checkpoint, random_weights)
+    return export_model(model, backbone, out, opset, precision, do_simplify, verify)

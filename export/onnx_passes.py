@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 
 from nanosam2.contract import METADATA_KEY, GraphContract
+from nanosam2.errors import NanoSam2Error
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,13 @@ def set_metadata(model: onnx.ModelProto, contract: GraphContract) -> onnx.ModelP
 
 def read_metadata(path: str | Path) -> GraphContract:
     """The contract of an ONNX file (graph structure is not loaded)."""
-    model = onnx.load(str(path), load_external_data=False)
+    if not Path(path).is_file():
+        raise NanoSam2Error(f"no such ONNX file: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        text = str(exc).strip()
+        raise NanoSam2Error(f"{path} is not an ONNX model: {text.splitlines()[0] if text else type(exc).__name__}") from None
     return GraphContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
 
 

@@ -10,10 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from export.examples import decoder_example, encoder_example
 from nanosam2 import contract as C
-from export.exporter import QAT_PRECISION, decoder_example, encoder_example
-from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph
-from nanosam2.qat.modelopt_int8 import is_quantized
+from nanosam2.errors import NanoSam2Error
+from nanosam2.metrics import cosine
+from nanosam2.modeling.predictor_graphs import QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, is_quantized
+from nanosam2.utils.ort_session import open_session
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +49,10 @@ def compare(graph: str, reference: dict[str, np.ndarray], actual: dict[str, np.n
             min_cosine: float | None = None) -> list[OutputError]:
     rows = []
     for name, ref in reference.items():
-        ref64, act64 = ref.astype(np.float64).ravel(), actual[name].astype(np.float64).ravel()
-        err = float(np.abs(ref64 - act64).max())
-        cosine = float(ref64 @ act64 / max(np.linalg.norm(ref64) * np.linalg.norm(act64), 1e-30))
-        rows.append(OutputError(graph, name, err, err / max(1.0, float(np.abs(ref).max())), tolerance, cosine,
-                                min_cosine))
+        err = float(np.abs(ref.astype(np.float64) - actual[name].astype(np.float64)).max())
+        rows.append(OutputError(graph, name, err, err / max(1.0, float(np.abs(ref).max())), tolerance,
+                                cosine(ref, actual[name]), min_cosine))
     return rows
-
-
-def _ort_session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def verify_export(model: nn.Module, paths: dict[str, Path], precision: str, seed: int = 123) -> list[OutputError]:
@@ -73,8 +65,8 @@ def verify_export(model: nn.Module, paths: dict[str, Path], precision: str, seed
         features = encoder(image)
         dec_args = decoder_example(decoder, features, prompts=2, points=3, seed=seed)
         dec_ref = decoder(*dec_args)
-    enc_out = _ort_session(paths[C.ENCODER]).run(list(C.ENCODER_OUTPUTS), {C.IMAGE: image.numpy()})
-    dec_out = _ort_session(paths[C.DECODER]).run(
+    enc_out = open_session(paths[C.ENCODER]).run(list(C.ENCODER_OUTPUTS), {C.IMAGE: image.numpy()})
+    dec_out = open_session(paths[C.DECODER]).run(
         list(C.DECODER_OUTPUTS), {n: a.numpy() for n, a in zip(C.DECODER_INPUTS, dec_args)})
     encoder_precision = QAT_PRECISION if is_quantized(model.image_encoder) else precision
     rows = compare(C.ENCODER, {n: t.numpy() for n, t in zip(C.ENCODER_OUTPUTS, features)},
@@ -92,3 +84,18 @@ def format_errors(rows: list[OutputError]) -> str:
               + (f"cosine >= {r.min_cosine:g}" if r.min_cosine is not None else f"rel <= {r.tolerance:g}")
               + f" | {'yes' if r.ok else 'NO'} |" for r in rows]
     return "\n".join(lines)
+
+
+def check_rows(rows: list[OutputError]) -> None:
+    """Raise a one-line :class:`NanoSam2Error` naming the worst output when any row fails."""
+    failed = [r for r in rows if not r.ok]
+    if not failed:
+        return
+    by_cosine = [r for r in failed if r.min_cosine is not None]
+    if by_cosine:
+        worst = min(by_cosine, key=lambda r: r.cosine)
+        raise NanoSam2Error(f"verification failed: {worst.graph}/{worst.output} cosine {worst.cosine:.4f} "
+                            f"< {worst.min_cosine:g}; nothing was written")
+    worst = max(failed, key=lambda r: r.max_rel)
+    raise NanoSam2Error(f"verification failed: {worst.graph}/{worst.output} relative error {worst.max_rel:.3g} "
+                        f"> {worst.tolerance:g}; nothing was written")

@@ -19,6 +19,7 @@ from torch import nn
 from nanosam2.checkpoint import copy_heads_from_teacher, load_state_dict_strict, read_checkpoint, save_checkpoint
 from nanosam2.errors import NanoSam2Error
 from nanosam2.modeling.backbones import get_backbone_spec, list_backbones
+from nanosam2.transforms import MaskSelection
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,14 @@ SAM2_CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/
 # best multimask output when it is unstable. Kept identical so predictions match Meta's.
 POSTPROCESSING_OVERRIDES = [
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
-    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
-    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+    f"++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta={MaskSelection.stability_delta}",
+    f"++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh={MaskSelection.stability_thresh}",
 ]
+
+
+def known_backbones() -> list[str]:
+    """Students of the registry, then the SAM2.1 teachers' short names."""
+    return list_backbones() + list(TEACHERS)
 
 
 def default_device() -> str:

@@ -93,3 +93,15 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, **extra: Any
         torch.save(payload, tmp)
     logger.info("saved checkpoint %s", path)
     return Path(path)
+
+
+def state_digest(module: Any) -> str:
+    """SHA-256 of every parameter and buffer of ``module``, bit for bit: equal digests mean equal
+    weights. Recorded in exported graphs (``weights_sha256``) and checked across DDP ranks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

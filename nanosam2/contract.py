@@ -17,7 +17,15 @@ from nanosam2.errors import NanoSam2Error
 from nanosam2.transforms import IMAGE_SIZE, LOW_RES_SIZE, PIXEL_MEAN, PIXEL_STD, MaskSelection
 
 METADATA_KEY = "nanosam2"
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2  # 2: weights_sha256 (which model the graph came from)
+
+# Export and engine-profile limits, in one place. The graphs accept up to EXPORT_MAX_*; an engine
+# built with the default profile accepts DEFAULT_PROFILE_* (min, opt, max).
+DEFAULT_OPSET = 18  # parsed by TensorRT 10.3 (JetPack 6) and 11; LayerNormalization is native from 17
+OPSET_RANGE = (17, 20)
+EXPORT_MAX_BATCH, EXPORT_MAX_PROMPTS, EXPORT_MAX_POINTS = 64, 256, 64
+DEFAULT_PROFILE_PROMPTS = (1, 1, 64)
+DEFAULT_PROFILE_POINTS = (1, 3, 16)
 
 ENCODER = "image_encoder"
 DECODER = "mask_decoder"
@@ -40,6 +48,11 @@ IOU_PREDICTIONS = "iou_predictions"
 OBJECT_SCORE_LOGITS = "object_score_logits"
 DECODER_INPUTS = (IMAGE_EMBED, HIGH_RES_FEATS_0, HIGH_RES_FEATS_1, POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)
 DECODER_OUTPUTS = (LOW_RES_MASKS, IOU_PREDICTIONS, OBJECT_SCORE_LOGITS)
+
+INPUT_RANKS = {IMAGE: 4, IMAGE_EMBED: 4, HIGH_RES_FEATS_0: 4, HIGH_RES_FEATS_1: 4, POINT_COORDS: 3, POINT_LABELS: 2,
+               MASK_INPUT: 4, HAS_MASK_INPUT: 1}
+PROMPT_BATCHED = (POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)  # axis 0 = prompt count P
+POINT_AXIS_INPUTS = (POINT_COORDS, POINT_LABELS)  # axis 1 = point count N
 
 ROLES = {
     IMAGE: "[B,3,S,S] float32, RGB / 255 resized to SxS (antialiased bilinear), ImageNet-normalised",
@@ -68,14 +81,15 @@ class GraphContract:
     pixel_std: list[float] = field(default_factory=lambda: list(PIXEL_STD))
     mask_threshold: float = 0.0
     num_mask_tokens: int = 4
-    multimask_slice: list[int] = field(default_factory=lambda: [1, 4])
-    dynamic_multimask_via_stability: bool = True
-    stability_delta: float = 0.05
-    stability_thresh: float = 0.98
+    multimask_slice: list[int] = field(default_factory=lambda: list(MaskSelection.multimask_slice))
+    dynamic_multimask_via_stability: bool = MaskSelection.dynamic_multimask_via_stability
+    stability_delta: float = MaskSelection.stability_delta
+    stability_thresh: float = MaskSelection.stability_thresh
     precision: str = "fp32"
     inputs: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     exporter: str = ""
+    weights_sha256: str = ""  # SHA-256 of the model's weights: graphs of one model carry the same value
     contract_version: int = CONTRACT_VERSION
 
     @classmethod
@@ -96,12 +110,15 @@ class GraphContract:
     def from_json(cls, text: str, source: str = "graph") -> "GraphContract":
         try:
             data = json.loads(text)
-            contract = cls(**data)
-        except (ValueError, TypeError) as exc:
+            version = int(data.get("contract_version", 1))
+        except (ValueError, TypeError, AttributeError) as exc:
             raise NanoSam2Error(f"{source}: unreadable nanosam2 metadata ({exc})") from None
-        if contract.contract_version > CONTRACT_VERSION:
-            raise NanoSam2Error(f"{source}: made by a newer nanosam2 (contract v{contract.contract_version}); upgrade")
-        return contract
+        if version > CONTRACT_VERSION:
+            raise NanoSam2Error(f"{source}: made by a newer nanosam2 (contract v{version}); upgrade nanosam2")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise NanoSam2Error(f"{source}: unreadable nanosam2 metadata ({exc})") from None
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str) -> "GraphContract":
@@ -114,6 +131,53 @@ class GraphContract:
         if self.graph != graph:
             raise NanoSam2Error(f"{source} is the {self.graph} graph, expected the {graph} graph")
         return self
+
+
+def prompt_feed(prompts: Any, rows: slice = slice(None)) -> dict[str, Any]:
+    """The decoder inputs of a ``transforms.DecoderPrompts`` batch (rows ``rows``), by tensor name;
+    add the encoder's outputs for a complete feed."""
+    return {POINT_COORDS: prompts.point_coords[rows], POINT_LABELS: prompts.point_labels[rows],
+            MASK_INPUT: prompts.mask_input[rows], HAS_MASK_INPUT: prompts.has_mask_input[rows]}
+
+
+def check_pair(encoder: GraphContract, decoder: GraphContract, encoder_source: str, decoder_source: str) -> None:
+    """Refuse an encoder and a decoder that come from different models.
+
+    Graphs of one model share ``weights_sha256`` (precision may differ: an INT8 encoder with an
+    FP32 decoder is a valid pair). Files from before contract v2, or engines without a sidecar,
+    carry no hash; then only what they do record (backbone, image size) is compared.
+    """
+    encoder.expect(ENCODER, encoder_source)
+    decoder.expect(DECODER, decoder_source)
+    if encoder.image_size != decoder.image_size:
+        raise NanoSam2Error(f"{encoder_source} ({encoder.image_size} px) and {decoder_source} ({decoder.image_size} px) "
+                            "were exported for different image sizes")
+    known = "unknown"
+    if known not in (encoder.backbone, decoder.backbone) and encoder.backbone != decoder.backbone:
+        raise NanoSam2Error(f"{encoder_source} is a {encoder.backbone} encoder but {decoder_source} comes from "
+                            f"{decoder.backbone}; use the two graphs of one export")
+    if encoder.weights_sha256 and decoder.weights_sha256 and encoder.weights_sha256 != decoder.weights_sha256:
+        raise NanoSam2Error(f"{encoder_source} and {decoder_source} come from different weights "
+                            f"({encoder.weights_sha256[:12]} vs {decoder.weights_sha256[:12]}); use the two graphs "
+                            "of one export")
+
+
+def check_decoder_shapes(shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """The prompt inputs of one decoder call agree: same prompt count P, same point count N,
+    points of 2 coordinates, at least one prompt and one point."""
+    prompts = {name: shapes[name][0] for name in PROMPT_BATCHED if name in shapes and len(shapes[name])}
+    if len(set(prompts.values())) > 1:
+        raise NanoSam2Error(f"{source}: the prompt inputs disagree on the number of prompts: "
+                            + ", ".join(f"{n} {p}" for n, p in prompts.items()))
+    points = {name: shapes[name][1] for name in POINT_AXIS_INPUTS if name in shapes and len(shapes[name]) > 1}
+    if len(set(points.values())) > 1:
+        raise NanoSam2Error(f"{source}: point_coords and point_labels disagree on the number of points: "
+                            + ", ".join(f"{n} {p}" for n, p in points.items()))
+    if POINT_COORDS in shapes and len(shapes[POINT_COORDS]) == 3 and shapes[POINT_COORDS][2] != 2:
+        raise NanoSam2Error(f"{source}: point_coords must be [P, N, 2], got {shapes[POINT_COORDS]}")
+    for name, dims in shapes.items():
+        if name in PROMPT_BATCHED and any(d == 0 for d in dims):
+            raise NanoSam2Error(f"{source}: {name} has an empty dimension {tuple(dims)}: at least one prompt and point")
 
 
 def engine_sidecar_path(engine_path: str | os.PathLike[str]) -> Path:

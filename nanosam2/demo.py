@@ -20,7 +20,7 @@ from PIL import Image
 from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
 from nanosam2.utils.atomic import atomic_path, check_writable_dir
-from nanosam2.utils.cli import existing_file, run_cli, setup_logging
+from nanosam2.utils.cli import ArgumentParser, existing_file, run_cli, setup_logging
 
 logger = logging.getLogger("nanosam2.demo")
 
@@ -35,7 +35,7 @@ def sample_image_path() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     from nanosam2.modeling.backbones import list_backbones
 
-    parser = argparse.ArgumentParser(prog="python -m nanosam2.demo", description=__doc__,
+    parser = ArgumentParser(prog="python -m nanosam2.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="resnet18", choices=list_backbones(),
                         help="student backbone when no --checkpoint is given (default: resnet18)")

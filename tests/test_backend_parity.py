@@ -11,6 +11,7 @@ from nanosam2 import contract as C
 from trt_runtime.predictor import Predictor
 from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
 from trt_runtime.runners.torch_runner import TorchRunner
+from nanosam2.metrics import mask_iou
 
 from .conftest import make_test_image
 
@@ -22,11 +23,6 @@ CASES = {
     "multi-prompt": dict(points=[[200, 120], [400, 300], [50, 300]], labels=[1, 0, 1], boxes=[60, 40, 300, 260]),
     "mask input": dict(points=[[200, 120]], labels=[1], mask="previous"),
 }
-
-
-def mask_iou(a, b):
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else np.logical_and(a, b).sum() / union
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from benchmarks.report import SCHEMA_VERSION, STAGES, Measurement, Report
 from benchmarks.run_all import Settings, measure_pair, summary
-from benchmarks.timing import time_call
+from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
 
 

@@ -60,6 +60,9 @@ class Oracle:
         self.coco = load_coco(ann_file)
         self.ids = iter(sorted(i for i in self.coco.getImgIds() if self.coco.getAnnIds(imgIds=i)))
 
+    def identity(self):
+        return {"oracle": "ground truth"}
+
     def set_image(self, image):
         self.image_id = next(self.ids)
         info = self.coco.loadImgs(self.image_id)[0]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nanosam2.build import build_nanosam2
-from nanosam2.distill.distributed import state_digest
+from nanosam2.checkpoint import state_digest
 from nanosam2.distill.train_log import read_log
 from nanosam2.distill.trainer import TrainConfig, train
 from nanosam2.train import main as train_main

@@ -90,10 +90,13 @@ def test_failed_export_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_failed_verification_removes_outputs(tmp_path, monkeypatch):
+    import export.exporter as exporter
     import export.verify as verify
 
-    monkeypatch.setattr(verify, "verify_export", lambda *a, **k: [verify.OutputError("mask_decoder", "low_res_masks", 1.0, 0.5, 1e-3)])
-    code = export_cli.run_cli(export_cli.main, ["--backbone", "mobilenet_v3_large", "--output-dir", str(tmp_path), "--no-simplify"])
+    failing = [verify.OutputError("mask_decoder", "low_res_masks", 1.0, 0.5, 1e-3)]
+    monkeypatch.setattr(exporter, "verify_export", lambda *a, **k: failing)
+    code = export_cli.run_cli(export_cli.main, ["--backbone", "mobilenet_v3_large", "--output-dir", str(tmp_path),
+                                                "--no-simplify"])
     assert code == 2
     assert not list(tmp_path.glob("*.onnx"))
 

@@ -10,7 +10,8 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 from export.exporter import export_model
 from nanosam2 import contract as C
 from trt_runtime.predictor import Predictor
-from trt_runtime.runners import open_runner
+from trt_runtime.factory import open_runner
+from nanosam2.metrics import mask_iou
 
 from .conftest import make_test_image, with_trained_logit_scale
 
@@ -24,11 +25,6 @@ CASES = {
 }
 THRESHOLDS = {"fp32": 0.99, "fp16": 0.98}
 FIDELITY: list[str] = []  # table rows printed at the end of each model's test
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 class CountingRunner:
@@ -58,7 +54,8 @@ def pipelines(request, tmp_path_factory):
 
     backbone, precision = request.param
     torch.manual_seed(0)
-    model = build_teacher(backbone, None, device="cpu") if backbone.startswith("hiera") else build_nanosam2(backbone, device="cpu")
+    model = (build_teacher(backbone, None, device="cpu") if backbone.startswith("hiera")
+             else build_nanosam2(backbone, device="cpu"))
     with_trained_logit_scale(model)
     graphs = export_model(model, backbone, tmp_path_factory.mktemp(f"{backbone}-{precision}"), precision=precision)
     meta = SAM2ImagePredictor(model)
@@ -72,8 +69,10 @@ def pipelines(request, tmp_path_factory):
 def _compare(meta_out, our_out):
     (m_masks, m_scores, m_low), (o_masks, o_scores, o_low) = meta_out, our_out
     assert m_masks.shape == o_masks.shape and m_low.shape == o_low.shape
-    ious = [mask_iou(a > 0, b) for a, b in zip(m_masks.reshape(-1, *m_masks.shape[-2:]), o_masks.reshape(-1, *o_masks.shape[-2:]))]
-    return min(ious), float(np.abs(m_low - o_low).max()), float(np.abs(m_scores - o_scores).max()), float(np.mean(m_masks > 0))
+    planes = m_masks.shape[-2:]
+    ious = [mask_iou(a > 0, b) for a, b in zip(m_masks.reshape(-1, *planes), o_masks.reshape(-1, *planes))]
+    return (min(ious), float(np.abs(m_low - o_low).max()), float(np.abs(m_scores - o_scores).max()),
+            float(np.mean(m_masks > 0)))
 
 
 @pytest.mark.parametrize("multimask", [True, False], ids=["multimask", "single"])

@@ -15,7 +15,7 @@ from nanosam2.build import build_nanosam2, save_student
 from nanosam2.distill.train_log import read_log
 from nanosam2.qat.__main__ import main as qat_main
 from nanosam2.qat.batchnorm import find_conv_bn_pairs, fold_and_check, freeze_batchnorms
-from nanosam2.qat.modelopt_int8 import is_quantized
+from nanosam2.modeling.predictor_graphs import is_quantized
 from nanosam2.utils.cli import run_cli
 
 from .sa1b_synthetic import make_sa1b
@@ -44,7 +44,8 @@ def test_batchnorm_folding_keeps_outputs(backbone, expected_pairs):
     assert len(pairs) == expected_pairs
     assert not find_conv_bn_pairs(encoder, example)
     remaining = freeze_batchnorms(encoder)
-    assert remaining == {"resnet18": 0, "mobilenet_v3_large": 0, "casvit_s": 34}[backbone]  # 2 pre-norms x 15 blocks + 4 out norms
+    # casvit_s: 2 pre-norms x 15 blocks + 4 out norms
+    assert remaining == {"resnet18": 0, "mobilenet_v3_large": 0, "casvit_s": 34}[backbone]
 
 
 def test_conv_feeding_two_consumers_is_not_folded():

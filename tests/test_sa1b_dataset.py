@@ -23,7 +23,7 @@ def test_crop_boxes_are_in_bounds_and_follow_the_seed():
     for left, top, right, bottom in boxes:
         assert 0 <= left < right <= 300 and 0 <= top < bottom <= 200
         assert 3 / 4 - 0.02 <= (right - left) / (bottom - top) <= 4 / 3 + 0.02
-    areas = np.array([(r - l) * (b - t) for l, t, r, b in boxes]) / (300 * 200)
+    areas = np.array([(r - x) * (b - t) for x, t, r, b in boxes]) / (300 * 200)
     assert areas.min() >= 0.07 and areas.max() <= 1.0 and areas.std() > 0.1  # scale 0.08..1
     assert random_resized_crop_box(300, 200, np.random.default_rng(5)) == boxes[5]
     assert random_resized_crop_box(4000, 10, np.random.default_rng(0)) == (1993, 0, 2006, 10)  # centre fallback

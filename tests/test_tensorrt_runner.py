@@ -94,7 +94,7 @@ def test_cuda_graph_replays_with_new_inputs(tmp_path, runtime_onnx, fake):
     features = OnnxRuntimeRunner(runtime_onnx[C.ENCODER]).infer(
         {C.IMAGE: rng.standard_normal((1, 3, 1024, 1024)).astype(np.float32)})
     with open_trt(paths[C.DECODER], fake, cuda_graph=True) as runner:
-        for step, count in enumerate([2, 2, 2, 3]):
+        for count in [2, 2, 2, 3]:
             prompts = build_prompts((100, 100), boxes=rng.uniform(0, 50, (count, 4)) + [0, 0, 50, 50])
             feed = {**features, C.POINT_COORDS: prompts.point_coords, C.POINT_LABELS: prompts.point_labels,
                     C.MASK_INPUT: prompts.mask_input, C.HAS_MASK_INPUT: prompts.has_mask_input}

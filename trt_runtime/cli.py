@@ -12,6 +12,7 @@ Runs on a Jetson with numpy, pillow, tensorrt and cuda-python only (TensorRT eng
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -22,8 +23,8 @@ from PIL import Image
 from nanosam2.errors import NanoSam2Error
 from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
-from nanosam2.utils.atomic import atomic_path, check_writable_dir
-from nanosam2.utils.cli import setup_logging
+from nanosam2.utils.atomic import check_output_dir, check_output_file, staged
+from nanosam2.utils.cli import ArgumentParser, positive_int, setup_logging
 
 logger = logging.getLogger("trt_runtime")
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nanosam2.evaluation.coco_metrics import SIZES
     from trt_runtime.factory import add_backend_arguments
 
-    parser = argparse.ArgumentParser(prog="python -m trt_runtime", description=__doc__,
+    parser = ArgumentParser(prog="python -m trt_runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,16 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="box in image pixels; repeat for a batch of boxes (points are shared by every box)")
     predict.add_argument("--multimask", action="store_true",
                          help="return SAM2's three masks per prompt (default: one, with SAM2's stability fallback)")
-    predict.add_argument("--output", required=True, help="folder for mask_P_C.png and overlay.png")
-    predict.add_argument("--runs", type=int, default=1, help="repeat the prediction N times and report the median timings")
+    predict.add_argument("--output", required=True, help="folder for mask_P_C.png, overlay.png and predict.json")
+    predict.add_argument("--runs", type=positive_int, default=1,
+                         help="repeat the prediction N times and report the median timings")
 
     evaluate = sub.add_parser("eval-coco", help="box-prompt mIoU on COCO (seed/nanosam protocol)")
     add_backend_arguments(evaluate)
     evaluate.add_argument("--coco-root", required=True, help="folder of the images (e.g. coco/val2017)")
     evaluate.add_argument("--coco-ann", required=True, help="instances JSON (e.g. annotations/instances_val2017.json)")
-    evaluate.add_argument("--limit", type=int, help="evaluate only the first N annotated images (sorted ids)")
-    evaluate.add_argument("--output", required=True, help="results JSON (resumed if it exists)")
-    evaluate.add_argument("--no-resume", action="store_true", help="start over even if --output exists")
+    evaluate.add_argument("--limit", type=positive_int, help="evaluate only the first N annotated images (sorted ids)")
+    evaluate.add_argument("--output", required=True,
+                          help="results JSON (resumed if it holds results of this same model and annotation file)")
+    evaluate.add_argument("--no-resume", action="store_true", help="start over, replacing --output")
 
     metric = sub.add_parser("coco-metric", help="mean IoU of a results file by size bucket")
     metric.add_argument("results", help="results JSON written by eval-coco")
@@ -64,10 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PREDICT_RECORD = "predict.json"
+
+
+def _previous_outputs(out_dir: Path) -> list[str]:
+    """Files an earlier ``predict`` wrote into ``out_dir`` (listed in its predict.json)."""
+    try:
+        record = json.loads((out_dir / PREDICT_RECORD).read_text())
+        return [str(name) for name in record.get("files", []) if Path(str(name)).name == str(name)]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from nanosam2.transforms import build_prompts
     from nanosam2.viz import overlay
-    from trt_runtime.factory import load_predictor
+    from trt_runtime.factory import load_predictor, options_from_args
 
     image = read_rgb(args.image)
     height, width = image.shape[:2]
@@ -75,10 +90,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if prompts.empty:
         raise NanoSam2Error("give at least one --point or --box")
     prompts.check_inside(width, height)
-    out_dir = check_writable_dir(args.output)
-    with load_predictor(args.encoder, args.decoder, args.backend, args=args) as predictor:
+    out_dir = check_output_dir(args.output, inputs=[args.image, args.encoder, args.decoder])
+    with load_predictor(args.encoder, args.decoder, options_from_args(args)) as predictor:
         stage_runs: list[dict[str, float]] = []
-        for _ in range(max(1, args.runs)):
+        for _ in range(args.runs):
             predictor.set_image(image)
             decoder_prompts = build_prompts((height, width),
                                             prompts.points if len(prompts.points) else None,
@@ -86,32 +101,43 @@ def run_predict(args: argparse.Namespace) -> int:
                                             prompts.boxes if len(prompts.boxes) else None)
             result = predictor.predict_prompts(decoder_prompts, multimask_output=args.multimask)
             stage_runs.append(dict(result.timings))
+        identity = predictor.identity()
     best = np.argmax(result.scores, axis=1)
-    for p in range(result.masks.shape[0]):
-        for c in range(result.masks.shape[1]):
-            with atomic_path(out_dir / f"mask_{p}_{c}.png") as tmp:
-                Image.fromarray(result.masks[p, c].astype(np.uint8) * 255).save(tmp, format="PNG")
     chosen = result.masks[np.arange(len(best)), best]
-    with atomic_path(out_dir / "overlay.png") as tmp:
-        overlay(image, chosen, prompts.points, prompts.labels, prompts.boxes).save(tmp, format="PNG")
+    masks = {f"mask_{p}_{c}.png": result.masks[p, c] for p in range(result.masks.shape[0])
+             for c in range(result.masks.shape[1])}
+    record = {"image": str(args.image), "points": prompts.points.tolist(), "labels": prompts.labels.tolist(),
+              "boxes": prompts.boxes.tolist(), "multimask": args.multimask, "scores": result.scores.tolist(),
+              "best": best.tolist(), "model": identity, "files": [*masks, "overlay.png", PREDICT_RECORD]}
+    stale = [name for name in _previous_outputs(out_dir) if name not in record["files"]]
+    names = [*masks, "overlay.png", PREDICT_RECORD]
+    with staged([out_dir / name for name in names]) as temps:  # all of them, or none
+        for tmp, name in zip(temps, masks):
+            Image.fromarray(masks[name].astype(np.uint8) * 255).save(tmp, format="PNG")
+        overlay(image, chosen, prompts.points, prompts.labels, prompts.boxes).save(temps[-2], format="PNG")
+        temps[-1].write_text(json.dumps(record, indent=1))
+    for name in stale:  # masks of an earlier predict with more prompts: they belong to other inputs
+        (out_dir / name).unlink(missing_ok=True)
     for p, (scores, b) in enumerate(zip(result.scores, best)):
         print(f"prompt {p}: scores {np.round(scores, 4).tolist()} best {int(b)} ({int(chosen[p].sum())} px)")
     median = {k: float(np.median([r[k] for r in stage_runs])) for k in stage_runs[0]}
     print("timings (ms, median of %d): " % len(stage_runs) + ", ".join(f"{k[:-3]} {v:.1f}" for k, v in median.items())
           + f", total {sum(median.values()):.1f}")
-    print(f"wrote {result.masks.shape[0] * result.masks.shape[1]} masks and overlay.png to {out_dir}")
+    print(f"wrote {len(masks)} masks, overlay.png and {PREDICT_RECORD} to {out_dir}")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.coco_eval import evaluate_coco
     from nanosam2.evaluation.coco_metrics import summarize
-    from trt_runtime.factory import load_predictor
+    from trt_runtime.factory import load_predictor, options_from_args
 
     if not Path(args.coco_root).is_dir():
         raise NanoSam2Error(f"no such COCO image folder: {args.coco_root}")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    with load_predictor(args.encoder, args.decoder, args.backend, args=args) as predictor:
+    if not Path(args.coco_ann).is_file():
+        raise NanoSam2Error(f"no such COCO annotation file: {args.coco_ann}")
+    check_output_file(args.output, inputs=[args.coco_ann, args.encoder, args.decoder], what="--output")
+    with load_predictor(args.encoder, args.decoder, options_from_args(args)) as predictor:
         records, stats = evaluate_coco(predictor, args.coco_root, args.coco_ann, args.output, args.limit,
                                        resume=not args.no_resume)
     print(f"evaluated {stats.images} images, {stats.annotations} annotations in {stats.seconds:.1f} s "

@@ -1,49 +1,114 @@
-"""Build a ``Predictor`` from two files; the backend follows the file type unless overridden."""
+"""Open runners and predictors from files; the backend follows the file type unless overridden."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nanosam2 import contract as C
+from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.runner import Runner
 from trt_runtime.predictor import Predictor
-from trt_runtime.runners.base import BACKENDS, backend_for, open_runner
+
+BACKEND_BY_SUFFIX = {".engine": "tensorrt", ".plan": "tensorrt", ".trt": "tensorrt", ".onnx": "onnxruntime",
+                     ".pt": "torch", ".pth": "torch"}
+BACKENDS = ("tensorrt", "onnxruntime", "torch")
+PROVIDERS = ("cpu", "cuda", "tensorrt")
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+@dataclass
+class BackendOptions:
+    """Backend settings shared by every runtime command (each backend reads its own)."""
+
+    backend: str | None = None  # override the backend the file suffix implies
+    provider: str = "cpu"  # ONNX Runtime execution provider
+    device: str | None = None  # PyTorch device (default: cuda if available, else cpu)
+    dtype: str = "fp32"  # PyTorch autocast dtype
+    compile: bool = False  # PyTorch: torch.compile
+    config: str | None = None  # PyTorch: config of a Meta SAM2.1 checkpoint
+    cuda_graph: bool = False  # TensorRT: capture the encoder in a CUDA graph
+
+    def for_backend(self, kind: str, graph: str) -> dict[str, Any]:
+        if kind == "onnxruntime":
+            return {"provider": self.provider}
+        if kind == "torch":
+            return {"device": self.device, "dtype": self.dtype, "compile": self.compile, "config": self.config}
+        return {"cuda_graph": self.cuda_graph and graph == C.ENCODER}
+
+
+def backend_for(path: str | os.PathLike[str], backend: str | None = None) -> str:
+    """The backend named by ``backend``, else the one the file's suffix implies."""
+    if backend:
+        if backend not in BACKENDS:
+            raise NanoSam2Error(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        return backend
+    suffix = Path(path).suffix.lower()
+    if suffix not in BACKEND_BY_SUFFIX:
+        raise NanoSam2Error(f"cannot tell the backend of {path} from its suffix; pass --backend {'|'.join(BACKENDS)}")
+    return BACKEND_BY_SUFFIX[suffix]
+
+
+def open_runner(path: str | os.PathLike[str], backend: str | None = None, graph: str | None = None,
+                **options: Any) -> Runner:
+    """Open ``path`` with the right runner (imports only that backend).
+
+    ``graph`` (``image_encoder`` / ``mask_decoder``) tells the PyTorch backend which graph of a
+    checkpoint to run; the other backends read it from the file and check it.
+    """
+    kind = backend_for(path, backend)
+    if not Path(path).is_file():
+        raise NanoSam2Error(f"no such file: {path}")
+    if kind == "onnxruntime":
+        from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, **options)
+    if kind == "tensorrt":
+        from trt_runtime.runners.tensorrt_runner import TensorRTRunner
+
+        return TensorRTRunner(path, **options)
+    from nanosam2.inference.torch_runner import TorchRunner
+
+    if graph is None:
+        raise NanoSam2Error("the PyTorch backend needs to know which graph to run (image_encoder or mask_decoder)")
+    return TorchRunner(path, graph=graph, **options)
+
+
+def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[str],
+                   options: BackendOptions | None = None) -> Predictor:
+    """Open both graphs (refusing a pair that comes from two different models)."""
+    options = options or BackendOptions()
+    runners: list[Runner] = []
+    try:
+        for path, graph in ((encoder, C.ENCODER), (decoder, C.DECODER)):
+            kind = backend_for(path, options.backend)
+            runners.append(open_runner(path, kind, graph=graph, **options.for_backend(kind, graph)))
+        return Predictor(runners[0], runners[1])
+    except BaseException:
+        for runner in runners:
+            runner.close()
+        raise
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every runtime command shares."""
+    """The flags every runtime command shares (read back with :func:`options_from_args`)."""
     group = parser.add_argument_group("backend")
     group.add_argument("--encoder", required=True, help="image encoder: .engine/.plan (TensorRT), .onnx (ONNX Runtime) "
                                                         "or .pt/.pth (PyTorch, nanosam2 checkpoint)")
     group.add_argument("--decoder", required=True, help="prompt encoder + mask decoder, same file types as --encoder")
     group.add_argument("--backend", choices=BACKENDS, help="override the backend implied by the file suffixes")
-    group.add_argument("--provider", default="cpu", choices=("cpu", "cuda", "tensorrt"),
-                       help="ONNX Runtime execution provider (default cpu)")
+    group.add_argument("--provider", default="cpu", choices=PROVIDERS, help="ONNX Runtime execution provider (default cpu)")
     group.add_argument("--device", help="PyTorch device (default: cuda if available, else cpu)")
-    group.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="PyTorch autocast dtype (default fp32)")
+    group.add_argument("--dtype", default="fp32", choices=DTYPES, help="PyTorch autocast dtype (default fp32)")
     group.add_argument("--compile", action="store_true", help="PyTorch: torch.compile both graphs")
     group.add_argument("--config", help="PyTorch: config of a Meta SAM2.1 checkpoint, e.g. sam2.1_hiera_s "
                                         "(nanosam2 checkpoints carry their own)")
     group.add_argument("--cuda-graph", action="store_true", help="TensorRT: capture the encoder in a CUDA graph")
 
 
-def runner_options(kind: str, args: Any) -> dict[str, Any]:
-    if kind == "onnxruntime":
-        return {"provider": args.provider}
-    if kind == "torch":
-        return {"device": args.device, "dtype": args.dtype, "compile": args.compile, "config": args.config}
-    return {}
-
-
-def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[str], backend: str | None = None,
-                   args: Any = None, **options: Any) -> Predictor:
-    """Open both graphs; ``args`` (from :func:`add_backend_arguments`) or ``options`` set backend flags."""
-    runners = []
-    for path, graph in ((encoder, C.ENCODER), (decoder, C.DECODER)):
-        kind = backend_for(path, backend)
-        opts = runner_options(kind, args) if args is not None else dict(options)
-        if kind == "tensorrt" and args is not None and graph == C.ENCODER:
-            opts["cuda_graph"] = args.cuda_graph
-        runners.append(open_runner(path, kind, graph=graph, **opts))
-    return Predictor(runners[0], runners[1])
+def options_from_args(args: argparse.Namespace) -> BackendOptions:
+    return BackendOptions(backend=args.backend, provider=args.provider, device=args.device, dtype=args.dtype,
+                          compile=args.compile, config=args.config, cuda_graph=args.cuda_graph)

@@ -21,6 +21,8 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from nanosam2 import transforms as T
+from nanosam2.errors import NanoSam2Error
+from nanosam2.images import SIXTEEN_BIT_MODES, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +78,11 @@ class SA1BImages(Dataset):
         path = self.files[index]
         try:
             with Image.open(path) as image:
-                rgb = image.convert("RGB")
+                rgb = image.convert("RGB") if image.mode not in ("I", "F", *SIXTEEN_BIT_MODES) \
+                    else Image.fromarray(to_rgb(image, str(path)))
                 box = random_resized_crop_box(rgb.width, rgb.height, np.random.default_rng(seed))
                 crop = rgb.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR, box=box)
-        except (OSError, ValueError) as exc:  # truncated, corrupt or vanished file
+        except (OSError, ValueError, NanoSam2Error) as exc:  # truncated, corrupt, vanished or float-pixel file
             logger.debug("skipping unreadable image %s: %s", path, exc)
             return None
         pixels = torch.from_numpy(np.asarray(crop, dtype=np.float32).transpose(2, 0, 1).copy()) / 255.0

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,11 @@ def fetch(url: str, dest: Path, retries: int = 5, timeout: float = 60.0, progres
         except (urllib.error.URLError, OSError, ValueError) as exc:  # reset, timeout, short read
             logger.warning("%s: %s, resuming (%d/%d)", dest.name, getattr(exc, "reason", exc), attempt + 1, retries)
         size = partial.stat().st_size if partial.exists() else 0
+        if expected is None and clean and not archive_is_complete(partial, dest.name):
+            # No size to check against: the bytes must at least make a whole archive.
+            logger.warning("%s: the server sent no size and the archive ends early (%d bytes); resuming (%d/%d)",
+                           dest.name, size, attempt + 1, retries)
+            clean = False
         if expected is not None and size > expected:
             partial.unlink()
             raise DownloadError(f"{dest.name}: got {size} bytes, more than the {expected} announced; removed it")
@@ -145,6 +150,23 @@ def _copy(response, partial: Path, append: bool, done: int, total: int | None, n
             bar.close()
     if total is not None and partial.stat().st_size < total:
         raise ValueError(f"connection closed at {partial.stat().st_size} of {total} bytes")
+
+
+def archive_is_complete(path: Path, name: str | None = None) -> bool:
+    """True unless ``path`` is a tar archive cut short (a file that is no tar is taken as it is).
+
+    Reading every header and checking that the file reaches past the last member's data catches
+    a truncation anywhere: tarfile alone treats a short file as a normal end of archive.
+    """
+    if not tarfile.is_tarfile(path):
+        return not (name or path.name).endswith(".tar")  # a .tar whose headers cannot be read is incomplete
+    try:
+        with tarfile.open(path) as tar:
+            members = tar.getmembers()
+            end = max((m.offset_data + m.size for m in members), default=0)
+    except (tarfile.TarError, EOFError, OSError):
+        return False
+    return path.stat().st_size >= end
 
 
 def extract(archive: Path, folder: Path) -> int:
@@ -194,7 +216,7 @@ def download_chunks(links: list[Link], destination: Path, count: int | None = No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nanosam2.data.download_sa1", description=__doc__,
+    parser = ArgumentParser(prog="python -m nanosam2.data.download_sa1", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("links", help="Meta's SA-1B links file (file_name<TAB>cdn_link per line)")
     parser.add_argument("-d", "--destination", default=".", help="where chunks go (default: current directory)")

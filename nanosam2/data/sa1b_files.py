@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.cli import positive_int
 
 
 def find_images(root: str | os.PathLike[str], chunks: Iterable[str] | None = None) -> list[Path]:
@@ -67,6 +68,6 @@ def add_image_arguments(parser: argparse._ActionsContainer, num_images_default: 
                         help="SA-1B root holding chunk folders sa_XXXXXX/ (or the images directly)")
     parser.add_argument("--chunks", help="chunk folders to use: comma-separated names (sa_000000,sa_000001) "
                                          "or a text file with one name or path per line (default: all)")
-    parser.add_argument("--num-images", type=int, default=num_images_default,
+    parser.add_argument("--num-images", type=positive_int, default=num_images_default,
                         help="use a reproducible random subset of this many images (default: "
                              + ("all" if num_images_default is None else str(num_images_default)) + ")")

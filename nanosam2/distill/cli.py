@@ -9,18 +9,19 @@ from nanosam2.data.sa1b_files import add_image_arguments, parse_chunks
 from nanosam2.distill.loss import LOSSES
 from nanosam2.distill.trainer import TrainConfig, TrainResult, train
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.cli import setup_logging
+from nanosam2.utils.cli import (ArgumentParser, non_negative_float, non_negative_int, positive_float, positive_int,
+                                setup_logging)
 
 
 def build_parser(prog: str, description: str, qat: bool = False) -> argparse.ArgumentParser:
     from nanosam2.modeling.backbones import list_backbones
 
-    parser = argparse.ArgumentParser(prog=prog, description=description,
+    parser = ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data (SA-1B)")
     add_image_arguments(data)
-    data.add_argument("--image-size", type=int, default=1024, help="crop side fed to both encoders (default 1024)")
-    data.add_argument("--num-workers", type=int, default=4, help="data-loader worker processes (default 4)")
+    data.add_argument("--image-size", type=positive_int, default=1024, help="crop side fed to both encoders (default 1024)")
+    data.add_argument("--num-workers", type=non_negative_int, default=4, help="data-loader worker processes (default 4)")
 
     model = parser.add_argument_group("models")
     if qat:
@@ -38,28 +39,31 @@ def build_parser(prog: str, description: str, qat: bool = False) -> argparse.Arg
                        help="allow a teacher with RANDOM weights (smoke tests and throughput only)")
 
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=int, default=16, help="images per step and process (default 16)")
-    opt.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default 1)")
-    opt.add_argument("--epochs", type=int, default=10 if not qat else 5, help="epochs (default %(default)s)")
-    opt.add_argument("--lr", type=float, default=1e-4 if qat else 3e-4, help="peak AdamW learning rate "
+    opt.add_argument("--batch-size", type=positive_int, default=16, help="images per step and process (default 16)")
+    opt.add_argument("--grad-accum", type=positive_int, default=1, help="micro-batches per optimizer step (default 1)")
+    opt.add_argument("--epochs", type=positive_int, default=10 if not qat else 5, help="epochs (default %(default)s)")
+    opt.add_argument("--lr", type=positive_float, default=1e-4 if qat else 3e-4, help="peak AdamW learning rate "
                                                                               "(default %(default)s)")
-    opt.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay on weights (default 0.01)")
-    opt.add_argument("--warmup-steps", type=int, help="linear warmup steps (default 5%% of all steps)")
-    opt.add_argument("--min-lr-ratio", type=float, default=0.01, help="cosine floor as a fraction of --lr (0.01)")
-    opt.add_argument("--clip-grad", type=float, help="clip the gradient norm to this value (default off)")
+    opt.add_argument("--weight-decay", type=non_negative_float, default=0.01, help="AdamW weight decay on weights (default 0.01)")
+    opt.add_argument("--warmup-steps", type=non_negative_int, help="linear warmup steps (default 5%% of all steps)")
+    opt.add_argument("--min-lr-ratio", type=non_negative_float, default=0.01, help="cosine floor as a fraction of --lr (0.01)")
+    opt.add_argument("--clip-grad", type=positive_float, help="clip the gradient norm to this value (default off)")
     opt.add_argument("--loss", default="huber", choices=list(LOSSES), help="feature loss (default huber)")
     opt.add_argument("--amp", default="auto" if not qat else "fp32", choices=("auto", "bf16", "fp16", "fp32"),
                      help="autocast dtype; auto = bf16 on CUDA, fp32 on CPU (default %(default)s)")
     opt.add_argument("--seed", type=int, default=0, help="seed of the subset, data order, crops and init (0)")
     if qat:
-        opt.add_argument("--calib-batches", type=int, default=16, help="batches that calibrate the quantizers (16)")
+        opt.add_argument("--calib-batches", type=positive_int, default=16, help="batches that calibrate the quantizers (16)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", required=True, help="last.pth, best.pth, train_log.csv and val results go here")
     run.add_argument("--resume", nargs="?", const="auto",
                      help="continue bit for bit from a checkpoint (default OUTPUT_DIR/last.pth; a new run if absent)")
-    run.add_argument("--save-every", type=int, default=0, help="also write last.pth every N steps (default: per epoch)")
-    run.add_argument("--stop-after-steps", type=int, help="stop (and save last.pth) after N steps of this run, "
+    run.add_argument("--overwrite", action="store_true",
+                     help="start a new run in an OUTPUT_DIR that holds an earlier one, replacing its files")
+    run.add_argument("--save-every", type=non_negative_int, default=0,
+                     help="also write last.pth every N steps (default: per epoch)")
+    run.add_argument("--stop-after-steps", type=positive_int, help="stop (and save last.pth) after N steps of this run, "
                                                          "e.g. to fit a job's time limit; --resume continues")
     run.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda if available; torchrun: cuda:LOCAL_RANK)")
     run.add_argument("--tensorboard", action="store_true", help="also log to OUTPUT_DIR/tensorboard")
@@ -69,8 +73,8 @@ def build_parser(prog: str, description: str, qat: bool = False) -> argparse.Arg
     val = parser.add_argument_group("COCO validation (optional)")
     val.add_argument("--coco-root", help="COCO val2017 image folder")
     val.add_argument("--coco-ann", help="instances_val2017.json")
-    val.add_argument("--val-limit", type=int, default=200, help="images per validation (default 200; 0 = all)")
-    val.add_argument("--val-every", type=int, default=1, help="validate every N epochs (default 1, and the last)")
+    val.add_argument("--val-limit", type=non_negative_int, default=200, help="images per validation (default 200; 0 = all)")
+    val.add_argument("--val-every", type=positive_int, default=1, help="validate every N epochs (default 1, and the last)")
     return parser
 
 
@@ -89,7 +93,7 @@ def config_from_args(args: argparse.Namespace, qat: bool = False) -> TrainConfig
         save_every=args.save_every, stop_after_steps=args.stop_after_steps, resume=args.resume,
         coco_root=args.coco_root, coco_ann=args.coco_ann, val_limit=args.val_limit or None, val_every=args.val_every,
         tensorboard=args.tensorboard, device=args.device, qat=qat, calib_batches=getattr(args, "calib_batches", 16),
-        progress=not args.no_progress,
+        progress=not args.no_progress, overwrite=args.overwrite,
     )
 
 

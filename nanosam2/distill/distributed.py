@@ -6,7 +6,6 @@ NCCL on GPUs (one per local rank), gloo on CPU.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from nanosam2.checkpoint import state_digest
 
 logger = logging.getLogger(__name__)
 
@@ -37,26 +38,29 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
-    def mean(self, value: float) -> float:
-        """Average a number over ranks (for logging)."""
+    def sum(self, value: float) -> float:
+        """Sum a number over ranks."""
         if not self.enabled:
             return value
         tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor)
-        return float(tensor.item()) / self.world_size
+        return float(tensor.item())
+
+    def mean(self, value: float) -> float:
+        """Average a number over ranks (for logging)."""
+        return self.sum(value) / self.world_size
 
 
 def init_distributed(device: str | None = None) -> DistContext:
     """Join the process group when launched by torchrun; pick this process's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    if want_cuda and not torch.cuda.is_available():
-        from nanosam2.errors import NanoSam2Error
+    from nanosam2.utils.torch_device import resolve_device
 
-        raise NanoSam2Error(f"--device {device} asked for, but torch sees no CUDA GPU")
+    asked = resolve_device(device)  # a bogus name or a missing GPU: one-line error
+    want_cuda = asked.type == "cuda"
     if want_cuda:
-        torch.cuda.set_device(local_rank if world > 1 else torch.device(device or "cuda").index or 0)
+        torch.cuda.set_device(local_rank if world > 1 else asked.index or 0)
         chosen = torch.device("cuda", torch.cuda.current_device())
     else:
         chosen = torch.device("cpu")
@@ -71,15 +75,6 @@ def init_distributed(device: str | None = None) -> DistContext:
 def close_distributed(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def state_digest(module: nn.Module) -> str:
-    """SHA-256 of every parameter and buffer, bit for bit: equal digests mean equal weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def average_buffers(ctx: DistContext, module: nn.Module) -> None:

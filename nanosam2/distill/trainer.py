@@ -82,6 +82,7 @@ class TrainConfig:
     calib_batches: int = 16
     best_name: str = "best.pth"
     progress: bool = True
+    overwrite: bool = False  # start a new run in a folder that holds an earlier one
     world_size: int = field(default=1, init=False)
 
 
@@ -104,12 +105,31 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     return amp
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _check_config(cfg: TrainConfig) -> None:
+    """Every number and name, before anything is loaded or written."""
     if cfg.loss not in LOSSES:
         raise NanoSam2Error(f"unknown --loss {cfg.loss!r}; choose {', '.join(LOSSES)}")
-    for name in ("batch_size", "grad_accum", "epochs", "image_size", "val_every"):
+    for name in ("batch_size", "grad_accum", "epochs", "image_size", "val_every", "calib_batches"):
         if getattr(cfg, name) < 1:
-            raise NanoSam2Error(f"--{name.replace('_', '-')} must be at least 1")
+            raise NanoSam2Error(f"{_flag(name)} must be at least 1")
+    for name in ("num_images", "stop_after_steps"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise NanoSam2Error(f"{_flag(name)} must be at least 1")
+    for name in ("num_workers", "save_every", "warmup_steps", "val_limit"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 0:
+            raise NanoSam2Error(f"{_flag(name)} must not be negative")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise NanoSam2Error(f"--lr must be a finite number above 0, got {cfg.lr}")
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise NanoSam2Error(f"--weight-decay must be a finite number >= 0, got {cfg.weight_decay}")
+    if not (math.isfinite(cfg.min_lr_ratio) and 0 <= cfg.min_lr_ratio <= 1):
+        raise NanoSam2Error(f"--min-lr-ratio must be in [0, 1], got {cfg.min_lr_ratio}")
+    if cfg.clip_grad is not None and not (math.isfinite(cfg.clip_grad) and cfg.clip_grad > 0):
+        raise NanoSam2Error(f"--clip-grad must be a finite number above 0, got {cfg.clip_grad}")
     if cfg.image_size % 32:
         raise NanoSam2Error(f"--image-size must be a multiple of 32 (the encoders' stride), got {cfg.image_size}")
     if bool(cfg.coco_root) != bool(cfg.coco_ann):
@@ -118,11 +138,29 @@ def _check_config(cfg: TrainConfig) -> None:
         raise NanoSam2Error("QAT starts from a trained FP32 student: pass --checkpoint fp32.pth")
 
 
+RUN_FILES = ("last.pth", "train_log.csv")
+
+
+def _check_previous_run(cfg: TrainConfig) -> None:
+    """A new run never overwrites an earlier one: continue it with --resume, or say --overwrite."""
+    out = Path(cfg.output_dir)
+    found = [name for name in (*RUN_FILES, cfg.best_name) if (out / name).is_file()]
+    resuming = cfg.resume not in (None, "auto") or (cfg.resume == "auto" and (out / "last.pth").is_file())
+    if found and not resuming and not cfg.overwrite:
+        raise NanoSam2Error(f"{out} holds an earlier run ({', '.join(found)}): continue it with --resume, replace it "
+                            "with --overwrite, or choose another --output-dir")
+    if cfg.init_checkpoint and (out / cfg.best_name).is_file() and \
+            Path(cfg.init_checkpoint).resolve() == (out / cfg.best_name).resolve():
+        raise NanoSam2Error(f"the starting checkpoint {cfg.init_checkpoint} would be overwritten by this run's "
+                            f"{cfg.best_name}: choose another --output-dir")
+
+
 class Distiller:
     """State of one training run (see the module docstring)."""
 
     def __init__(self, cfg: TrainConfig, ctx: DistContext) -> None:
         _check_config(cfg)
+        _check_previous_run(cfg)
         self.cfg, self.ctx, self.device = cfg, ctx, ctx.device
         cfg.world_size = ctx.world_size
         self.out = check_writable_dir(cfg.output_dir) if ctx.is_main else Path(cfg.output_dir)
@@ -209,6 +247,9 @@ class Distiller:
                 batches.append(batch.to(self.device))
             if len(batches) >= cfg.calib_batches:
                 break
+        if not batches:
+            raise NanoSam2Error(f"no readable image in {cfg.images} to calibrate the INT8 quantizers "
+                                f"({len(self.dataset)} files, all unreadable)")
         state = quantize_image_encoder(model, batches, batches[0][:1])
         return model, state
 
@@ -253,7 +294,8 @@ class Distiller:
             train_config = {k: v for k, v in dataclasses.asdict(self.cfg).items()}
             save_checkpoint(path, self.student, config_spec=self.student.nanosam2_spec, epoch=self.epoch,
                             step_in_epoch=self.step_in_epoch, global_step=self.global_step,
-                            best_metric=self.best_metric, epoch_losses=list(self.epoch_losses), optimizer=self.optimizer.state_dict(),
+                            best_metric=self.best_metric, epoch_losses=list(self.epoch_losses),
+                            optimizer=self.optimizer.state_dict(),
                             scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
                             rng={"torch": torch.get_rng_state(),
                                  "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
@@ -328,6 +370,7 @@ class Distiller:
         tqdm = require("tqdm", "progress bars").tqdm
         while self.epoch < cfg.epochs and not stopped:
             epoch_losses = self.epoch_losses
+            epoch_images = 0
             iterator = iter(self._loader())
             bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, unit="step",
                        desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and self.ctx.is_main))
@@ -342,6 +385,7 @@ class Distiller:
                     step_levels = [a + b / cfg.grad_accum for a, b in zip(step_levels, levels)]
                     images += 0 if batch is None else len(batch)
                     skipped += bad
+                epoch_images += images
                 self._optimizer_step()
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
@@ -371,6 +415,9 @@ class Distiller:
                 if cfg.save_every and self.global_step % cfg.save_every == 0 and self.step_in_epoch < self.steps_per_epoch:
                     self.save_last()
             bar.close()
+            if self.ctx.sum(epoch_images) == 0 and not stopped:
+                raise NanoSam2Error(f"epoch {self.epoch + 1}: every image was unreadable ({len(self.dataset)} files in "
+                                    f"{cfg.images}); nothing was trained and no checkpoint was written")
             average_buffers(self.ctx, self.encoder)
             if stopped:
                 break

@@ -4,11 +4,14 @@ Every annotation of every image (iscrowd included) is prompted with its ground-t
 SAM2 box corners (labels 2 and 3); the multimask output with the highest predicted IoU is
 kept and compared with ``coco.annToMask(ann) > 0`` at the original resolution. All boxes of
 an image go to the decoder in one call. Results are flushed atomically every few images and
-a rerun resumes where the file stops.
+a rerun resumes where the file stops - but only its own results: every record carries the id of
+the run that made it (a hash of the model's identity and of the annotation file), and a file
+written by another model or for other annotations is refused, never mixed or reported as ours.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +25,8 @@ import numpy as np
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
 from nanosam2.images import read_rgb
-from nanosam2.utils.atomic import atomic_path
+from nanosam2.metrics import mask_iou
+from nanosam2.utils.atomic import atomic_path, check_output_file
 from nanosam2.utils.lazy_import import require
 
 logger = logging.getLogger(__name__)
@@ -30,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 class BoxPredictor(Protocol):
     """What the loop needs: ``trt_runtime.Predictor`` over any backend provides it."""
+
+    def identity(self) -> dict: ...
 
     def set_image(self, image: np.ndarray) -> None: ...
 
@@ -47,9 +53,15 @@ class EvalStats:
         return self.annotations / self.seconds if self.seconds > 0 else float("nan")
 
 
-def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    union = np.count_nonzero(pred | gt)
-    return float(np.count_nonzero(pred & gt) / union) if union else 1.0
+RUN_KEY = "run"  # record key: the id of the run (model + annotations) that produced the record
+
+
+def run_id(predictor: BoxPredictor, coco_ann: str | os.PathLike[str]) -> str:
+    """16 hex digits identifying what a record depends on: the model and the annotation file."""
+    from nanosam2.inference.runner import file_sha256
+
+    payload = json.dumps({"model": predictor.identity(), "annotations": file_sha256(coco_ann)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def xywh_to_xyxy(box: list[float]) -> list[float]:
@@ -72,15 +84,22 @@ def load_coco(annotation_file: str | os.PathLike[str]):
         raise NanoSam2Error(f"{annotation_file} is not a COCO annotation file: {exc}") from None
 
 
-def _read_partial(output: Path) -> list[dict]:
+def _read_partial(output: Path, run: str) -> list[dict]:
+    """Records of an earlier run of the same model on the same annotations; anything else is refused."""
     if not output.is_file():
         return []
+    fix = "pass --no-resume to start over, or choose another --output"
     try:
         records = json.loads(output.read_text())
-        return records if isinstance(records, list) else []
-    except ValueError:
-        logger.warning("%s is not valid JSON; starting over", output)
-        return []
+    except (ValueError, UnicodeDecodeError):
+        raise NanoSam2Error(f"{output} exists and is not a results file; {fix}") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "image_id" in r for r in records):
+        raise NanoSam2Error(f"{output} exists and is not a results file; {fix}")
+    others = {str(r.get(RUN_KEY)) for r in records if r.get(RUN_KEY) != run}
+    if others:
+        raise NanoSam2Error(f"{output} holds results of another model or annotation file (run {sorted(others)[0]}, "
+                            f"this run {run}); {fix}")
+    return records
 
 
 def _write(output: Path, records: list[dict]) -> None:
@@ -99,14 +118,19 @@ def evaluate_coco(
     progress: bool = True,
 ) -> tuple[list[dict], EvalStats]:
     """Run the protocol over the first ``limit`` images (sorted ids) that have annotations."""
+    if limit is not None and limit < 1:
+        raise NanoSam2Error(f"--limit must be at least 1, got {limit}")
+    if not Path(coco_root).is_dir():
+        raise NanoSam2Error(f"no such COCO image folder: {coco_root}")
+    out_path = check_output_file(output, inputs=[coco_ann], what="--output") if output else None
     coco = load_coco(coco_ann)
     image_ids = [i for i in sorted(coco.getImgIds()) if coco.getAnnIds(imgIds=i, iscrowd=None)]
     if limit is not None:
         image_ids = image_ids[:limit]
     if not image_ids:
         raise NanoSam2Error(f"{coco_ann} has no annotated images to evaluate")
-    out_path = Path(output) if output else None
-    records = _read_partial(out_path) if (out_path and resume) else []
+    run = run_id(predictor, coco_ann)
+    records = _read_partial(out_path, run) if (out_path and resume) else []
     done = {r["image_id"] for r in records}
     todo = [i for i in image_ids if i not in done]
     if done:
@@ -129,7 +153,7 @@ def evaluate_coco(
                 "id": ann["id"], "area": ann["area"], "category_id": ann["category_id"],
                 "iscrowd": ann.get("iscrowd", 0), "image_id": image_id,
                 "box": [float(v) for v in xywh_to_xyxy(ann["bbox"])],
-                "iou": mask_iou(mask, coco.annToMask(ann) > 0),
+                "iou": mask_iou(mask, coco.annToMask(ann) > 0), RUN_KEY: run,
             })
         annotations += len(anns)
         if out_path and count % flush_every == 0:

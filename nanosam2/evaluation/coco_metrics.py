@@ -44,6 +44,12 @@ def load_results(path: str | os.PathLike[str]) -> list[dict]:
         missing = [k for k in ("area", "category_id", "iou") if not isinstance(record, dict) or k not in record]
         if missing:
             raise NanoSam2Error(f"{path}: record {index} lacks {', '.join(missing)}")
+        for key in ("area", "category_id", "iou"):
+            value = record[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise NanoSam2Error(f"{path}: record {index} has {key} {value!r}, not a number")
+        if not 0.0 <= float(record["iou"]) <= 1.0:
+            raise NanoSam2Error(f"{path}: record {index} has iou {record['iou']}, outside [0, 1]")
     return records
 
 

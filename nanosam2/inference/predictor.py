@@ -38,7 +38,9 @@ class Prediction:
 def as_rgb_array(image: Any) -> np.ndarray:
     """Accept an HxWx3 uint8 array or a PIL image; return a contiguous RGB uint8 array."""
     if hasattr(image, "convert"):
-        image = np.asarray(image.convert("RGB"))
+        from nanosam2.images import to_rgb
+
+        image = to_rgb(image)
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3:
         raise NanoSam2Error(f"expected an RGB image [H, W, 3], got shape {tuple(array.shape)}")
@@ -52,14 +54,15 @@ class Predictor:
 
     def __init__(self, encoder: Runner, decoder: Runner) -> None:
         self.encoder, self.decoder = encoder, decoder
-        self.encoder_contract = encoder.contract.expect(C.ENCODER, str(encoder.path))
-        self.contract = decoder.contract.expect(C.DECODER, str(decoder.path))
-        if self.encoder_contract.image_size != self.contract.image_size:
-            raise NanoSam2Error(f"encoder ({self.encoder_contract.image_size}) and decoder "
-                                f"({self.contract.image_size}) were exported for different image sizes")
+        C.check_pair(encoder.contract, decoder.contract, str(encoder.path), str(decoder.path))
+        self.encoder_contract, self.contract = encoder.contract, decoder.contract
         self.selection = self.contract.mask_selection
         self.state: ImageState | None = None
         self.timings: dict[str, float] = {}
+
+    def identity(self) -> dict[str, Any]:
+        """What produced this predictor's answers (both runners' identities)."""
+        return {C.ENCODER: self.encoder.identity(), C.DECODER: self.decoder.identity()}
 
     def __enter__(self) -> "Predictor":
         return self
@@ -98,11 +101,7 @@ class Predictor:
         low_parts, iou_parts = [], []
         for lo in range(0, prompts.count, limit):
             hi = min(lo + limit, prompts.count)
-            out = self.decoder.infer({
-                **self.state.features,
-                C.POINT_COORDS: prompts.point_coords[lo:hi], C.POINT_LABELS: prompts.point_labels[lo:hi],
-                C.MASK_INPUT: prompts.mask_input[lo:hi], C.HAS_MASK_INPUT: prompts.has_mask_input[lo:hi],
-            })
+            out = self.decoder.infer({**self.state.features, **C.prompt_feed(prompts, slice(lo, hi))})
             low_parts.append(out[C.LOW_RES_MASKS])
             iou_parts.append(out[C.IOU_PREDICTIONS])
         self.timings["decoder_ms"] = 1000 * (time.perf_counter() - start)

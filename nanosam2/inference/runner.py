@@ -1,20 +1,33 @@
 """The runner interface every backend implements (Polygraphy's runner, reduced to one call).
 
-It lives in the torch-free core so that training's validation and the deployment runtime
-share one predictor; ``trt_runtime`` adds the TensorRT and ONNX Runtime runners.
+It lives in the torch-free core so that training's validation and the deployment runtime share
+one predictor; ``trt_runtime`` adds the TensorRT and ONNX Runtime runners, which import this
+module and nothing imports them back. ``infer`` validates the feed once for every backend (names,
+ranks, numeric types, prompt counts that agree) and hands float arrays to the backend's
+``infer_impl``, as Polygraphy's ``infer`` / ``infer_impl`` split does.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
 from nanosam2.errors import NanoSam2Error
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Runner(abc.ABC):
@@ -29,6 +42,7 @@ class Runner(abc.ABC):
         self.contract: GraphContract
         self._inputs: list[str] = []
         self._outputs: list[str] = []
+        self._file_sha256: str | None = None
 
     @property
     def input_names(self) -> list[str]:
@@ -38,15 +52,34 @@ class Runner(abc.ABC):
     def output_names(self) -> list[str]:
         return self._outputs
 
+    def input_dtype(self, name: str) -> np.dtype:
+        """The element type the backend takes for ``name`` (float32 unless an engine says otherwise)."""
+        return np.dtype(np.float32)
+
+    def infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validate ``feed`` against the graph, run it; returns host float32 arrays by output name."""
+        return self.infer_impl(self.check_feed(feed))
+
     @abc.abstractmethod
-    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the graph; returns host float32 arrays keyed by output name."""
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the graph on a validated feed (contiguous arrays of ``input_dtype``)."""
 
     def max_batch(self) -> int | None:
         """Largest prompt/image batch one call accepts (an engine profile's max), None if unbounded."""
         return None
 
-    def close(self) -> None:
+    def identity(self) -> dict[str, Any]:
+        """What produced this runner's answers: backend, file hash, weights hash, precision.
+
+        Results files record it (hashed), so a rerun never mixes answers of two models.
+        """
+        if self._file_sha256 is None and self.path.is_file():
+            self._file_sha256 = file_sha256(self.path)
+        return {"backend": self.backend, "graph": self.contract.graph, "file_sha256": self._file_sha256,
+                "weights_sha256": self.contract.weights_sha256, "backbone": self.contract.backbone,
+                "precision": self.contract.precision}
+
+    def close(self) -> None:  # noqa: B027  (a hook: runners without resources keep it empty)
         """Release sessions, buffers and streams."""
 
     def __enter__(self) -> "Runner":
@@ -55,7 +88,27 @@ class Runner(abc.ABC):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def check_feed(self, feed: Mapping[str, np.ndarray]) -> None:
+    def check_feed(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """One-line errors for missing or unknown names, wrong ranks, non-numeric data and prompt
+        batches whose sizes disagree; returns contiguous arrays in the backend's types."""
+        name = self.path.name
+        if not isinstance(feed, Mapping):
+            raise NanoSam2Error(f"{name}: infer() takes a mapping of input name -> array, got {type(feed).__name__}")
         missing = [n for n in self.input_names if n not in feed]
-        if missing:
-            raise NanoSam2Error(f"{self.path.name}: missing inputs {missing}; the graph takes {self.input_names}")
+        unknown = [n for n in feed if n not in self.input_names]
+        if missing or unknown:
+            parts = ([f"missing inputs {missing}"] if missing else []) + ([f"unknown inputs {unknown}"] if unknown else [])
+            raise NanoSam2Error(f"{name}: {'; '.join(parts)}; the graph takes {self.input_names}")
+        arrays: dict[str, np.ndarray] = {}
+        for key in self.input_names:
+            array = np.asarray(feed[key])
+            if array.dtype.kind not in "biuf":
+                raise NanoSam2Error(f"{name}: input {key} holds {array.dtype} data, not numbers")
+            rank = C.INPUT_RANKS.get(key)
+            if rank is not None and array.ndim != rank:
+                raise NanoSam2Error(f"{name}: input {key} has shape {tuple(array.shape)}, the graph takes "
+                                    f"rank {rank}: {C.ROLES[key]}")
+            arrays[key] = np.ascontiguousarray(array, dtype=self.input_dtype(key))
+        if self.contract.graph == C.DECODER:
+            C.check_decoder_shapes({k: v.shape for k, v in arrays.items()}, name)
+        return arrays

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.lazy_import import require
+from nanosam2.utils.torch_device import resolve_device
 from nanosam2.inference.runner import Runner
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -48,7 +49,8 @@ class TorchRunner(Runner):
 
         if dtype not in DTYPES:
             raise NanoSam2Error(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
+        self.compiled = compile
         if model is None:
             if path is None:
                 raise NanoSam2Error("TorchRunner needs a checkpoint path or a model")
@@ -63,10 +65,12 @@ class TorchRunner(Runner):
         self._outputs = list(C.ENCODER_OUTPUTS if graph == C.ENCODER else C.DECODER_OUTPUTS)
         self._torch = torch
 
-    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.check_feed(feed)
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "device": self.device.type, "compile": self.compiled}
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
-        args = [torch.from_numpy(np.ascontiguousarray(feed[n], dtype=np.float32)).to(self.device) for n in self._inputs]
+        args = [torch.from_numpy(feed[n]).to(self.device) for n in self._inputs]
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                                     enabled=self.autocast_dtype is not None):
             outputs = self.module(*args)

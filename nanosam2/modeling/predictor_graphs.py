@@ -18,7 +18,17 @@ import torch
 from torch import nn
 
 import nanosam2
+from nanosam2.checkpoint import state_digest
 from nanosam2.contract import GraphContract
+
+
+QAT_PRECISION = "int8-qat"  # encoder of a QAT student: Q/DQ nodes from training, decoder stays FP32
+
+
+def is_quantized(module: nn.Module) -> bool:
+    """True when modelopt's fake quantizers (a QAT student) are inside ``module``; checked by class
+    name so that inference and export never import the QAT code."""
+    return any(type(m).__name__ == "TensorQuantizer" for m in module.modules())
 
 
 class ImageEncoderGraph(nn.Module):
@@ -120,8 +130,12 @@ class MaskDecoderGraph(nn.Module):
         return masks, iou_pred, object_score_logits
 
 
-def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: str = "fp32") -> GraphContract:
-    """The I/O contract of one graph of ``model``, as its mask decoder and predictor define it."""
+def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: str = "fp32",
+                   weights_sha256: str | None = None) -> GraphContract:
+    """The I/O contract of one graph of ``model``, as its mask decoder and predictor define it.
+
+    ``weights_sha256`` (computed from ``model`` when not given) ties the graphs of one model
+    together: the runtime refuses an encoder and a decoder whose hashes differ."""
     decoder = model.sam_mask_decoder
     return GraphContract.for_graph(
         graph_name,
@@ -135,4 +149,5 @@ def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: 
         stability_thresh=float(decoder.dynamic_multimask_stability_thresh),
         precision=precision,
         exporter=f"nanosam2 {nanosam2.__version__}, torch {torch.__version__}",
+        weights_sha256=weights_sha256 if weights_sha256 is not None else state_digest(model),
     )

@@ -35,11 +35,6 @@ def _mto():
     return require("modelopt.torch.opt", "quantization-aware training")
 
 
-def is_quantized(module: nn.Module) -> bool:
-    """True when modelopt's fake quantizers are inside ``module``."""
-    return any(type(m).__name__ == "TensorQuantizer" for m in module.modules())
-
-
 def quantize_image_encoder(model: nn.Module, calibration: Iterable[torch.Tensor],
                            example: torch.Tensor) -> dict[str, Any]:
     """Fold BatchNorms, insert INT8 quantizers and calibrate them on ``calibration`` batches.

@@ -8,28 +8,29 @@ read after ``torch.cuda.synchronize()`` (the seed's GPU figures measured kernel 
 
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
-from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.cli import ArgumentParser, non_negative_int, positive_int, run_cli, setup_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nanosam2/tools/benchmark.py", description=__doc__)
+    parser = ArgumentParser(prog="nanosam2/tools/benchmark.py", description=__doc__)
     parser.add_argument("--config", default="sam2.1_hiera_t", help="sam2.1_hiera_{t,s,b+,l} or nanosam2.1_<backbone>")
     parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--runs", type=int, help="timed runs (default 50 on CPU, 100 on CUDA, as the seed)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (default 2)")
+    parser.add_argument("--runs", type=positive_int, help="timed runs (default 50 on CPU, 100 on CUDA, as the seed)")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed warm-up runs (default 2)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
     args = parser.parse_args(argv)
     setup_logging()
     import torch
 
-    from benchmarks.timing import time_call
+    from nanosam2.utils.timing import time_call
     from nanosam2.build import build_nanosam2, build_teacher
     from nanosam2.errors import NanoSam2Error
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from nanosam2.utils.torch_device import resolve_device
+
+    device = resolve_device(args.device).type
     try:
         model = build_teacher(args.config, None, device=device)
     except NanoSam2Error:

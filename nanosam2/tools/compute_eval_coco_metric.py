@@ -7,16 +7,15 @@ Size buckets follow COCO's half-open convention (the seed counted areas of exact
 
 from __future__ import annotations
 
-import argparse
 from typing import Sequence
 
 from nanosam2.errors import NanoSam2Error
 from nanosam2.evaluation.coco_metrics import SIZES, load_results, mean_iou, select
-from nanosam2.utils.cli import run_cli
+from nanosam2.utils.cli import ArgumentParser, run_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nanosam2/tools/compute_eval_coco_metric.py", description=__doc__)
+    parser = ArgumentParser(prog="nanosam2/tools/compute_eval_coco_metric.py", description=__doc__)
     parser.add_argument("results", help="results JSON written by eval_coco.py")
     parser.add_argument("--size", default="all", choices=SIZES, help="COCO size bucket (default all)")
     parser.add_argument("--category_id", type=int, help="only this category")

@@ -17,7 +17,7 @@ from typing import Sequence
 from nanosam2.distill.trainer import TrainConfig, train
 from nanosam2.distill.cli import report
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.cli import run_cli, setup_logging
+from nanosam2.utils.cli import ArgumentParser, non_negative_int, positive_float, positive_int, run_cli, setup_logging
 
 SEED_CONFIG_ALIASES = {"nanosam2.1_casvit": "casvit_s"}
 
@@ -33,15 +33,15 @@ def backbone_of(nanosam2_config: str, model_name: str | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nanosam2/tools/train.py", description=__doc__,
+    parser = ArgumentParser(prog="nanosam2/tools/train.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", required=True, help="SA-1B root with sa_XXXXXX/ chunk folders")
     parser.add_argument("--output_dir", required=True, help="checkpoints and logs (a rerun resumes from here)")
-    parser.add_argument("--num_images", type=int, help="limit the number of images (reproducible subset)")
-    parser.add_argument("--num_epochs", type=int, default=100, help="epochs (default 100)")
-    parser.add_argument("--batch_size", type=int, default=12, help="batch size (default 12)")
-    parser.add_argument("--num_workers", type=int, default=8, help="data-loader workers (default 8)")
-    parser.add_argument("--learning_rate", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+    parser.add_argument("--num_images", type=positive_int, help="limit the number of images (reproducible subset)")
+    parser.add_argument("--num_epochs", type=positive_int, default=100, help="epochs (default 100)")
+    parser.add_argument("--batch_size", type=positive_int, default=12, help="batch size (default 12)")
+    parser.add_argument("--num_workers", type=non_negative_int, default=8, help="data-loader workers (default 8)")
+    parser.add_argument("--learning_rate", type=positive_float, default=3e-4, help="peak learning rate (default 3e-4)")
     parser.add_argument("--log_interval", type=int, default=100, help="accepted for compatibility; every step is "
                                                                       "logged to train_log.csv")
     parser.add_argument("--teacher_checkpoint", "--checkpoint", dest="teacher_checkpoint",
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fp32_checkpoint_for_qat", help="the FP32 student QAT starts from")
     parser.add_argument("--coco_root", help="COCO val2017 images (validation is skipped without it)")
     parser.add_argument("--coco_ann", help="instances_val2017.json")
-    parser.add_argument("--eval_interval", type=int, default=1, help="epochs between COCO evaluations")
+    parser.add_argument("--eval_interval", type=positive_int, default=1, help="epochs between COCO evaluations")
     args = parser.parse_args(argv)
     setup_logging()
     if args.qat and not args.fp32_checkpoint_for_qat:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from nanosam2.errors import NanoSam2Error
 
 EXIT_USER_ERROR = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: PROG: MESSAGE (see --help)`` and exit 2, instead of
+    the usage block (every nanosam2 command line uses it, subcommands included)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -33,9 +41,62 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except ImportError as exc:  # an optional dependency imported at module level is missing
+        from nanosam2.utils.lazy_import import missing_dependency_message
+
+        print(f"error: {missing_dependency_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1 (a count of runs, images, points ...)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a finite number > 0 (a learning rate, a threshold ...)."""
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {value}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    """argparse type: a finite number >= 0."""
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return number
 
 
 def existing_file(value: str) -> str:

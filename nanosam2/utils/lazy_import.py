@@ -32,11 +32,24 @@ _EXTRA_FOR = {
 }
 
 
-def require(module: str, purpose: str = "") -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra to install."""
+def install_hint(module: str) -> str:
+    """``pip install 'nanosam2[extra]'`` for a module an extra provides, else ``pip install NAME``."""
     top = module.split(".")[0]
     extra = _EXTRA_FOR.get(top)
-    hint = f"pip install 'nanosam2[{extra}]'" if extra else f"pip install {top}"
+    return f"pip install 'nanosam2[{extra}]'" if extra else f"pip install {top}"
+
+
+def missing_dependency_message(exc: ImportError) -> str:
+    """One line for an ImportError that escaped to a command line: what is missing and the fix."""
+    if isinstance(exc, MissingDependencyError):
+        return str(exc).splitlines()[0]
+    name = getattr(exc, "name", None) or str(exc).split("'")[1 if "'" in str(exc) else 0]
+    return f"{name} is not installed: {install_hint(name)}"
+
+
+def require(module: str, purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra to install."""
+    hint = install_hint(module)
     why = f" (needed for {purpose})" if purpose else ""
     try:
         imported = importlib.import_module(module)

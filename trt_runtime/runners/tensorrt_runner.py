@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from nanosam2.contract import GraphContract, read_engine_sidecar
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.lazy_import import require
 from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
-from trt_runtime.runners.base import Runner
+from nanosam2.inference.runner import Runner
 
 if TYPE_CHECKING:  # checked by mypy against tensorrt-stubs; never imported at run time here
     import tensorrt as trt_types
@@ -184,9 +184,11 @@ class TensorRTRunner(Runner):
         self._graph, self._graph_shapes = graph, dict(shapes)
         self.cuda.launch_graph(graph[0], self.stream)  # type: ignore[union-attr]
 
-    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.check_feed(feed)
-        arrays = {n: np.ascontiguousarray(feed[n], dtype=self.slots[n].dtype) for n in self._inputs}
+    def input_dtype(self, name: str) -> np.dtype:
+        return np.dtype(self.slots[name].dtype)
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = feed
         self._set_shapes(arrays)
         for name in self._outputs:
             self.slots[name].shape = _dims(self.ctx.get_tensor_shape(name))
