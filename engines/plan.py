@@ -71,23 +71,16 @@ def trt_major(version: str) -> int:
 
 
 def read_onnx_info(path: str | Path) -> OnnxInfo:
-    import onnx
-
-    from export.onnx_passes import read_metadata
+    from export.onnx_passes import load_onnx
 
     file = Path(path)
-    if not file.is_file():
-        raise NanoSam2Error(f"no such ONNX file: {file}")
-    try:
-        model = onnx.load(str(file), load_external_data=False)
-    except Exception as exc:
-        text = str(exc).strip()
-        raise NanoSam2Error(f"{file} is not an ONNX model: {text.splitlines()[0] if text else type(exc).__name__}") from None
+    model = load_onnx(file)
     initializers = {i.name for i in model.graph.initializer}
     inputs = {i.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in i.type.tensor_type.shape.dim]
               for i in model.graph.input if i.name not in initializers}
     try:
-        contract: GraphContract | None = read_metadata(file)
+        contract: GraphContract | None = GraphContract.from_metadata({p.key: p.value for p in model.metadata_props},
+                                                                     str(file))
     except NanoSam2Error:
         contract = None
     return OnnxInfo(file, inputs, any(n.op_type in QDQ_OPS for n in model.graph.node), contract)

@@ -28,15 +28,21 @@ def set_metadata(model: onnx.ModelProto, contract: GraphContract) -> onnx.ModelP
     return model
 
 
-def read_metadata(path: str | Path) -> GraphContract:
-    """The contract of an ONNX file (graph structure is not loaded)."""
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """The graph of an ONNX file without its external weights; one-line errors for a missing file
+    or one that is not ONNX."""
     if not Path(path).is_file():
         raise NanoSam2Error(f"no such ONNX file: {path}")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         text = str(exc).strip()
         raise NanoSam2Error(f"{path} is not an ONNX model: {text.splitlines()[0] if text else type(exc).__name__}") from None
+
+
+def read_metadata(path: str | Path) -> GraphContract:
+    """The contract of an ONNX file (graph structure is not loaded)."""
+    model = load_onnx(path)
     return GraphContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
-from nanosam2.utils.atomic import atomic_path, check_writable_dir
+from nanosam2.utils.atomic import check_output_dir, staged
 from nanosam2.utils.cli import ArgumentParser, existing_file, run_cli, setup_logging
 
 logger = logging.getLogger("nanosam2.demo")
@@ -59,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nanosam2.build import build_nanosam2, student_config_name
     from nanosam2.predictor import NanoSam2Predictor
 
-    out_dir = check_writable_dir(args.output_dir)
     image_path = args.image or sample_image_path()
+    out_dir = check_output_dir(args.output_dir, inputs=[image_path, args.checkpoint])
     image = read_rgb(image_path)
     height, width = image.shape[:2]
     prompts = Prompts.from_cli(args.point, [args.box] if args.box else None)
@@ -72,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"*** nanosam2 demo: {args.backbone} student with RANDOM WEIGHTS (no --checkpoint): "
               "the masks are meaningless, the timings are real ***")
     config = None if args.checkpoint else student_config_name(args.backbone)
-    model = build_nanosam2(config, checkpoint=args.checkpoint, device=args.device)
+    from nanosam2.utils.torch_device import resolve_device
+
+    model = build_nanosam2(config, checkpoint=args.checkpoint, device=str(resolve_device(args.device)))
     predictor = NanoSam2Predictor(model)
     device = next(model.parameters()).device
 
@@ -94,10 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = int(np.argmax(scores))
     mask = masks[best] > 0
 
-    with atomic_path(out_dir / "overlay.png") as tmp:
-        overlay_image(image, mask, prompts).save(tmp, format="PNG")
-    with atomic_path(out_dir / "mask.png") as tmp:
-        Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG")
+    with staged([out_dir / "overlay.png", out_dir / "mask.png"]) as (overlay_tmp, mask_tmp):
+        overlay_image(image, mask, prompts).save(overlay_tmp, format="PNG")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_tmp, format="PNG")
     print(f"image {image_path} ({width}x{height}) on {device}")
     print(f"set_image (preprocess + encoder): {1000 * (encoded - start):.1f} ms; "
           f"predict (prompt encoder + decoder + upsampling): {1000 * (decoded - encoded):.1f} ms")

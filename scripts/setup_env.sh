@@ -30,6 +30,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
+# pip, quietly: some machines' pip configuration names local package indexes whose per-package
+# folders do not exist, and pip warns once per package ("Location ... is ignored"); drop only those.
+pip_quiet() {
+  "$PY" -m pip "$@" 2> >(sed -e "/WARNING: Location '.*' is ignored: it is neither a file nor a directory/d" >&2)
+}
+
 stamp_now="$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT"/requirements/*.txt "$ROOT/scripts/setup_env.sh" \
   | { cat; echo "$TORCH_SPEC ${NANOSAM2_SYSTEM_TORCH:-0}"; } | sha256sum | cut -d' ' -f1)"
 stamp_file="$VENV/.nanosam2-installed"
@@ -38,18 +44,18 @@ if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_now" ]; then
 else
   start=$(date +%s)
   echo "[setup] installing into $VENV (first run: a few minutes; torch is large)"
-  "$PY" -m pip install -q --upgrade pip setuptools wheel
+  pip_quiet install -q --upgrade pip setuptools wheel
   if [ "${NANOSAM2_SYSTEM_TORCH:-0}" != "1" ]; then
     # shellcheck disable=SC2086
-    "$PY" -m pip install -q $TORCH_SPEC
+    pip_quiet install -q $TORCH_SPEC
   fi
   # sam2 1.1.0 is a source tarball whose build wants torch: build it against ours, by hash.
-  SAM2_BUILD_CUDA=0 "$PY" -m pip install -q --no-deps --no-build-isolation --require-hashes \
+  SAM2_BUILD_CUDA=0 pip_quiet install -q --no-deps --no-build-isolation --require-hashes \
     -r "$ROOT/requirements/sam2.txt"
-  "$PY" -m pip install -q -e "$ROOT[dev]"
+  pip_quiet install -q -e "$ROOT[dev]"
   # tensorrt-stubs declares tensorrt as a dependency, which cannot be installed without
   # NVIDIA's index: take the stubs alone (mypy checks the TensorRT code against them).
-  "$PY" -m pip install -q --no-deps "tensorrt-stubs>=10.3"
+  pip_quiet install -q --no-deps "tensorrt-stubs>=10.3"
   echo "$stamp_now" > "$stamp_file"
   echo "[setup] installed in $(( $(date +%s) - start )) s; venv size $(du -sh "$VENV" | cut -f1)"
 fi

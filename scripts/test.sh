@@ -6,4 +6,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/setup_env.sh
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
+echo "[lint] ruff check ."
+ruff check .
 exec python -m pytest -n 2 --dist loadgroup "$@"

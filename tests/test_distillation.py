@@ -77,6 +77,31 @@ def test_resume_refuses_a_changed_batch_size(full_run, sa1b, tmp_path, capsys):
     assert "batch_size (2 -> 4)" in capsys.readouterr().err
 
 
+def test_a_new_run_never_overwrites_an_earlier_one(full_run, sa1b, tmp_path, capsys):
+    out, _ = full_run
+    before = {name: (out / name).read_bytes() for name in ("best.pth", "last.pth", "train_log.csv")}
+    assert run_cli(train_main, ["--images", str(sa1b), "--output-dir", str(out), *TINY]) == 2
+    assert "holds an earlier run" in capsys.readouterr().err
+    assert {name: (out / name).read_bytes() for name in before} == before
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "train_log.csv").write_bytes(before["train_log.csv"])
+    args = ["--images", str(sa1b), "--output-dir", str(copy), *TINY, "--stop-after-steps", "1"]
+    assert run_cli(train_main, [*args, "--overwrite"]) == 0  # said so: a new run replaces the files
+    assert (copy / "train_log.csv").read_bytes() != before["train_log.csv"] and (copy / "last.pth").is_file()
+
+
+def test_training_on_unreadable_images_fails_without_a_checkpoint(tmp_path, capsys):
+    chunk = tmp_path / "bad" / "sa_000000"
+    chunk.mkdir(parents=True)
+    for index in range(4):
+        (chunk / f"sa_{index}.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "run"
+    assert run_cli(train_main, ["--images", str(tmp_path / "bad"), "--output-dir", str(out), *TINY]) == 2
+    assert "every image was unreadable" in capsys.readouterr().err
+    assert not (out / "best.pth").exists() and not (out / "last.pth").exists()
+
+
 def test_cli_errors_are_one_line(sa1b, tmp_path, capsys):
     assert run_cli(train_main, ["--images", str(sa1b), "--output-dir", str(tmp_path)]) == 2
     assert "--teacher-checkpoint is required" in capsys.readouterr().err
@@ -89,6 +114,11 @@ def test_cli_errors_are_one_line(sa1b, tmp_path, capsys):
     too_big[too_big.index("--batch-size") + 1] = "64"
     assert run_cli(train_main, ["--images", str(sa1b), "--output-dir", str(tmp_path), *too_big]) == 2
     assert "too few for batch 64" in capsys.readouterr().err
+    bad_lr = [*TINY]
+    bad_lr[bad_lr.index("--lr") + 1] = "nan"
+    assert run_cli(train_main, ["--images", str(sa1b), "--output-dir", str(tmp_path / "nan"), *bad_lr]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0  # argparse's usage block is not printed
+    assert not (tmp_path / "nan").exists()
 
 
 def test_seed_readme_command_with_a_meta_format_teacher(sa1b, tmp_path):

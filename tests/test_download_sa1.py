@@ -29,8 +29,8 @@ class ChunkServer(http.server.ThreadingHTTPServer):
     """Serves ``blobs`` with Range support; the first ``truncate[name]`` requests of a blob
     announce its full length but stop half-way (a dropped connection)."""
 
-    def __init__(self, blobs: dict[str, bytes], truncate: dict[str, int]) -> None:
-        self.blobs, self.truncate, self.requests = blobs, dict(truncate), []
+    def __init__(self, blobs: dict[str, bytes], truncate: dict[str, int], no_length: bool = False) -> None:
+        self.blobs, self.truncate, self.requests, self.no_length = blobs, dict(truncate), [], no_length
         super().__init__(("127.0.0.1", 0), Handler)
 
     @property
@@ -60,9 +60,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         body = data[start:]
         self.send_response(206 if rng else 200)
-        if rng:
+        if rng and not self.server.no_length:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(body)))
+        if not self.server.no_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.server.truncate.get(name, 0) > 0:
             self.server.truncate[name] -= 1
@@ -148,3 +149,20 @@ def test_bad_links_file(tmp_path, capsys):
     assert run_cli(main, [str(tmp_path / "missing.txt")]) == 2
     assert "no such links file" in capsys.readouterr().err
     assert run_cli(main, [str(bad), "-r"]) == 2
+
+
+def test_truncated_download_without_a_size_header_is_resumed_not_kept(tmp_path):
+    """A server that sends no Content-Length cannot be size-checked: a tar cut short must still not
+    be kept as complete (it was, before: the first short read was renamed to the final name)."""
+    payload = make_tar({f"sa_{j}.jpg": bytes([j]) * 40_000 for j in range(3)})
+    server = ChunkServer({"sa_000000.tar": payload}, truncate={"sa_000000.tar": 1}, no_length=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        links = write_links(tmp_path / "links.txt", server, ["sa_000000.tar"])
+        assert main([str(links), "-d", str(tmp_path / "data"), "--no-progress"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (tmp_path / "data" / "sa_000000.tar").read_bytes() == payload
+    assert len(server.requests) == 2 and server.requests[1][1].startswith("bytes=")

@@ -35,20 +35,47 @@ def test_torch_entry_points_name_the_extra():
     assert "pip install 'nanosam2[train]'" in result.stderr
 
 
-def test_imports_only_go_down_the_pipeline():
-    """nanosam2 never imports a later stage (export, calib, engines, trt_runtime, benchmarks);
-    the seed-compatible shims in nanosam2/tools are entry points and may call the runtime CLI."""
+STAGES = ["nanosam2", "export", "calib", "engines", "trt_runtime", "benchmarks"]  # the pipeline, in order
+
+
+def _imports(path):
     import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
+def test_imports_only_go_down_the_pipeline():
+    """Each stage imports only earlier stages (nanosam2/tools included: the seed-compatible
+    scripts use library functions of nanosam2, never a later stage's command line)."""
     from pathlib import Path
 
-    later = {"export", "calib", "engines", "trt_runtime", "benchmarks"}
-    root = Path(__file__).resolve().parents[1] / "nanosam2"
+    root = Path(__file__).resolve().parents[1]
     offenders = []
-    for path in root.rglob("*.py"):
-        if "tools" in path.relative_to(root).parts:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
-            offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in later]
+    for position, stage in enumerate(STAGES):
+        later = set(STAGES[position + 1 :])
+        for path in (root / stage).rglob("*.py"):
+            offenders += [f"{path.relative_to(root)}: {name}" for name in _imports(path) if name.split(".")[0] in later]
     assert not offenders, offenders
+
+
+def test_inference_and_export_never_load_training_code():
+    """The runtime and the exporter import no training, QAT or data-loading module (lazily or not);
+    export imports none at module load (a QAT checkpoint is recognised by its modules' class names)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    training = ("nanosam2.distill", "nanosam2.qat", "nanosam2.data", "nanosam2.train")
+    offenders = []
+    for folder in (root / "trt_runtime", root / "nanosam2" / "inference", root / "export"):
+        for path in folder.rglob("*.py"):
+            offenders += [f"{path.relative_to(root)}: {n}" for n in _imports(path) if n.startswith(training)]
+    assert not offenders, offenders
+    loaded = subprocess.run([sys.executable, "-c", "import sys, export.exporter, export.onnx, trt_runtime.cli; "
+                             "print(sorted(m for m in sys.modules if m.startswith(('nanosam2.qat', 'nanosam2.distill', "
+                             "'modelopt'))))"], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"

@@ -155,18 +155,22 @@ def _copy(response, partial: Path, append: bool, done: int, total: int | None, n
 def archive_is_complete(path: Path, name: str | None = None) -> bool:
     """True unless ``path`` is a tar archive cut short (a file that is no tar is taken as it is).
 
-    Reading every header and checking that the file reaches past the last member's data catches
-    a truncation anywhere: tarfile alone treats a short file as a normal end of archive.
+    A tar ends with two zero blocks after its last member's data; tarfile alone takes a file cut
+    anywhere (even between members) for a normal end of archive, so the marker is checked too.
     """
     if not tarfile.is_tarfile(path):
         return not (name or path.name).endswith(".tar")  # a .tar whose headers cannot be read is incomplete
     try:
         with tarfile.open(path) as tar:
             members = tar.getmembers()
-            end = max((m.offset_data + m.size for m in members), default=0)
     except (tarfile.TarError, EOFError, OSError):
         return False
-    return path.stat().st_size >= end
+    block = tarfile.BLOCKSIZE
+    end = max((m.offset_data + -(-m.size // block) * block for m in members), default=0)
+    with open(path, "rb") as handle:
+        handle.seek(end)
+        marker = handle.read(2 * block)
+    return len(marker) == 2 * block and not any(marker)
 
 
 def extract(archive: Path, folder: Path) -> int:

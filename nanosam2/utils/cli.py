@@ -51,52 +51,29 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return 130
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1 (a count of runs, images, points ...)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def non_negative_int(value: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
-    return number
-
-
-def positive_float(value: str) -> float:
-    """argparse type: a finite number > 0 (a learning rate, a threshold ...)."""
+def _number(convert: Callable[[str], float], minimum: float, inclusive: bool, what: str) -> Callable[[str], float]:
+    """An argparse type: ``convert`` (int or float), finite, and >= (or >) ``minimum``."""
     import math
 
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not math.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {value}")
-    return number
+    bound = f"at least {minimum:g}" if inclusive else f"above {minimum:g}"
+
+    def parse(value: str) -> float:
+        try:
+            number = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        if not math.isfinite(number) or (number < minimum if inclusive else number <= minimum):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return number
+
+    parse.__name__ = what.replace(" ", "_")
+    return parse
 
 
-def non_negative_float(value: str) -> float:
-    """argparse type: a finite number >= 0."""
-    import math
-
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
-    return number
+positive_int = _number(int, 1, True, "a whole number")  # counts: runs, images, points ...
+non_negative_int = _number(int, 0, True, "a whole number")
+positive_float = _number(float, 0.0, False, "a number")  # a learning rate, a threshold ...
+non_negative_float = _number(float, 0.0, True, "a number")
 
 
 def existing_file(value: str) -> str:

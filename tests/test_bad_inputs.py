@@ -1,0 +1,31 @@
+"""Every bad input of tests/bad_inputs.py answers in one line, exits non-zero, leaves nothing
+half-written and destroys no earlier work (issue 14's table, as a test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .bad_inputs import cases, prepare, run_case
+
+pytestmark = pytest.mark.xdist_group("bad_inputs")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bad-inputs")
+    prepare(ROOT, folder)
+    return folder
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda c: c.name.replace(" ", "_"))
+def test_bad_input_is_refused_in_one_line(work, case):
+    outcome = run_case(ROOT, work, case)
+    assert outcome.code != 0, f"exit 0: {outcome.message}"
+    assert not outcome.traceback, outcome.message
+    assert 0 < outcome.lines <= 2, f"{outcome.lines} error lines, last: {outcome.message}"
+    assert not outcome.left, f"left behind: {outcome.left}"
+    assert not outcome.changed, f"earlier work changed: {outcome.changed}"
+    assert case.says.lower() in outcome.message.lower(), outcome.message
