@@ -152,3 +152,27 @@ def test_prepare_cli_unwritable_output_is_one_line(sa1b, tmp_path):
                              "--out", str(blocker / "sub" / "x.npy")], capture_output=True, text=True)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1 and "is not writable" in errors[0]
+
+
+def test_interrupted_prepare_leaves_no_data_without_manifest(sa1b, runtime_onnx, tmp_path, monkeypatch):
+    import calib.prepare as prepare_module
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare_module, "write_decoder_samples", crash)
+    out = tmp_path / "new" / "calib.npy"
+    with pytest.raises(KeyboardInterrupt):
+        prepare(str(sa1b), out, 3, image_size=256, encoder=str(runtime_onnx[C.ENCODER]), progress=False)
+    assert not (tmp_path / "new").exists()  # no .npy without its manifest, no empty folder
+
+
+def test_qdq_cli_publishes_the_graph_with_its_report(calibration, runtime_onnx, tmp_path):
+    from calib.qdq import main as qdq_main, report_path
+
+    out = tmp_path / "enc.int8.onnx"
+    assert qdq_main(["--onnx", str(runtime_onnx[C.ENCODER]), "--calib", str(calibration), "--out", str(out),
+                     "--method", "minmax", "--num-calib", "2", "--holdout", "1"]) == 0
+    report = json.loads(report_path(out).read_text())
+    assert report["graph"] == str(out) and report["calibration_samples"] == 2 and report["holdout_samples"] == 1
+    assert 0.9 < report["mask_iou_vs_fp32"] <= 1.0 and set(report["cosine_vs_fp32"]) == set(C.ENCODER_OUTPUTS)
