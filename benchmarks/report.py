@@ -49,9 +49,10 @@ class Report:
         return next((m for m in self.measurements if (m.backbone, m.backend, m.precision) == config and m.stage == stage), None)
 
     def table(self) -> str:
-        """Markdown: one row per configuration, median ms per stage and pipeline FPS."""
+        """Markdown: one row per configuration, median ms per stage, pipeline FPS, and the time the
+        pipeline spends outside its two graph calls (pre/post-processing and glue) with its share."""
         lines = ["| backbone | backend | precision | encoder ms | decoder 1 prompt ms | decoder 16 prompts ms | "
-                 "pipeline ms | pipeline FPS |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                 "pipeline ms | pipeline FPS | outside graphs ms (%) |", "|" + " --- |" * 9]
         for config in self.configurations():
             cells = []
             reason = None
@@ -64,8 +65,11 @@ class Report:
                     cells.append(f"{m.median_ms:.1f}")
             pipeline = self.get(config, "pipeline")
             fps = f"{pipeline.fps:.2f}" if pipeline and pipeline.fps else "-"
-            row = f"| {' | '.join(config)} | {' | '.join(cells)} | {fps} |"
-            lines.append(row if reason is None or cells != ["-"] * 4 else f"| {' | '.join(config)} | skipped: {reason} |||||")
+            host = self.get(config, "host")
+            outside = f"{host.median_ms:.1f} ({100 * host.median_ms / pipeline.median_ms:.0f} %)" \
+                if host and host.median_ms is not None and pipeline and pipeline.median_ms else "-"
+            row = f"| {' | '.join(config)} | {' | '.join(cells)} | {fps} | {outside} |"
+            lines.append(row if reason is None or cells != ["-"] * 4 else f"| {' | '.join(config)} | skipped: {reason} ||||||")
         return "\n".join(lines)
 
     def write(self, out_dir: Path, stem: str) -> dict[str, Path]:

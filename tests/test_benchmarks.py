@@ -98,6 +98,10 @@ def test_run_all_on_a_real_backbone(tmp_path):
     data = json.loads(next(tmp_path.glob("*.json")).read_text())
     backends = {(m["backend"], m["precision"]) for m in data["measurements"] if m["median_ms"]}
     assert {("torch-eager", "fp32"), ("onnxruntime-cpu", "fp32"), ("onnxruntime-cpu", "int8")} <= backends
+    host = [m for m in data["measurements"] if m["stage"] == "host" and m["backend"] == "onnxruntime-cpu"]
+    pipeline = [m for m in data["measurements"] if m["stage"] == "pipeline" and m["backend"] == "onnxruntime-cpu"]
+    assert host and all(0 < h["median_ms"] < p["median_ms"] for h, p in zip(host, pipeline))
+    assert "outside graphs ms (%)" in result.stdout
     assert data["extra"]["encoder_gflop"]["mobilenet_v3_large"] > 1
 
 

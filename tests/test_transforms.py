@@ -79,3 +79,19 @@ def test_mask_selection_matches_sam2_decoder(resnet18_model):
     np.testing.assert_array_equal(scores, ref_iou.numpy())
     multi, multi_iou = T.select_masks(logits, iou, multimask_output=True)
     np.testing.assert_array_equal(multi, logits[:, 1:])
+
+
+@pytest.mark.parametrize("in_hw,out_hw,antialias", [
+    ((600, 512), (1024, 1024), True), ((1080, 1920), (1024, 1024), True), ((17, 4000), (1024, 1024), True),
+    ((1, 1), (1024, 1024), True), ((3000, 50), (1024, 1024), True),
+    ((256, 256), (600, 512), False), ((256, 256), (17, 4000), False), ((256, 256), (97, 131), False),
+])
+def test_banded_resampling_equals_the_dense_product(in_hw, out_hw, antialias):
+    """The CPU path multiplies only each block's non-zero band: same sums as Wh @ x @ Ww.T."""
+    planes = np.random.default_rng(0).standard_normal((2, *in_hw)).astype(np.float32) * 8
+    banded = T._resample(planes, out_hw, antialias)
+    dense = T._resample_dense(planes, out_hw, antialias)
+    assert banded.shape == dense.shape == (2, *out_hw) and banded.dtype == np.float32
+    assert np.abs(banded - dense).max() <= 1e-5 * max(1.0, float(np.abs(dense).max()))
+    if not antialias:
+        assert ((banded > 0) == (dense > 0)).mean() >= 0.99999  # thresholded masks agree
