@@ -87,8 +87,9 @@ def read_onnx_info(path: str | Path) -> OnnxInfo:
 
 
 def default_profile(info: OnnxInfo) -> Profile:
-    """Fixed inputs get their shape; a decoder gets 1..64 prompts and 1..16 points (opt 1 x 3);
-    an encoder batch dimension gets 1 (one image at a time, the interactive case)."""
+    """Fixed inputs get their shape; a decoder (and the postprocess graph) gets 1..64 prompts and
+    1..16 points (opt 1 x 3); the preprocess graph images of 2..4096 pixels a side (opt 1024); an
+    encoder batch dimension gets 1 (one image at a time, the interactive case)."""
     profile: Profile = {}
     for name, dims in info.inputs.items():
         ranges = []
@@ -97,8 +98,13 @@ def default_profile(info: OnnxInfo) -> Profile:
                 ranges.append((dim, dim, dim))
             elif name in (C.POINT_COORDS, C.POINT_LABELS) and axis == 1:
                 ranges.append(DECODER_POINTS)
-            elif name in (C.POINT_COORDS, C.POINT_LABELS, C.MASK_INPUT, C.HAS_MASK_INPUT) and axis == 0:
+            elif name in (C.POINT_COORDS, C.POINT_LABELS, C.MASK_INPUT, C.HAS_MASK_INPUT, C.LOW_RES_MASKS,
+                          C.IOU_PREDICTIONS) and axis == 0:
                 ranges.append(DECODER_PROMPTS)
+            elif name == C.PIXELS and axis in (0, 1):
+                ranges.append(C.DEFAULT_PROFILE_PIXELS)
+            elif name == C.MASK_PLANES and axis == 0:
+                ranges.append((1, 1, len(C.PLANES_MULTI) + 2))
             else:
                 ranges.append((1, 1, 1))
         lo, opt, hi = (tuple(r[i] for r in ranges) for i in range(3))

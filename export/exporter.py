@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from export.examples import decoder_example, encoder_example
-from export.onnx_passes import save_checked, set_metadata, simplify, to_fp16
+from export.onnx_passes import name_dynamic_axes, save_checked, set_metadata, simplify, to_fp16
 from export.verify import OutputError, check_rows, verify_export
 from nanosam2 import contract as C
 from nanosam2.checkpoint import state_digest
 from nanosam2.contract import GraphContract
-from nanosam2.modeling.predictor_graphs import (QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, graph_contract,
-                                               is_quantized)
+from nanosam2.modeling.pipeline_graphs import NUM_CANDIDATE_PLANES
+from nanosam2.modeling.predictor_graphs import (QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, build_graph_module,
+                                               graph_contract, is_quantized)
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import check_output_dir, check_output_file, staged
 
@@ -59,6 +60,35 @@ def _export_quantized(module: nn.Module, args: tuple[torch.Tensor, ...], path: P
                           opset_version=opset, dynamo=False)
 
 
+def dynamic_shapes(graph_name: str) -> dict:
+    """The dynamic axes of each graph, for torch.export (bounds from nanosam2.contract)."""
+    prompts = torch.export.Dim("num_prompts", min=1, max=C.EXPORT_MAX_PROMPTS)
+    points = torch.export.Dim("num_points", min=1, max=C.EXPORT_MAX_POINTS)
+    height = torch.export.Dim("height", min=2, max=C.EXPORT_MAX_PIXELS)
+    width = torch.export.Dim("width", min=2, max=C.EXPORT_MAX_PIXELS)
+    if graph_name == C.ENCODER:
+        return {C.IMAGE: {0: torch.export.Dim("batch", min=1, max=C.EXPORT_MAX_BATCH)}}
+    if graph_name == C.DECODER:
+        return {C.IMAGE_EMBED: None, C.HIGH_RES_FEATS_0: None, C.HIGH_RES_FEATS_1: None,
+                C.POINT_COORDS: {0: prompts, 1: points}, C.POINT_LABELS: {0: prompts, 1: points},
+                C.MASK_INPUT: {0: prompts}, C.HAS_MASK_INPUT: {0: prompts}}
+    if graph_name == C.PREPROCESS:
+        return {C.PIXELS: {0: height, 1: width}}
+    planes = torch.export.Dim("num_planes", min=1, max=NUM_CANDIDATE_PLANES)
+    return {C.LOW_RES_MASKS: {0: prompts}, C.IOU_PREDICTIONS: {0: prompts}, C.PIXELS: {0: height, 1: width},
+            C.MASK_PLANES: {0: planes}}
+
+
+def pipeline_examples(graph_name: str, low_res_size: int) -> tuple[torch.Tensor, ...]:
+    """Example inputs of the pre/post-processing graphs (odd sizes: nothing specialises)."""
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (97, 131, 3), dtype=torch.uint8, generator=gen)
+    if graph_name == C.PREPROCESS:
+        return (pixels,)
+    logits = torch.randn(3, 4, low_res_size, low_res_size, generator=gen) * 8
+    return (logits, torch.rand(3, 4, generator=gen), pixels, torch.tensor([1, 2, 3], dtype=torch.int64))
+
+
 def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], tmp: Path,
                  contract: GraphContract, opset: int, precision: str, do_simplify: bool) -> ExportedGraph:
     """torch -> ONNX -> metadata -> simplify -> FP16 -> full check, written to ``tmp`` (the caller
@@ -66,16 +96,9 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
     import onnx
 
     start = time.perf_counter()
-    if graph_name == C.ENCODER:
-        batch = torch.export.Dim("batch", min=1, max=C.EXPORT_MAX_BATCH)
-        names_in, names_out, dynamic = C.ENCODER_INPUTS, C.ENCODER_OUTPUTS, {C.IMAGE: {0: batch}}
-    else:
-        prompts = torch.export.Dim("num_prompts", min=1, max=C.EXPORT_MAX_PROMPTS)
-        points = torch.export.Dim("num_points", min=1, max=C.EXPORT_MAX_POINTS)
-        names_in, names_out = C.DECODER_INPUTS, C.DECODER_OUTPUTS
-        dynamic = {C.IMAGE_EMBED: None, C.HIGH_RES_FEATS_0: None, C.HIGH_RES_FEATS_1: None,
-                   C.POINT_COORDS: {0: prompts, 1: points}, C.POINT_LABELS: {0: prompts, 1: points},
-                   C.MASK_INPUT: {0: prompts}, C.HAS_MASK_INPUT: {0: prompts}}
+    names_in, names_out = C.GRAPH_IO[graph_name]
+    dynamic = dynamic_shapes(graph_name)
+    precision = precision if graph_name in (C.ENCODER, C.DECODER) else "fp32"  # pre/post stay FP32 (exact)
     quantized = precision == QAT_PRECISION
     with torch.no_grad():
         if quantized:
@@ -88,6 +111,8 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
             model, tool = simplify(model)
         if precision == "fp16":
             model = to_fp16(model)
+        name_dynamic_axes(model, {name: {axis: dim.__name__ for axis, dim in spec.items()}
+                                  for name, spec in dynamic.items() if spec})
         set_metadata(model, contract)
         save_checked(model, tmp)
     seconds = time.perf_counter() - start
@@ -96,15 +121,19 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
 
 
 def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
+    """Files of one export: the two network graphs (``.fp16`` with that precision) and the FP32
+    pre/post-processing graphs."""
     suffix = "" if precision == "fp32" else f".{precision}"
-    return {C.ENCODER: output_dir / f"{C.ENCODER}{suffix}.onnx", C.DECODER: output_dir / f"{C.DECODER}{suffix}.onnx"}
+    return {C.ENCODER: output_dir / f"{C.ENCODER}{suffix}.onnx", C.DECODER: output_dir / f"{C.DECODER}{suffix}.onnx",
+            C.PREPROCESS: output_dir / f"{C.PREPROCESS}.onnx", C.POSTPROCESS: output_dir / f"{C.POSTPROCESS}.onnx"}
 
 
 def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = C.DEFAULT_OPSET,
                  precision: str = "fp32", do_simplify: bool = True, verify: bool = True) -> dict[str, ExportedGraph]:
-    """Write ``image_encoder[.fp16].onnx`` and ``mask_decoder[.fp16].onnx`` into ``output_dir``.
+    """Write ``image_encoder[.fp16].onnx``, ``mask_decoder[.fp16].onnx``, ``preprocess.onnx`` and
+    ``postprocess.onnx`` into ``output_dir``.
 
-    Both graphs are written under temporary names, checked in ONNX Runtime against PyTorch
+    All graphs are written under temporary names, checked in ONNX Runtime against PyTorch
     (``verify``), and only then renamed together: an interrupted or failed export leaves the
     folder as it was, never one new graph beside an old one. Both carry the model's weights hash,
     so the runtime refuses to pair them with graphs of another model. A QAT student (modelopt
@@ -122,17 +151,24 @@ def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int =
     enc_args = encoder_example(image_size=int(model.image_size))
     with torch.no_grad():
         features = tuple(t[:1] for t in encoder(*enc_args))
-    with staged([paths[C.ENCODER], paths[C.DECODER]]) as (enc_tmp, dec_tmp):
+    names = list(paths)
+    with staged([paths[name] for name in names]) as temps:
+        tmp = dict(zip(names, temps))
         graphs = {
-            C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, enc_tmp,
+            C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, tmp[C.ENCODER],
                                     graph_contract(C.ENCODER, model, backbone, encoder_precision, weights), opset,
                                     encoder_precision, do_simplify),
-            C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), dec_tmp,
+            C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), tmp[C.DECODER],
                                     graph_contract(C.DECODER, model, backbone, precision, weights), opset, precision,
                                     do_simplify),
         }
+        for name in (C.PREPROCESS, C.POSTPROCESS):
+            graphs[name] = export_graph(name, build_graph_module(name, model).eval(),
+                                        pipeline_examples(name, int(model.image_size) // 4), tmp[name],
+                                        graph_contract(name, model, backbone, "fp32", weights), opset, "fp32",
+                                        do_simplify)
         if verify:
-            rows = verify_export(model, {C.ENCODER: enc_tmp, C.DECODER: dec_tmp}, precision)
+            rows = verify_export(model, tmp, precision)
             for name, graph in graphs.items():
                 graph.errors = [r for r in rows if r.graph == name]
             check_rows(rows)  # raises: the staged files are removed, the folder is left as it was

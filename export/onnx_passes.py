@@ -46,6 +46,17 @@ def read_metadata(path: str | Path) -> GraphContract:
     return GraphContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
 
 
+def name_dynamic_axes(model: onnx.ModelProto, axes: dict[str, dict[int, str]]) -> onnx.ModelProto:
+    """Give the inputs' dynamic axes the names of the export spec (simplifiers may rename them
+    ``unk__N``), so that inputs and outputs that share an axis share its name."""
+    for graph_input in model.graph.input:
+        for axis, name in axes.get(graph_input.name, {}).items():
+            dim = graph_input.type.tensor_type.shape.dim[axis]
+            if not dim.HasField("dim_value"):
+                dim.dim_param = name
+    return model
+
+
 def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     """onnxsim (constant folding, shape inference), falling back to onnxslim; returns the tool used."""
     try:

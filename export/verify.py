@@ -14,7 +14,8 @@ from export.examples import decoder_example, encoder_example
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.metrics import cosine
-from nanosam2.modeling.predictor_graphs import QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, is_quantized
+from nanosam2.modeling.predictor_graphs import (QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, graph_contract,
+                                               is_quantized)
 from nanosam2.utils.ort_session import open_session
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,45 @@ def verify_export(model: nn.Module, paths: dict[str, Path], precision: str, seed
                    MIN_COSINE.get(encoder_precision))
     rows += compare(C.DECODER, {n: t.numpy() for n, t in zip(C.DECODER_OUTPUTS, dec_ref)},
                     dict(zip(C.DECODER_OUTPUTS, dec_out)), TOLERANCE[precision])
+    if C.PREPROCESS in paths and C.POSTPROCESS in paths:
+        contract = graph_contract(C.DECODER, model, "", weights_sha256="")
+        rows += verify_pipeline_graphs(paths[C.PREPROCESS], paths[C.POSTPROCESS], contract, seed)
+    return rows
+
+
+# The pre/post-processing graphs against the numpy reference (nanosam2.transforms): the encoder
+# input within ~1e-4 (relative to its range of ~2.6), masks by cosine of the 0/1 planes (>= IoU).
+PIPELINE_TOLERANCE = 4e-5
+MIN_MASK_COSINE = 0.999
+
+
+def verify_pipeline_graphs(preprocess: Path, postprocess: Path, contract, seed: int = 123,
+                           sizes: tuple[tuple[int, int], ...] = ((97, 131), (1201, 37))) -> list[OutputError]:
+    """Run ``preprocess.onnx`` / ``postprocess.onnx`` in ONNX Runtime next to ``nanosam2.transforms``
+    on odd image sizes (one upscaled, one partly downscaled); one row per output and size."""
+    from nanosam2 import transforms as T
+
+    rng = np.random.default_rng(seed)
+    pre, post = open_session(preprocess), open_session(postprocess)
+    rows: list[OutputError] = []
+    tokens = contract.num_mask_tokens
+    for height, width in sizes:
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        reference = T.preprocess_image(pixels, contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))
+        (actual,) = pre.run([C.IMAGE], {C.PIXELS: pixels})
+        rows += compare(C.PREPROCESS, {C.IMAGE: reference}, {C.IMAGE: actual}, PIPELINE_TOLERANCE)
+        low = (rng.standard_normal((3, tokens, contract.low_res_size, contract.low_res_size)) * 8).astype(np.float32)
+        iou = rng.random((3, tokens)).astype(np.float32)
+        for multimask, planes in ((False, [C.PLANE_SINGLE]), (True, list(C.PLANES_MULTI))):
+            chosen, scores = T.select_masks(low, iou, multimask, contract.mask_selection)
+            masks, clamped = T.postprocess_masks(chosen, (height, width), contract.mask_threshold)
+            outputs = post.run(list(C.POSTPROCESS_OUTPUTS), {C.LOW_RES_MASKS: low, C.IOU_PREDICTIONS: iou,
+                                                             C.PIXELS: pixels, C.MASK_PLANES: np.array(planes, np.int64)})
+            got = dict(zip(C.POSTPROCESS_OUTPUTS, outputs))
+            rows += compare(C.POSTPROCESS, {C.MASKS: masks.astype(np.float32)}, {C.MASKS: got[C.MASKS].astype(np.float32)},
+                            1.0, MIN_MASK_COSINE)
+            rows += compare(C.POSTPROCESS, {C.SCORES: scores, C.LOW_RES_LOGITS: clamped},
+                            {C.SCORES: got[C.SCORES], C.LOW_RES_LOGITS: got[C.LOW_RES_LOGITS]}, PIPELINE_TOLERANCE)
     return rows
 
 

@@ -26,9 +26,14 @@ OPSET_RANGE = (17, 20)
 EXPORT_MAX_BATCH, EXPORT_MAX_PROMPTS, EXPORT_MAX_POINTS = 64, 256, 64
 DEFAULT_PROFILE_PROMPTS = (1, 1, 64)
 DEFAULT_PROFILE_POINTS = (1, 3, 16)
+DEFAULT_PROFILE_PIXELS = (2, 1024, 4096)  # image height and width the preprocess engine takes
+EXPORT_MAX_PIXELS = 8192
 
 ENCODER = "image_encoder"
 DECODER = "mask_decoder"
+PREPROCESS = "preprocess"  # uint8 pixels -> encoder input (optional: the numpy path does the same)
+POSTPROCESS = "postprocess"  # decoder outputs -> masks at the image size (optional, likewise)
+GRAPHS = (ENCODER, DECODER, PREPROCESS, POSTPROCESS)
 
 # Image encoder graph
 IMAGE = "image"
@@ -49,8 +54,26 @@ OBJECT_SCORE_LOGITS = "object_score_logits"
 DECODER_INPUTS = (IMAGE_EMBED, HIGH_RES_FEATS_0, HIGH_RES_FEATS_1, POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)
 DECODER_OUTPUTS = (LOW_RES_MASKS, IOU_PREDICTIONS, OBJECT_SCORE_LOGITS)
 
+# Pre- and post-processing graphs
+PIXELS = "pixels"
+MASK_PLANES = "mask_planes"
+MASKS = "masks"
+SCORES = "scores"
+LOW_RES_LOGITS = "low_res_logits"
+PREPROCESS_INPUTS, PREPROCESS_OUTPUTS = (PIXELS,), (IMAGE,)
+POSTPROCESS_INPUTS = (LOW_RES_MASKS, IOU_PREDICTIONS, PIXELS, MASK_PLANES)
+POSTPROCESS_OUTPUTS = (MASKS, SCORES, LOW_RES_LOGITS)
+# Candidate planes the postprocess graph picks from with ``mask_planes``.
+PLANE_SINGLE = 0  # token 0, or the best multimask output when token 0 is unstable (SAM2's fallback)
+PLANES_MULTI = (1, 2, 3)  # the three multimask outputs
+PLANE_BEST = 4  # the multimask output with the highest predicted IoU (the COCO protocol)
+
+GRAPH_IO = {ENCODER: (ENCODER_INPUTS, ENCODER_OUTPUTS), DECODER: (DECODER_INPUTS, DECODER_OUTPUTS),
+            PREPROCESS: (PREPROCESS_INPUTS, PREPROCESS_OUTPUTS), POSTPROCESS: (POSTPROCESS_INPUTS, POSTPROCESS_OUTPUTS)}
+
 INPUT_RANKS = {IMAGE: 4, IMAGE_EMBED: 4, HIGH_RES_FEATS_0: 4, HIGH_RES_FEATS_1: 4, POINT_COORDS: 3, POINT_LABELS: 2,
-               MASK_INPUT: 4, HAS_MASK_INPUT: 1}
+               MASK_INPUT: 4, HAS_MASK_INPUT: 1, PIXELS: 3, MASK_PLANES: 1, LOW_RES_MASKS: 4, IOU_PREDICTIONS: 2}
+INPUT_DTYPES = {PIXELS: "uint8", MASK_PLANES: "int64"}  # every other input is float32
 PROMPT_BATCHED = (POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)  # axis 0 = prompt count P
 POINT_AXIS_INPUTS = (POINT_COORDS, POINT_LABELS)  # axis 1 = point count N
 
@@ -66,6 +89,11 @@ ROLES = {
     LOW_RES_MASKS: "[P,T,S/4,S/4] mask logits of every mask token (token 0 = single-mask output)",
     IOU_PREDICTIONS: "[P,T] predicted IoU of every mask token",
     OBJECT_SCORE_LOGITS: "[P,1] object presence logit (not applied by the image predictor)",
+    PIXELS: "[H,W,3] uint8 RGB image (the postprocess graph reads only its shape)",
+    MASK_PLANES: "[K] int64 candidate planes: 0 single (with fallback), 1-3 multimask, 4 best multimask",
+    MASKS: "[P,K,H,W] uint8 0/1 masks at the image size",
+    SCORES: "[P,K] predicted IoU of the chosen planes",
+    LOW_RES_LOGITS: "[P,K,S/4,S/4] low-resolution logits of the chosen planes, clamped to +-32",
 }
 
 
@@ -94,7 +122,9 @@ class GraphContract:
 
     @classmethod
     def for_graph(cls, graph: str, backbone: str, **kwargs: Any) -> "GraphContract":
-        names_in, names_out = (ENCODER_INPUTS, ENCODER_OUTPUTS) if graph == ENCODER else (DECODER_INPUTS, DECODER_OUTPUTS)
+        if graph not in GRAPH_IO:
+            raise NanoSam2Error(f"unknown graph {graph!r}; nanosam2 graphs are {', '.join(GRAPHS)}")
+        names_in, names_out = GRAPH_IO[graph]
         return cls(graph=graph, backbone=backbone, inputs={n: ROLES[n] for n in names_in},
                    outputs={n: ROLES[n] for n in names_out}, **kwargs)
 
@@ -140,25 +170,27 @@ def prompt_feed(prompts: Any, rows: slice = slice(None)) -> dict[str, Any]:
             MASK_INPUT: prompts.mask_input[rows], HAS_MASK_INPUT: prompts.has_mask_input[rows]}
 
 
-def check_pair(encoder: GraphContract, decoder: GraphContract, encoder_source: str, decoder_source: str) -> None:
-    """Refuse an encoder and a decoder that come from different models.
+def check_pair(encoder: GraphContract, other: GraphContract, encoder_source: str, other_source: str,
+               graph: str = DECODER) -> None:
+    """Refuse an encoder and another graph (``graph``: the decoder, or the pre/post-processing
+    graphs) that come from different models.
 
-    Graphs of one model share ``weights_sha256`` (precision may differ: an INT8 encoder with an
+    Graphs of one export share ``weights_sha256`` (precision may differ: an INT8 encoder with an
     FP32 decoder is a valid pair). Files from before contract v2, or engines without a sidecar,
     carry no hash; then only what they do record (backbone, image size) is compared.
     """
     encoder.expect(ENCODER, encoder_source)
-    decoder.expect(DECODER, decoder_source)
-    if encoder.image_size != decoder.image_size:
-        raise NanoSam2Error(f"{encoder_source} ({encoder.image_size} px) and {decoder_source} ({decoder.image_size} px) "
+    other.expect(graph, other_source)
+    if encoder.image_size != other.image_size:
+        raise NanoSam2Error(f"{encoder_source} ({encoder.image_size} px) and {other_source} ({other.image_size} px) "
                             "were exported for different image sizes")
     known = "unknown"
-    if known not in (encoder.backbone, decoder.backbone) and encoder.backbone != decoder.backbone:
-        raise NanoSam2Error(f"{encoder_source} is a {encoder.backbone} encoder but {decoder_source} comes from "
-                            f"{decoder.backbone}; use the two graphs of one export")
-    if encoder.weights_sha256 and decoder.weights_sha256 and encoder.weights_sha256 != decoder.weights_sha256:
-        raise NanoSam2Error(f"{encoder_source} and {decoder_source} come from different weights "
-                            f"({encoder.weights_sha256[:12]} vs {decoder.weights_sha256[:12]}); use the two graphs "
+    if known not in (encoder.backbone, other.backbone) and encoder.backbone != other.backbone:
+        raise NanoSam2Error(f"{encoder_source} is a {encoder.backbone} encoder but {other_source} comes from "
+                            f"{other.backbone}; use the graphs of one export")
+    if encoder.weights_sha256 and other.weights_sha256 and encoder.weights_sha256 != other.weights_sha256:
+        raise NanoSam2Error(f"{encoder_source} and {other_source} come from different weights "
+                            f"({encoder.weights_sha256[:12]} vs {other.weights_sha256[:12]}); use the graphs "
                             "of one export")
 
 

@@ -25,6 +25,14 @@ class DataType(enum.Enum):
     FLOAT = 0
     HALF = 1
     INT32 = 3
+    UINT8 = 5
+    INT64 = 8
+
+
+# ONNX Runtime's type names -> (the engine's DataType, numpy dtype)
+ORT_TYPES = {"tensor(float)": (DataType.FLOAT, np.float32), "tensor(float16)": (DataType.HALF, np.float16),
+             "tensor(int32)": (DataType.INT32, np.int32), "tensor(uint8)": (DataType.UINT8, np.uint8),
+             "tensor(int64)": (DataType.INT64, np.int64)}
 
 
 class TensorIOMode(enum.Enum):
@@ -162,11 +170,11 @@ class FakeContext:
         feed = {}
         for name in self.engine.input_dims:
             shape = self.shapes[name]
-            count = int(np.prod(shape))
-            raw = (ctypes.c_float * count).from_address(self.addresses[name])
-            feed[name] = np.frombuffer(raw, np.float32).reshape(shape).copy()
+            dtype = np.dtype(self.engine.numpy_types[name])
+            raw = (ctypes.c_uint8 * (int(np.prod(shape)) * dtype.itemsize)).from_address(self.addresses[name])
+            feed[name] = np.frombuffer(raw, dtype).reshape(shape).copy()
         for name, value in zip(self.engine.output_names, self.engine.session.run(self.engine.output_names, feed)):
-            value = np.ascontiguousarray(value, np.float32)
+            value = np.ascontiguousarray(value, self.engine.numpy_types[name])
             ctypes.memmove(self.addresses[name], value.ctypes.data, value.nbytes)
 
     def execute_async_v3(self, stream_handle):
@@ -186,6 +194,9 @@ class FakeEngine:
         self.session = ort.InferenceSession(data[len(MAGIC):].split(b"\n", 1)[1], providers=["CPUExecutionProvider"])
         self.input_dims = {i.name: list(i.shape) for i in self.session.get_inputs()}
         self.output_dims = {o.name: list(o.shape) for o in self.session.get_outputs()}
+        tensors = [*self.session.get_inputs(), *self.session.get_outputs()]
+        self.trt_types = {t.name: ORT_TYPES[t.type][0] for t in tensors}
+        self.numpy_types = {t.name: ORT_TYPES[t.type][1] for t in tensors}
         self.output_names = list(self.output_dims)
         self.names = list(self.input_dims) + self.output_names
         self.profiles = {name: [tuple(s) for s in spec["profiles"][name]] for name in self.input_dims}
@@ -202,7 +213,7 @@ class FakeEngine:
         return TensorIOMode.INPUT if name in self.input_dims else TensorIOMode.OUTPUT
 
     def get_tensor_dtype(self, name):
-        return DataType.FLOAT
+        return self.trt_types[name]
 
     def get_tensor_profile_shape(self, name, profile_index):
         return [list(s) for s in self.profiles[name]]

@@ -90,8 +90,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if prompts.empty:
         raise NanoSam2Error("give at least one --point or --box")
     prompts.check_inside(width, height)
-    out_dir = check_output_dir(args.output, inputs=[args.image, args.encoder, args.decoder])
-    with load_predictor(args.encoder, args.decoder, options_from_args(args)) as predictor:
+    out_dir = check_output_dir(args.output, inputs=[args.image, args.encoder, args.decoder, args.preprocess,
+                                                    args.postprocess])
+    with load_predictor(args.encoder, args.decoder, options_from_args(args), args.preprocess,
+                        args.postprocess) as predictor:
         stage_runs: list[dict[str, float]] = []
         for _ in range(args.runs):
             predictor.set_image(image)
@@ -136,8 +138,10 @@ def run_eval(args: argparse.Namespace) -> int:
         raise NanoSam2Error(f"no such COCO image folder: {args.coco_root}")
     if not Path(args.coco_ann).is_file():
         raise NanoSam2Error(f"no such COCO annotation file: {args.coco_ann}")
-    check_output_file(args.output, inputs=[args.coco_ann, args.encoder, args.decoder], what="--output")
-    with load_predictor(args.encoder, args.decoder, options_from_args(args)) as predictor:
+    check_output_file(args.output, inputs=[args.coco_ann, args.encoder, args.decoder, args.preprocess, args.postprocess],
+                      what="--output")
+    with load_predictor(args.encoder, args.decoder, options_from_args(args), args.preprocess,
+                        args.postprocess) as predictor:
         records, stats = evaluate_coco(predictor, args.coco_root, args.coco_ann, args.output, args.limit,
                                        resume=not args.no_resume)
     print(f"evaluated {stats.images} images, {stats.annotations} annotations in {stats.seconds:.1f} s "

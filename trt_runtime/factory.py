@@ -78,17 +78,22 @@ def open_runner(path: str | os.PathLike[str], backend: str | None = None, graph:
 
 
 def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[str],
-                   options: BackendOptions | None = None) -> Predictor:
-    """Open both graphs (refusing a pair that comes from two different models)."""
+                   options: BackendOptions | None = None, preprocess: str | os.PathLike[str] | None = None,
+                   postprocess: str | os.PathLike[str] | None = None) -> Predictor:
+    """Open the graphs (refusing any that come from another model). ``preprocess`` / ``postprocess``
+    are the optional pre/post-processing graphs of the same export (or engines built from them):
+    with them, resizing and mask upsampling run on the backend instead of in numpy."""
     options = options or BackendOptions()
-    runners: list[Runner] = []
+    runners: dict[str, Runner] = {}
     try:
-        for path, graph in ((encoder, C.ENCODER), (decoder, C.DECODER)):
-            kind = backend_for(path, options.backend)
-            runners.append(open_runner(path, kind, graph=graph, **options.for_backend(kind, graph)))
-        return Predictor(runners[0], runners[1])
+        for path, graph in ((encoder, C.ENCODER), (decoder, C.DECODER), (preprocess, C.PREPROCESS),
+                            (postprocess, C.POSTPROCESS)):
+            if path is not None:
+                kind = backend_for(path, options.backend)
+                runners[graph] = open_runner(path, kind, graph=graph, **options.for_backend(kind, graph))
+        return Predictor(runners[C.ENCODER], runners[C.DECODER], runners.get(C.PREPROCESS), runners.get(C.POSTPROCESS))
     except BaseException:
-        for runner in runners:
+        for runner in runners.values():
             runner.close()
         raise
 
@@ -99,6 +104,10 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--encoder", required=True, help="image encoder: .engine/.plan (TensorRT), .onnx (ONNX Runtime) "
                                                         "or .pt/.pth (PyTorch, nanosam2 checkpoint)")
     group.add_argument("--decoder", required=True, help="prompt encoder + mask decoder, same file types as --encoder")
+    group.add_argument("--preprocess", help="optional preprocess graph of the same export (preprocess.onnx or an engine "
+                                            "built from it): resize and normalise on the backend")
+    group.add_argument("--postprocess", help="optional postprocess graph of the same export: mask selection, "
+                                             "upsampling and threshold on the backend")
     group.add_argument("--backend", choices=BACKENDS, help="override the backend implied by the file suffixes")
     group.add_argument("--provider", default="cpu", choices=PROVIDERS, help="ONNX Runtime execution provider (default cpu)")
     group.add_argument("--device", help="PyTorch device (default: cuda if available, else cpu)")

@@ -25,6 +25,7 @@ class ImageState:
 
     features: dict[str, np.ndarray]
     orig_hw: tuple[int, int]
+    pixels: np.ndarray | None = None  # what the postprocess graph reads the image size from
 
 
 @dataclass
@@ -50,37 +51,59 @@ def as_rgb_array(image: Any) -> np.ndarray:
 
 
 class Predictor:
-    """Interactive segmentation over an encoder runner and a decoder runner."""
+    """Interactive segmentation over an encoder runner and a decoder runner.
 
-    def __init__(self, encoder: Runner, decoder: Runner) -> None:
+    With ``preprocess`` / ``postprocess`` runners (the exported ``preprocess`` and ``postprocess``
+    graphs, on the same backend) the resize, normalisation, mask selection, upsampling and
+    threshold run as graphs too, so on a GPU backend they run on the device; without them the
+    numpy reference in ``nanosam2.transforms`` does the same work on the host.
+    """
+
+    def __init__(self, encoder: Runner, decoder: Runner, preprocess: Runner | None = None,
+                 postprocess: Runner | None = None) -> None:
         self.encoder, self.decoder = encoder, decoder
+        self.preprocess, self.postprocess = preprocess, postprocess
         C.check_pair(encoder.contract, decoder.contract, str(encoder.path), str(decoder.path))
+        for runner, graph in ((preprocess, C.PREPROCESS), (postprocess, C.POSTPROCESS)):
+            if runner is not None:
+                C.check_pair(encoder.contract, runner.contract, str(encoder.path), str(runner.path), graph)
         self.encoder_contract, self.contract = encoder.contract, decoder.contract
         self.selection = self.contract.mask_selection
         self.state: ImageState | None = None
         self.timings: dict[str, float] = {}
 
+    @property
+    def runners(self) -> dict[str, Runner]:
+        graphs = {C.ENCODER: self.encoder, C.DECODER: self.decoder, C.PREPROCESS: self.preprocess,
+                  C.POSTPROCESS: self.postprocess}
+        return {name: runner for name, runner in graphs.items() if runner is not None}
+
     def identity(self) -> dict[str, Any]:
-        """What produced this predictor's answers (both runners' identities)."""
-        return {C.ENCODER: self.encoder.identity(), C.DECODER: self.decoder.identity()}
+        """What produced this predictor's answers (every runner's identity)."""
+        return {name: runner.identity() for name, runner in self.runners.items()}
 
     def __enter__(self) -> "Predictor":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.encoder.close()
-        self.decoder.close()
+        for runner in self.runners.values():
+            runner.close()
 
     def set_image(self, image: Any) -> None:
         """Preprocess and encode one image; its features serve every following ``predict``."""
         rgb = as_rgb_array(image)
+        if min(rgb.shape[:2]) < 2:
+            raise NanoSam2Error(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; at least 2x2 is needed")
         start = time.perf_counter()
-        tensor = T.preprocess_image(rgb, self.encoder_contract.image_size, tuple(self.encoder_contract.pixel_mean),
-                                    tuple(self.encoder_contract.pixel_std))
+        if self.preprocess is not None:
+            tensor = self.preprocess.infer({C.PIXELS: rgb})[C.IMAGE]
+        else:
+            tensor = T.preprocess_image(rgb, self.encoder_contract.image_size, tuple(self.encoder_contract.pixel_mean),
+                                        tuple(self.encoder_contract.pixel_std))
         encoded_at = time.perf_counter()
         features = self.encoder.infer({C.IMAGE: tensor})
         done = time.perf_counter()
-        self.state = ImageState({n: features[n] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2])
+        self.state = ImageState({n: features[n] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2], rgb)
         self.timings = {"preprocess_ms": 1000 * (encoded_at - start), "encoder_ms": 1000 * (done - encoded_at)}
 
     @property
@@ -110,21 +133,38 @@ class Predictor:
     def predict_prompts(self, prompts: T.DecoderPrompts, multimask_output: bool = True,
                         return_logits: bool = False) -> Prediction:
         """Decode a prepared batch of P prompts; masks [P,C,H,W] at the original resolution."""
-        low, iou = T.select_masks(*self.decode(prompts), multimask_output, self.selection)
+        low, iou = self.decode(prompts)
         start = time.perf_counter()
-        masks, low_clamped = T.postprocess_masks(low, self.orig_hw, self.contract.mask_threshold, return_logits)
+        if self.postprocess is not None and not return_logits:  # logits at full size: numpy only
+            planes = list(C.PLANES_MULTI) if multimask_output else [C.PLANE_SINGLE]
+            masks, scores, low_clamped = self.run_postprocess(low, iou, planes)
+        else:
+            low, scores = T.select_masks(low, iou, multimask_output, self.selection)
+            masks, low_clamped = T.postprocess_masks(low, self.orig_hw, self.contract.mask_threshold, return_logits)
         self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
-        return Prediction(masks, iou, low_clamped, dict(self.timings))
+        return Prediction(masks, scores, low_clamped, dict(self.timings))
+
+    def run_postprocess(self, low: np.ndarray, iou: np.ndarray, planes: list[int]) -> tuple[np.ndarray, ...]:
+        """The postprocess graph: bool masks [P,K,H,W], scores [P,K], clamped logits [P,K,256,256]."""
+        assert self.postprocess is not None and self.state is not None
+        out = self.postprocess.infer({C.LOW_RES_MASKS: low, C.IOU_PREDICTIONS: iou, C.PIXELS: self.state.pixels,
+                                      C.MASK_PLANES: np.asarray(planes, np.int64)})
+        return out[C.MASKS].view(np.bool_), out[C.SCORES], out[C.LOW_RES_LOGITS]
 
     def predict_best(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
         """Per prompt, the multimask output with the highest predicted IoU: masks [P,H,W], scores [P].
 
         Selects on the low-res logits and upsamples only the chosen masks (the COCO protocol).
         """
-        low, iou = T.select_masks(*self.decode(prompts), True, self.selection)
+        low, iou = self.decode(prompts)
+        start = time.perf_counter()
+        if self.postprocess is not None:
+            masks, scores, _ = self.run_postprocess(low, iou, [C.PLANE_BEST])
+            self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
+            return masks[:, 0], scores[:, 0]
+        low, iou = T.select_masks(low, iou, True, self.selection)
         best = np.argmax(iou, axis=1)
         rows = np.arange(len(best))
-        start = time.perf_counter()
         masks, _ = T.postprocess_masks(low[rows, best], self.orig_hw, self.contract.mask_threshold)
         self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
         return masks, iou[rows, best]

@@ -53,11 +53,13 @@ class Runner(abc.ABC):
         return self._outputs
 
     def input_dtype(self, name: str) -> np.dtype:
-        """The element type the backend takes for ``name`` (float32 unless an engine says otherwise)."""
-        return np.dtype(np.float32)
+        """The element type the backend takes for ``name`` (the contract's: float32, uint8 pixels,
+        int64 plane indices; an engine may say otherwise)."""
+        return np.dtype(C.INPUT_DTYPES.get(name, "float32"))
 
     def infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Validate ``feed`` against the graph, run it; returns host float32 arrays by output name."""
+        """Validate ``feed`` against the graph, run it; returns host arrays by output name (float32,
+        or the graph's integer type: uint8 masks)."""
         return self.infer_impl(self.check_feed(feed))
 
     @abc.abstractmethod

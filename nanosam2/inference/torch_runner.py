@@ -45,7 +45,7 @@ class TorchRunner(Runner):
                  compile: bool = False) -> None:
         super().__init__(path)
         torch = require("torch", "the PyTorch backend")
-        from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, MaskDecoderGraph, graph_contract
+        from nanosam2.modeling.predictor_graphs import build_graph_module, graph_contract
 
         if dtype not in DTYPES:
             raise NanoSam2Error(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
@@ -57,12 +57,15 @@ class TorchRunner(Runner):
             model = _load_model(str(path), config, str(self.device))
         spec = getattr(model, "nanosam2_spec", None)
         backbone = spec["trunk"]["backbone"] if spec else (config or "sam2.1")
-        self.contract = graph_contract(graph, model, backbone, precision=dtype)
-        module = (ImageEncoderGraph if graph == C.ENCODER else MaskDecoderGraph)(model).to(self.device).eval()
-        self.module = torch.compile(module, dynamic=graph == C.DECODER) if compile else module
-        self.autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-        self._inputs = list(C.ENCODER_INPUTS if graph == C.ENCODER else C.DECODER_INPUTS)
-        self._outputs = list(C.ENCODER_OUTPUTS if graph == C.ENCODER else C.DECODER_OUTPUTS)
+        if graph not in C.GRAPH_IO:
+            raise NanoSam2Error(f"unknown graph {graph!r}; choose from {', '.join(C.GRAPHS)}")
+        self.contract = graph_contract(graph, model, backbone, precision=dtype if graph in (C.ENCODER, C.DECODER) else "fp32")
+        module = build_graph_module(graph, model).to(self.device).eval()
+        self.module = torch.compile(module, dynamic=graph != C.ENCODER) if compile else module
+        # Autocast applies to the network graphs; pre/post-processing stays in float32 (exact resampling).
+        self.autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype] \
+            if graph in (C.ENCODER, C.DECODER) else None
+        self._inputs, self._outputs = (list(names) for names in C.GRAPH_IO[graph])
         self._torch = torch
 
     def identity(self) -> dict[str, Any]:
@@ -76,4 +79,5 @@ class TorchRunner(Runner):
             outputs = self.module(*args)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return {n: o.float().cpu().numpy() for n, o in zip(self._outputs, outputs)}
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        return {n: (o.float() if o.is_floating_point() else o).cpu().numpy() for n, o in zip(self._outputs, outputs)}

@@ -151,3 +151,21 @@ def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: 
         exporter=f"nanosam2 {nanosam2.__version__}, torch {torch.__version__}",
         weights_sha256=weights_sha256 if weights_sha256 is not None else state_digest(model),
     )
+
+
+def build_graph_module(graph_name: str, model: nn.Module) -> nn.Module:
+    """The torch module of one nanosam2 graph of ``model`` (what the exporter writes and the PyTorch
+    backend runs)."""
+    from nanosam2 import contract as C
+    from nanosam2.modeling.pipeline_graphs import PostprocessGraph, PreprocessGraph
+
+    if graph_name == C.ENCODER:
+        return ImageEncoderGraph(model)
+    if graph_name == C.DECODER:
+        return MaskDecoderGraph(model)
+    contract = graph_contract(graph_name, model, "", weights_sha256="")
+    if graph_name == C.PREPROCESS:
+        return PreprocessGraph(contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))
+    if graph_name == C.POSTPROCESS:
+        return PostprocessGraph(contract.mask_selection, contract.mask_threshold, contract.low_res_size)
+    raise ValueError(f"unknown graph {graph_name!r}")

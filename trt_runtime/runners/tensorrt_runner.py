@@ -70,7 +70,7 @@ def contract_for_engine(path: str | os.PathLike[str], input_names: list[str]) ->
         contract = sidecar[C.METADATA_KEY]
         text = contract if isinstance(contract, str) else json.dumps(contract)
         return GraphContract.from_json(text, f"{path}.json")
-    graph = C.ENCODER if C.IMAGE in input_names else C.DECODER
+    graph = next((g for g, (names, _) in C.GRAPH_IO.items() if set(names) == set(input_names)), C.DECODER)
     logger.warning("%s has no nanosam2 sidecar (%s.json); assuming SAM2.1 defaults for the %s", path, path, graph)
     return GraphContract.for_graph(graph, "unknown")
 
@@ -210,7 +210,8 @@ class TensorRTRunner(Runner):
         for name in self._outputs:
             slot = self.slots[name]
             nbytes = int(np.prod(slot.shape)) * np.dtype(slot.dtype).itemsize
-            results[name] = slot.host[:nbytes].view(slot.dtype).reshape(slot.shape).astype(np.float32)
+            values = slot.host[:nbytes].view(slot.dtype).reshape(slot.shape)
+            results[name] = values.astype(np.float32) if values.dtype == np.float16 else values.copy()
         return results
 
     def close(self) -> None:

@@ -1,0 +1,131 @@
+"""The preprocess / postprocess graphs against the numpy reference, on every backend the CPU has:
+ONNX Runtime, PyTorch, and the fake TensorRT (which runs the same ONNX behind buffer addresses)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nanosam2 import contract as C
+from nanosam2 import transforms as T
+from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.predictor import Predictor
+from nanosam2.inference.torch_runner import TorchRunner
+from nanosam2.metrics import mask_iou
+from nanosam2.utils.cuda_api import CudaRuntime
+from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
+from trt_runtime.runners.tensorrt_runner import TensorRTRunner
+
+from .conftest import make_test_image
+from .fake_tensorrt import FakeCudart, FakeTensorRT, write_engine
+
+pytestmark = pytest.mark.xdist_group("runtime_onnx")
+
+# upscale and downscale, odd sizes, one extreme aspect ratio
+SIZES = [(17, 4000), (700, 1100), (97, 131)]
+PIXELS_PROFILE = [[2, 2, 3], [1024, 1024, 3], [4096, 4096, 3]]
+PROFILES = {
+    C.ENCODER: {C.IMAGE: [[1, 3, 1024, 1024]] * 3},
+    C.DECODER: {C.IMAGE_EMBED: [[1, 256, 64, 64]] * 3, C.HIGH_RES_FEATS_0: [[1, 32, 256, 256]] * 3,
+                C.HIGH_RES_FEATS_1: [[1, 64, 128, 128]] * 3, C.POINT_COORDS: [[1, 1, 2], [1, 4, 2], [8, 8, 2]],
+                C.POINT_LABELS: [[1, 1], [1, 4], [8, 8]], C.MASK_INPUT: [[1, 1, 256, 256], [1, 1, 256, 256], [8, 1, 256, 256]],
+                C.HAS_MASK_INPUT: [[1], [1], [8]]},
+    C.PREPROCESS: {C.PIXELS: PIXELS_PROFILE},
+    C.POSTPROCESS: {C.LOW_RES_MASKS: [[1, 4, 256, 256], [1, 4, 256, 256], [8, 4, 256, 256]],
+                    C.IOU_PREDICTIONS: [[1, 4], [1, 4], [8, 4]], C.PIXELS: PIXELS_PROFILE, C.MASK_PLANES: [[1], [1], [5]]},
+}
+
+
+def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path) -> dict:
+    if backend == "onnxruntime":
+        return {g: OnnxRuntimeRunner(runtime_onnx[g]) for g in C.GRAPHS}
+    if backend == "torch":
+        return {g: TorchRunner(model=runtime_model, graph=g, device="cpu") for g in C.GRAPHS}
+    trt, cuda = FakeTensorRT(FakeCudart(), version="10.3.0"), None
+    runners = {}
+    for graph in C.GRAPHS:
+        path = write_engine(tmp_path / f"{graph}.engine", runtime_onnx[graph], PROFILES[graph])
+        contract = OnnxRuntimeRunner(runtime_onnx[graph]).contract
+        C.engine_sidecar_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
+        cuda = cuda or CudaRuntime(trt.cudart)
+        runners[graph] = TensorRTRunner(path, trt=trt, cuda=cuda)
+    return runners
+
+
+@pytest.fixture(scope="module")
+def images() -> dict:
+    return {hw: make_test_image(*hw, seed=sum(hw)) for hw in SIZES}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch", "tensorrt-fake"])
+def test_preprocess_graph_equals_numpy(backend, runtime_onnx, runtime_model, tmp_path, images):
+    runner = open_runners(backend, runtime_onnx, runtime_model, tmp_path)[C.PREPROCESS]
+    for hw, image in images.items():
+        got = runner.infer({C.PIXELS: image})[C.IMAGE]
+        reference = T.preprocess_image(image)
+        assert got.shape == reference.shape == (1, 3, 1024, 1024) and got.dtype == np.float32
+        assert np.abs(got - reference).max() <= 1e-4, hw
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch", "tensorrt-fake"])
+def test_predictions_through_the_graphs_equal_the_numpy_path(backend, runtime_onnx, runtime_model, tmp_path, images):
+    runners = open_runners(backend, runtime_onnx, runtime_model, tmp_path)
+    reference = Predictor(runners[C.ENCODER], runners[C.DECODER])
+    graphs = Predictor(runners[C.ENCODER], runners[C.DECODER], runners[C.PREPROCESS], runners[C.POSTPROCESS])
+    for (height, width), image in ((hw, images[hw]) for hw in ((17, 4000), (97, 131))):
+        boxes = np.array([[0.1 * width, 0.1 * height, 0.6 * width, 0.7 * height],
+                          [0.4 * width, 0.3 * height, 0.95 * width, 0.9 * height]], np.float32)
+        prompts = T.build_prompts((height, width), boxes=boxes)
+        for predictor in (reference, graphs):
+            predictor.set_image(image)
+        for multimask in (False, True):
+            ref, got = (p.predict_prompts(prompts, multimask_output=multimask) for p in (reference, graphs))
+            assert got.masks.shape == ref.masks.shape == (2, 3 if multimask else 1, height, width)
+            assert got.masks.dtype == np.bool_
+            ious = [mask_iou(a, b) for a, b in zip(ref.masks.reshape(-1, height, width), got.masks.reshape(-1, height, width))]
+            assert min(ious) >= 0.999, (backend, (height, width), multimask, ious)
+            assert np.allclose(got.scores, ref.scores, atol=1e-4)
+            assert np.abs(got.low_res_logits - ref.low_res_logits).max() <= 1e-3
+        (ref_masks, ref_scores), (got_masks, got_scores) = (p.predict_best(prompts) for p in (reference, graphs))
+        assert min(mask_iou(a, b) for a, b in zip(ref_masks, got_masks)) >= 0.999
+        assert np.allclose(got_scores, ref_scores, atol=1e-4)
+
+
+def test_a_one_pixel_image_is_refused(runtime_onnx):
+    with OnnxRuntimeRunner(runtime_onnx[C.ENCODER]) as enc, OnnxRuntimeRunner(runtime_onnx[C.DECODER]) as dec:
+        with pytest.raises(NanoSam2Error, match="at least 2x2"):
+            Predictor(enc, dec).set_image(np.zeros((1, 1, 3), np.uint8))
+
+
+def test_graphs_of_another_export_are_refused(runtime_onnx, tmp_path):
+    from export.onnx_passes import read_metadata, save_checked, set_metadata, load_onnx
+
+    contract = read_metadata(runtime_onnx[C.POSTPROCESS])
+    contract.weights_sha256 = "0" * 64
+    save_checked(set_metadata(load_onnx(runtime_onnx[C.POSTPROCESS]), contract), tmp_path / "postprocess.onnx")
+    with OnnxRuntimeRunner(runtime_onnx[C.ENCODER]) as enc, OnnxRuntimeRunner(runtime_onnx[C.DECODER]) as dec, \
+            OnnxRuntimeRunner(tmp_path / "postprocess.onnx") as post:
+        with pytest.raises(NanoSam2Error, match="different weights"):
+            Predictor(enc, dec, postprocess=post)
+        with pytest.raises(NanoSam2Error, match="expected the preprocess"):
+            Predictor(enc, dec, preprocess=post)
+
+
+def test_predict_cli_with_the_graphs_writes_the_same_masks(runtime_onnx, tmp_path):
+    from PIL import Image
+
+    from nanosam2.utils.cli import run_cli
+    from trt_runtime.cli import main
+
+    base = ["predict", "--encoder", str(runtime_onnx[C.ENCODER]), "--decoder", str(runtime_onnx[C.DECODER]),
+            "--image", "nanosam2/assets/grace_hopper.jpg", "--box", "120,60,400,420", "--multimask"]
+    assert run_cli(main, [*base, "--output", str(tmp_path / "numpy")]) == 0
+    assert run_cli(main, [*base, "--preprocess", str(runtime_onnx[C.PREPROCESS]), "--postprocess",
+                          str(runtime_onnx[C.POSTPROCESS]), "--output", str(tmp_path / "graphs")]) == 0
+    for plane in range(3):
+        a, b = (np.asarray(Image.open(tmp_path / run / f"mask_0_{plane}.png")) > 0 for run in ("numpy", "graphs"))
+        assert mask_iou(a, b) >= 0.999
+    record = json.loads((tmp_path / "graphs" / "predict.json").read_text())
+    assert set(record["model"]) == set(C.GRAPHS)
