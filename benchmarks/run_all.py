@@ -81,8 +81,10 @@ def box_prompts(count: int, hw: tuple[int, int]) -> T.DecoderPrompts:
 
 
 def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, settings: Settings,
-                 sync: Callable[[], None] | None = None) -> None:
-    """Encoder, decoder (1 and 16 prompts) and full-pipeline timings of one runner pair."""
+                 sync: Callable[[], None] | None = None, pre_post: tuple | None = None) -> None:
+    """Encoder, decoder (1 and 16 prompts) and full-pipeline timings of one runner pair; with
+    ``pre_post`` (preprocess and postprocess runners of the same backend) the pipeline once more
+    through those graphs, as ``PRECISION+graphs`` (on a GPU: pixels in, masks out)."""
     from trt_runtime.predictor import Predictor
 
     image = sample_image()
@@ -95,7 +97,17 @@ def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, 
         feed = {**features, **C.prompt_feed(prompts)}
         dec = time_call(lambda feed=feed: decoder.infer(feed), settings.decoder_runs, settings.warmup, sync)
         report.measurements.append(Measurement(*label, f"decoder_{count}", dec.median_ms, dec.p90_ms, dec.runs))
-    predictor = Predictor(encoder, decoder)
+    measure_pipeline(report, label, Predictor(encoder, decoder), settings, sync)
+    if pre_post is not None:
+        backbone, backend, precision = label
+        measure_pipeline(report, (backbone, backend, f"{precision}+graphs"), Predictor(encoder, decoder, *pre_post),
+                         settings, sync)
+
+
+def measure_pipeline(report: Report, label: tuple[str, str, str], predictor, settings: Settings,
+                     sync: Callable[[], None] | None = None) -> None:
+    """set_image + one box prediction: its time, and the part outside the encoder and decoder calls."""
+    image = sample_image()
     one_box = box_prompts(1, image.shape[:2])
     host: list[float] = []  # per run: the pipeline's wall time minus its two graph calls
 
@@ -113,8 +125,8 @@ def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, 
     timed = sorted(host[settings.warmup:])
     p90 = timed[min(len(timed) - 1, int(round(0.9 * (len(timed) - 1))))]
     report.measurements.append(Measurement(*label, "host", float(np.median(timed)), p90, len(timed)))
-    logger.info("%s: encoder %.1f ms, pipeline %.1f ms (%.1f ms outside the graphs)", "/".join(label), enc.median_ms,
-                pipe.median_ms, float(np.median(timed)))
+    logger.info("%s: pipeline %.1f ms (%.1f ms outside the encoder and decoder)", "/".join(label), pipe.median_ms,
+                float(np.median(timed)))
 
 
 def skip(report: Report, backbone: str, backend: str, precision: str, reason: str) -> None:
@@ -135,9 +147,9 @@ def torch_cases(report: Report, backbone: str, model, settings: Settings, compil
     for compiled in ([False, True] if compile_too else [False]):
         backend = "torch-compile" if compiled else "torch-eager"
         for dtype in dtypes:
-            enc = TorchRunner(graph=C.ENCODER, model=model, device=device, dtype=dtype, compile=compiled)
-            dec = TorchRunner(graph=C.DECODER, model=model, device=device, dtype=dtype, compile=compiled)
-            measure_pair(report, (backbone, backend, dtype), enc, dec, settings, sync)
+            enc, dec, pre, post = (TorchRunner(graph=g, model=model, device=device, dtype=dtype, compile=compiled)
+                                   for g in C.GRAPHS)
+            measure_pair(report, (backbone, backend, dtype), enc, dec, settings, sync, (pre, post))
         if not cuda:
             skip(report, backbone, backend, "fp16/bf16", "needs a CUDA GPU (torch sees none)")
     model.cpu()
@@ -153,8 +165,9 @@ def onnxruntime_cases(report: Report, backbone: str, graphs: dict[str, Path], in
     for provider in providers:
         backend = f"onnxruntime-{provider}"
         decoder = OnnxRuntimeRunner(graphs[C.DECODER], provider=provider)
+        pre_post = tuple(OnnxRuntimeRunner(graphs[g], provider=provider) for g in (C.PREPROCESS, C.POSTPROCESS))
         measure_pair(report, (backbone, backend, "fp32"), OnnxRuntimeRunner(graphs[C.ENCODER], provider=provider),
-                     decoder, settings)
+                     decoder, settings, pre_post=pre_post)
         if int8_encoder is not None and provider == "cpu":
             measure_pair(report, (backbone, backend, "int8"), OnnxRuntimeRunner(int8_encoder, provider=provider),
                          decoder, settings)
@@ -188,9 +201,14 @@ def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_
         build_engine(onnx_encoder, pair[0], BuildRequest(fp16=precision == "fp16", int8=precision == "int8"))
         build_engine(graphs[C.DECODER], pair[1], BuildRequest(fp16=precision == "fp16"))
         engines[precision] = pair
+    pre_post_engines = (work / "preprocess.engine", work / "postprocess.engine")
+    for name, path in zip((C.PREPROCESS, C.POSTPROCESS), pre_post_engines):
+        build_engine(graphs[name], path, BuildRequest())  # FP32: exact resampling
     logger.info("TensorRT %s engines built in %s", trt.__version__, work)
     for precision, (enc, dec) in engines.items():
-        measure_pair(report, (backbone, "tensorrt", precision), TensorRTRunner(enc), TensorRTRunner(dec), settings)
+        pre_post = tuple(TensorRTRunner(path) for path in pre_post_engines)
+        measure_pair(report, (backbone, "tensorrt", precision), TensorRTRunner(enc), TensorRTRunner(dec), settings,
+                     pre_post=pre_post)
 
 
 def encoder_gflops(model) -> float:

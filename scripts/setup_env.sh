@@ -52,7 +52,9 @@ else
   # sam2 1.1.0 is a source tarball whose build wants torch: build it against ours, by hash.
   SAM2_BUILD_CUDA=0 pip_quiet install -q --no-deps --no-build-isolation --require-hashes \
     -r "$ROOT/requirements/sam2.txt"
-  pip_quiet install -q -e "$ROOT[dev]"
+  # compat mode: a plain .pth to the checkout (the default finder prints a page of notes for a
+  # flat layout with several top-level packages such as ours)
+  pip_quiet install -q -e "$ROOT[dev]" --config-settings editable_mode=compat
   # tensorrt-stubs declares tensorrt as a dependency, which cannot be installed without
   # NVIDIA's index: take the stubs alone (mypy checks the TensorRT code against them).
   pip_quiet install -q --no-deps "tensorrt-stubs>=10.3"

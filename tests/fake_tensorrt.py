@@ -75,6 +75,7 @@ class FakeCudart:
         self.capturing: list | None = None
         self.graph_launches = 0
         self.fail_malloc = False
+        self.transferred = {"htod": 0, "dtoh": 0}
 
     ok = cudaError_t.cudaSuccess
 
@@ -108,6 +109,8 @@ class FakeCudart:
 
     def cudaMemcpyAsync(self, dst, src, nbytes, kind, stream):
         ctypes.memmove(dst, src, nbytes)
+        direction = "htod" if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else "dtoh"
+        self.transferred[direction] += nbytes  # what would cross the bus on a real GPU
         return (self.ok,)
 
     def cudaGetErrorString(self, err):

@@ -129,3 +129,32 @@ def test_predict_cli_with_the_graphs_writes_the_same_masks(runtime_onnx, tmp_pat
         assert mask_iou(a, b) >= 0.999
     record = json.loads((tmp_path / "graphs" / "predict.json").read_text())
     assert set(record["model"]) == set(C.GRAPHS)
+
+
+def test_only_pixels_prompts_and_masks_cross_the_bus(runtime_onnx, runtime_model, tmp_path):
+    """The fake CUDA layer counts host<->device bytes: one set_image and N predictions move the
+    image's uint8 bytes, the prompts, the masks and the scores - no features, no logits."""
+    runners = open_runners("tensorrt-fake", runtime_onnx, runtime_model, tmp_path)
+    cudart = runners[C.ENCODER].cuda.rt
+    image = make_test_image(240, 320, seed=3)
+    prompts = T.build_prompts((240, 320), boxes=np.array([[20, 30, 200, 180], [100, 60, 300, 230]], np.float32))
+    feed = C.prompt_feed(prompts)
+    prompt_bytes = sum(feed[name].nbytes for name in (C.POINT_COORDS, C.POINT_LABELS, C.HAS_MASK_INPUT))
+    zero_masks = feed[C.MASK_INPUT].nbytes  # no mask prompt: one zero buffer, uploaded once, bound to every call
+    moved = {}
+    for name, predictor in (("numpy", Predictor(runners[C.ENCODER], runners[C.DECODER])),
+                            ("device", Predictor(*(runners[g] for g in C.GRAPHS)))):
+        cudart.transferred.update(htod=0, dtoh=0)
+        predictor.set_image(image)
+        results = [predictor.predict_prompts(prompts, multimask_output=False) for _ in range(3)]
+        moved[name] = dict(cudart.transferred)
+    masks_bytes = sum(r.masks.size for r in results)  # uint8 0/1 on the wire
+    scores_bytes = sum(r.scores.nbytes for r in results)
+    plane_bytes = 8  # one int64 plane index per call
+    print(f"bytes moved, set_image + 3 predictions: {moved}")
+    assert moved["device"]["htod"] == image.nbytes + zero_masks + 3 * (prompt_bytes + plane_bytes)
+    assert moved["device"]["dtoh"] == masks_bytes + scores_bytes
+    # the numpy pre/post path uploads the float encoder input and downloads all four logit planes
+    assert moved["numpy"]["htod"] >= 3 * 1024 * 1024 * 4 + 3 * prompt_bytes
+    assert moved["numpy"]["dtoh"] >= 3 * 2 * 4 * 256 * 256 * 4
+    assert results[-1].low_res_logits.shape == (2, 1, 256, 256)  # downloaded on demand, after counting

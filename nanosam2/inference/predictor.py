@@ -16,24 +16,32 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.device import DeviceArray, to_host
 from nanosam2.inference.runner import Runner
 
 
 @dataclass
 class ImageState:
-    """Features of the current image and its original size."""
+    """Features of the current image (where the encoder wrote them) and its original size."""
 
-    features: dict[str, np.ndarray]
+    features: dict[str, Any]  # numpy or DeviceArray, by encoder output name
     orig_hw: tuple[int, int]
-    pixels: np.ndarray | None = None  # what the postprocess graph reads the image size from
+    pixels: Any = None  # the image for the postprocess graph (on its device when there is one)
 
 
 @dataclass
 class Prediction:
     masks: np.ndarray  # [P, C, H, W] bool (or logits)
     scores: np.ndarray  # [P, C]
-    low_res_logits: np.ndarray  # [P, C, 256, 256], clamped to +-32
+    low_res: Any  # [P, C, 256, 256] clamped to +-32: numpy, or a DeviceArray downloaded on first use
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def low_res_logits(self) -> np.ndarray:
+        """[P, C, 256, 256] logits clamped to +-32 (downloaded from the device only when asked for)."""
+        if isinstance(self.low_res, DeviceArray):
+            self.low_res = self.low_res.to_host()
+        return self.low_res
 
 
 def as_rgb_array(image: Any) -> np.ndarray:
@@ -53,10 +61,12 @@ def as_rgb_array(image: Any) -> np.ndarray:
 class Predictor:
     """Interactive segmentation over an encoder runner and a decoder runner.
 
-    With ``preprocess`` / ``postprocess`` runners (the exported ``preprocess`` and ``postprocess``
-    graphs, on the same backend) the resize, normalisation, mask selection, upsampling and
-    threshold run as graphs too, so on a GPU backend they run on the device; without them the
-    numpy reference in ``nanosam2.transforms`` does the same work on the host.
+    The encoder's outputs stay where the encoder wrote them (GPU memory on a GPU backend) and
+    every decoder call binds them in place. With ``preprocess`` / ``postprocess`` runners (the
+    exported ``preprocess`` and ``postprocess`` graphs, on the same backend) the resize,
+    normalisation, mask selection, upsampling and threshold run as graphs too, so on a GPU only
+    the uint8 pixels, the prompts and the final uint8 masks (and scores) cross the bus; without
+    them the numpy reference in ``nanosam2.transforms`` does that work on the host.
     """
 
     def __init__(self, encoder: Runner, decoder: Runner, preprocess: Runner | None = None,
@@ -71,6 +81,7 @@ class Predictor:
         self.selection = self.contract.mask_selection
         self.state: ImageState | None = None
         self.timings: dict[str, float] = {}
+        self._zero_masks: tuple[int, Any] | None = None  # (prompt count, zero mask_input on the decoder's device)
 
     @property
     def runners(self) -> dict[str, Runner]:
@@ -95,15 +106,17 @@ class Predictor:
         if min(rgb.shape[:2]) < 2:
             raise NanoSam2Error(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; at least 2x2 is needed")
         start = time.perf_counter()
+        pixels: Any = rgb
         if self.preprocess is not None:
-            tensor = self.preprocess.infer({C.PIXELS: rgb})[C.IMAGE]
+            pixels = self.preprocess.to_device(C.PIXELS, rgb)  # the one upload of the image
+            tensor = self.preprocess.infer({C.PIXELS: pixels}, copy_outputs_to_host=False)[C.IMAGE]
         else:
             tensor = T.preprocess_image(rgb, self.encoder_contract.image_size, tuple(self.encoder_contract.pixel_mean),
                                         tuple(self.encoder_contract.pixel_std))
         encoded_at = time.perf_counter()
-        features = self.encoder.infer({C.IMAGE: tensor})
+        features = self.encoder.infer({C.IMAGE: tensor}, copy_outputs_to_host=False)
         done = time.perf_counter()
-        self.state = ImageState({n: features[n] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2], rgb)
+        self.state = ImageState({n: features[n] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2], pixels)
         self.timings = {"preprocess_ms": 1000 * (encoded_at - start), "encoder_ms": 1000 * (done - encoded_at)}
 
     @property
@@ -112,56 +125,81 @@ class Predictor:
             raise NanoSam2Error("call set_image(...) before predict(...)")
         return self.state.orig_hw
 
-    def decode(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
-        """Raw decoder outputs for P prompts: logits [P,T,256,256] and IoU [P,T] of all T tokens.
-
-        Batches larger than the decoder accepts (an engine profile's max) are split.
-        """
+    def _chunks(self, prompts: T.DecoderPrompts) -> list[slice]:
+        """Batches larger than the decoder accepts (an engine profile's max) are split."""
         if self.state is None:
             raise NanoSam2Error("call set_image(...) before predict(...)")
-        start = time.perf_counter()
         limit = self.decoder.max_batch() or prompts.count
+        return [slice(lo, min(lo + limit, prompts.count)) for lo in range(0, prompts.count, limit)]
+
+    def _prompt_feed(self, prompts: T.DecoderPrompts, rows: slice) -> dict[str, Any]:
+        """The decoder's prompt inputs. Without a mask prompt, ``mask_input`` (256 KB of zeros per
+        prompt) is one buffer uploaded once and bound to every call, not sent each time."""
+        feed = C.prompt_feed(prompts, rows)
+        if np.any(feed[C.HAS_MASK_INPUT]):
+            return feed
+        count = len(feed[C.HAS_MASK_INPUT])
+        if self._zero_masks is None or self._zero_masks[0] != count:
+            self._zero_masks = (count, self.decoder.to_device(C.MASK_INPUT, np.zeros_like(feed[C.MASK_INPUT])))
+        feed[C.MASK_INPUT] = self._zero_masks[1]
+        return feed
+
+    def decode(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
+        """Raw decoder outputs for P prompts, on the host: logits [P,T,256,256] and IoU [P,T] of all T tokens."""
+        start = time.perf_counter()
         low_parts, iou_parts = [], []
-        for lo in range(0, prompts.count, limit):
-            hi = min(lo + limit, prompts.count)
-            out = self.decoder.infer({**self.state.features, **C.prompt_feed(prompts, slice(lo, hi))})
+        for rows in self._chunks(prompts):
+            out = self.decoder.infer({**self.state.features, **self._prompt_feed(prompts, rows)})  # type: ignore[union-attr]
             low_parts.append(out[C.LOW_RES_MASKS])
             iou_parts.append(out[C.IOU_PREDICTIONS])
         self.timings["decoder_ms"] = 1000 * (time.perf_counter() - start)
         return np.concatenate(low_parts), np.concatenate(iou_parts)
 
+    def _decode_and_postprocess(self, prompts: T.DecoderPrompts, planes: list[int]) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Decoder and postprocess graph, chunk by chunk, with the decoder's outputs left on the device:
+        bool masks [P,K,H,W] and scores [P,K] on the host, clamped logits (device or host) [P,K,256,256]."""
+        assert self.postprocess is not None and self.state is not None
+        decoder_s = post_s = 0.0
+        masks, scores, logits = [], [], []
+        for rows in self._chunks(prompts):
+            start = time.perf_counter()
+            out = self.decoder.infer({**self.state.features, **self._prompt_feed(prompts, rows)}, copy_outputs_to_host=False)
+            decoded = time.perf_counter()
+            post = self.postprocess.infer({C.LOW_RES_MASKS: out[C.LOW_RES_MASKS], C.IOU_PREDICTIONS: out[C.IOU_PREDICTIONS],
+                                           C.PIXELS: self.state.pixels, C.MASK_PLANES: np.asarray(planes, np.int64)},
+                                          copy_outputs_to_host=False)
+            masks.append(to_host(post[C.MASKS]).view(np.bool_))  # uint8 0/1: the only large download
+            scores.append(to_host(post[C.SCORES]))
+            logits.append(post[C.LOW_RES_LOGITS])
+            decoder_s, post_s = decoder_s + decoded - start, post_s + time.perf_counter() - decoded
+        self.timings["decoder_ms"], self.timings["postprocess_ms"] = 1000 * decoder_s, 1000 * post_s
+        low_res = logits[0] if len(logits) == 1 else np.concatenate([to_host(part) for part in logits])
+        return np.concatenate(masks), np.concatenate(scores), low_res
+
     def predict_prompts(self, prompts: T.DecoderPrompts, multimask_output: bool = True,
                         return_logits: bool = False) -> Prediction:
         """Decode a prepared batch of P prompts; masks [P,C,H,W] at the original resolution."""
-        low, iou = self.decode(prompts)
-        start = time.perf_counter()
         if self.postprocess is not None and not return_logits:  # logits at full size: numpy only
             planes = list(C.PLANES_MULTI) if multimask_output else [C.PLANE_SINGLE]
-            masks, scores, low_clamped = self.run_postprocess(low, iou, planes)
-        else:
-            low, scores = T.select_masks(low, iou, multimask_output, self.selection)
-            masks, low_clamped = T.postprocess_masks(low, self.orig_hw, self.contract.mask_threshold, return_logits)
+            masks, scores, low_res = self._decode_and_postprocess(prompts, planes)
+            return Prediction(masks, scores, low_res, dict(self.timings))
+        low, iou = self.decode(prompts)
+        start = time.perf_counter()
+        low, scores = T.select_masks(low, iou, multimask_output, self.selection)
+        masks, low_clamped = T.postprocess_masks(low, self.orig_hw, self.contract.mask_threshold, return_logits)
         self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
         return Prediction(masks, scores, low_clamped, dict(self.timings))
-
-    def run_postprocess(self, low: np.ndarray, iou: np.ndarray, planes: list[int]) -> tuple[np.ndarray, ...]:
-        """The postprocess graph: bool masks [P,K,H,W], scores [P,K], clamped logits [P,K,256,256]."""
-        assert self.postprocess is not None and self.state is not None
-        out = self.postprocess.infer({C.LOW_RES_MASKS: low, C.IOU_PREDICTIONS: iou, C.PIXELS: self.state.pixels,
-                                      C.MASK_PLANES: np.asarray(planes, np.int64)})
-        return out[C.MASKS].view(np.bool_), out[C.SCORES], out[C.LOW_RES_LOGITS]
 
     def predict_best(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
         """Per prompt, the multimask output with the highest predicted IoU: masks [P,H,W], scores [P].
 
         Selects on the low-res logits and upsamples only the chosen masks (the COCO protocol).
         """
+        if self.postprocess is not None:
+            masks, scores, _ = self._decode_and_postprocess(prompts, [C.PLANE_BEST])
+            return masks[:, 0], scores[:, 0]
         low, iou = self.decode(prompts)
         start = time.perf_counter()
-        if self.postprocess is not None:
-            masks, scores, _ = self.run_postprocess(low, iou, [C.PLANE_BEST])
-            self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
-            return masks[:, 0], scores[:, 0]
         low, iou = T.select_masks(low, iou, True, self.selection)
         best = np.argmax(iou, axis=1)
         rows = np.arange(len(best))

@@ -20,6 +20,7 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
 from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.device import DeviceArray, host_array
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -57,14 +58,25 @@ class Runner(abc.ABC):
         int64 plane indices; an engine may say otherwise)."""
         return np.dtype(C.INPUT_DTYPES.get(name, "float32"))
 
-    def infer(self, feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Validate ``feed`` against the graph, run it; returns host arrays by output name (float32,
-        or the graph's integer type: uint8 masks)."""
-        return self.infer_impl(self.check_feed(feed))
+    def infer(self, feed: Mapping[str, Any], copy_outputs_to_host: bool = True) -> dict[str, Any]:
+        """Validate ``feed`` against the graph and run it.
+
+        Inputs are numpy arrays or :class:`DeviceArray` s (a same-backend device array is used in
+        place). Returns host arrays by output name (float32, or the graph's integer type: uint8
+        masks), or, with ``copy_outputs_to_host=False``, device arrays that stay on the backend's
+        device until a caller downloads them (Polygraphy's runners do the same).
+        """
+        return self.infer_impl(self.check_feed(feed), copy_outputs_to_host)
 
     @abc.abstractmethod
-    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the graph on a validated feed (contiguous arrays of ``input_dtype``)."""
+    def infer_impl(self, feed: dict[str, Any], copy_outputs_to_host: bool = True) -> dict[str, Any]:
+        """Run the graph on a validated feed: contiguous numpy arrays of ``input_dtype``, or device
+        arrays of this backend."""
+
+    def to_device(self, name: str, array: np.ndarray) -> DeviceArray:
+        """Upload ``array`` for input ``name`` once, to feed it to several calls (of this runner or
+        others of its backend) without copying it again. Backends without a device keep it on the host."""
+        return host_array(np.ascontiguousarray(array, dtype=self.input_dtype(name)))
 
     def max_batch(self) -> int | None:
         """Largest prompt/image batch one call accepts (an engine profile's max), None if unbounded."""
@@ -101,9 +113,16 @@ class Runner(abc.ABC):
         if missing or unknown:
             parts = ([f"missing inputs {missing}"] if missing else []) + ([f"unknown inputs {unknown}"] if unknown else [])
             raise NanoSam2Error(f"{name}: {'; '.join(parts)}; the graph takes {self.input_names}")
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}
         for key in self.input_names:
-            array = np.asarray(feed[key])
+            value = feed[key]
+            if isinstance(value, DeviceArray):
+                if value.backend == self.backend:
+                    self._check_device_input(key, value)
+                    arrays[key] = value
+                    continue
+                value = value.to_host()  # made by another backend: through the host (correct, not fast)
+            array = np.asarray(value)
             if array.dtype.kind not in "biuf":
                 raise NanoSam2Error(f"{name}: input {key} holds {array.dtype} data, not numbers")
             rank = C.INPUT_RANKS.get(key)
@@ -112,5 +131,14 @@ class Runner(abc.ABC):
                                     f"rank {rank}: {C.ROLES[key]}")
             arrays[key] = np.ascontiguousarray(array, dtype=self.input_dtype(key))
         if self.contract.graph == C.DECODER:
-            C.check_decoder_shapes({k: v.shape for k, v in arrays.items()}, name)
+            C.check_decoder_shapes({k: tuple(v.shape) for k, v in arrays.items()}, name)
         return arrays
+
+    def _check_device_input(self, key: str, value: DeviceArray) -> None:
+        rank = C.INPUT_RANKS.get(key)
+        if rank is not None and value.ndim != rank:
+            raise NanoSam2Error(f"{self.path.name}: input {key} has shape {value.shape}, the graph takes rank {rank}: "
+                                f"{C.ROLES[key]}")
+        if np.dtype(value.dtype) != self.input_dtype(key):
+            raise NanoSam2Error(f"{self.path.name}: device input {key} holds {np.dtype(value.dtype)}, the graph takes "
+                                f"{self.input_dtype(key)} (a device array is not converted)")

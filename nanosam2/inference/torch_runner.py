@@ -14,6 +14,7 @@ import numpy as np
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.device import DeviceArray
 from nanosam2.utils.lazy_import import require
 from nanosam2.utils.torch_device import resolve_device
 from nanosam2.inference.runner import Runner
@@ -71,13 +72,26 @@ class TorchRunner(Runner):
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "device": self.device.type, "compile": self.compiled}
 
-    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def to_device(self, name: str, array: np.ndarray) -> DeviceArray:
+        tensor = self._torch.from_numpy(np.ascontiguousarray(array, dtype=self.input_dtype(name))).to(self.device)
+        return self._wrap(tensor)
+
+    def _wrap(self, tensor: Any) -> DeviceArray:
+        return DeviceArray(tensor, tuple(tensor.shape), np.dtype(str(tensor.dtype).removeprefix("torch.")), self.backend,
+                           lambda: tensor.cpu().numpy(), str(self.device))
+
+    def infer_impl(self, feed: dict[str, Any], copy_outputs_to_host: bool = True) -> dict[str, Any]:
         torch = self._torch
-        args = [torch.from_numpy(feed[n]).to(self.device) for n in self._inputs]
+        args = [feed[n].data if isinstance(feed[n], DeviceArray) else torch.from_numpy(feed[n]).to(self.device)
+                for n in self._inputs]
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                                     enabled=self.autocast_dtype is not None):
             outputs = self.module(*args)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        return {n: (o.float() if o.is_floating_point() else o).cpu().numpy() for n, o in zip(self._outputs, outputs)}
+        # float32 on the way out (autocast may give fp16/bf16): the next graph takes float32
+        outputs = tuple(o.float() if o.is_floating_point() else o for o in outputs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # stage timings measure the work, not the launch
+        if not copy_outputs_to_host:
+            return {n: self._wrap(o) for n, o in zip(self._outputs, outputs)}
+        return {n: o.cpu().numpy() for n, o in zip(self._outputs, outputs)}

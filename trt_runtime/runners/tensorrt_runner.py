@@ -27,6 +27,7 @@ from nanosam2.contract import GraphContract, read_engine_sidecar
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.lazy_import import require
 from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
+from nanosam2.inference.device import DeviceArray
 from nanosam2.inference.runner import Runner
 
 if TYPE_CHECKING:  # checked by mypy against tensorrt-stubs; never imported at run time here
@@ -119,6 +120,8 @@ class TensorRTRunner(Runner):
         self.use_cuda_graph = cuda_graph and getattr(self.cuda, "supports_graphs", False)
         self._graph: tuple[Any, Any] | None = None
         self._graph_shapes: dict[str, tuple[int, ...]] | None = None
+        self._bound: dict[str, int] = {}  # tensor name -> the device address TensorRT was given
+        self._uploads: dict[str, TensorSlot] = {}  # to_device buffers, one per input name, reused
 
     @property
     def ctx(self) -> "trt_types.IExecutionContext":
@@ -142,19 +145,26 @@ class TensorRTRunner(Runner):
         slot.device = self.cuda.device_alloc(nbytes)
         slot.host = self.cuda.host_alloc(nbytes)
         slot.capacity = nbytes
-        if not self.ctx.set_tensor_address(slot.name, slot.device):
-            raise NanoSam2Error(f"TensorRT rejected the address of {slot.name}")
 
-    def _set_shapes(self, arrays: dict[str, np.ndarray]) -> None:
-        for name, array in arrays.items():
+    def _bind(self, name: str, address: int) -> None:
+        """Give TensorRT the address of ``name`` when it changed (a captured CUDA graph holds the old one)."""
+        if self._bound.get(name) == address:
+            return
+        if not self.ctx.set_tensor_address(name, address):
+            raise NanoSam2Error(f"TensorRT rejected the address of {name}")
+        self._bound[name] = address
+        self._drop_graph()
+
+    def _set_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        for name, shape in shapes.items():
             slot = self.slots[name]
             lo, _, hi = slot.profile or ((), (), ())
-            if len(array.shape) != len(lo) or any(not (a <= d <= b) for d, a, b in zip(array.shape, lo, hi)):
-                raise NanoSam2Error(f"{self.path.name}: input {name} of shape {tuple(array.shape)} is outside the "
+            if len(shape) != len(lo) or any(not (a <= d <= b) for d, a, b in zip(shape, lo, hi)):
+                raise NanoSam2Error(f"{self.path.name}: input {name} of shape {shape} is outside the "
                                     f"engine's profile {lo}..{hi}; rebuild the engine with larger --maxShapes")
-            if not self.ctx.set_input_shape(name, tuple(array.shape)):
-                raise NanoSam2Error(f"{self.path.name}: TensorRT rejected shape {tuple(array.shape)} for {name}")
-            slot.shape = tuple(array.shape)
+            if not self.ctx.set_input_shape(name, shape):
+                raise NanoSam2Error(f"{self.path.name}: TensorRT rejected shape {shape} for {name}")
+            slot.shape = shape
 
     def _drop_graph(self) -> None:
         if self._graph is not None:
@@ -187,20 +197,49 @@ class TensorRTRunner(Runner):
     def input_dtype(self, name: str) -> np.dtype:
         return np.dtype(self.slots[name].dtype)
 
-    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        arrays = feed
-        self._set_shapes(arrays)
+    def to_device(self, name: str, array: np.ndarray) -> DeviceArray:
+        """Upload ``array`` into this runner's buffer for ``name`` (reused by the next upload of it)."""
+        array = np.ascontiguousarray(array, dtype=self.input_dtype(name))
+        slot = self._uploads.setdefault(name, TensorSlot(name, True, array.dtype))
+        self._reserve(slot, array.nbytes)
+        slot.host[: array.nbytes] = array.reshape(-1).view(np.uint8)
+        self.cuda.to_device(slot.device, slot.host, array.nbytes, self.stream)
+        self.cuda.synchronize(self.stream)
+        return self._device_array(slot.device, tuple(array.shape), array.dtype)
+
+    def _device_array(self, address: int, shape: tuple[int, ...], dtype: Any) -> DeviceArray:
+        return DeviceArray(address, shape, np.dtype(dtype), self.backend, lambda: self._download(address, shape, dtype))
+
+    def _download(self, address: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        host = np.empty(shape, dtype)
+        self.cuda.to_host(host, address, host.nbytes, self.stream)
+        self.cuda.synchronize(self.stream)
+        return host.astype(np.float32) if host.dtype == np.float16 else host
+
+    def infer_impl(self, feed: dict[str, Any], copy_outputs_to_host: bool = True) -> dict[str, Any]:
+        self._set_shapes({name: tuple(value.shape) for name, value in feed.items()})
         for name in self._outputs:
             self.slots[name].shape = _dims(self.ctx.get_tensor_shape(name))
             if any(d < 0 for d in self.slots[name].shape):
                 raise NanoSam2Error(f"{self.path.name}: output {name} has an unresolved shape {self.slots[name].shape}")
-        for slot in self.slots.values():
-            self._reserve(slot, int(np.prod(slot.shape)) * np.dtype(slot.dtype).itemsize)
-        for name, array in arrays.items():
+        for name, value in feed.items():
+            if isinstance(value, DeviceArray):  # already on the GPU (another runner's output, or to_device)
+                self._bind(name, int(value.data))
+                continue
             slot = self.slots[name]
-            slot.host[: array.nbytes] = array.reshape(-1).view(np.uint8)
-            self.cuda.to_device(slot.device, slot.host, array.nbytes, self.stream)
+            self._reserve(slot, value.nbytes)
+            slot.host[: value.nbytes] = value.reshape(-1).view(np.uint8)
+            self.cuda.to_device(slot.device, slot.host, value.nbytes, self.stream)
+            self._bind(name, slot.device)
+        for name in self._outputs:
+            slot = self.slots[name]
+            self._reserve(slot, int(np.prod(slot.shape)) * np.dtype(slot.dtype).itemsize)
+            self._bind(name, slot.device)
         self._execute({n: self.slots[n].shape for n in self._inputs})
+        if not copy_outputs_to_host:
+            self.cuda.synchronize(self.stream)  # other runners use other streams
+            return {n: self._device_array(self.slots[n].device, self.slots[n].shape, self.slots[n].dtype)
+                    for n in self._outputs}
         results = {}
         for name in self._outputs:
             slot = self.slots[name]
@@ -218,7 +257,7 @@ class TensorRTRunner(Runner):
         if getattr(self, "slots", None) is None:
             return
         self._drop_graph()
-        for slot in self.slots.values():
+        for slot in [*self.slots.values(), *self._uploads.values()]:
             if slot.capacity:
                 self.cuda.device_free(slot.device)
                 self.cuda.host_free(slot.host)
