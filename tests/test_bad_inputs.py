@@ -13,7 +13,7 @@ pytestmark = pytest.mark.xdist_group("bad_inputs")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: modules interleaved by xdist would prepare it again
 def work(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("bad-inputs")
     prepare(ROOT, folder)

@@ -22,13 +22,16 @@ class StubRunner:
     def __init__(self, outputs: dict[str, tuple[int, ...]]) -> None:
         self.outputs, self.calls = outputs, 0
 
-    def infer(self, feed):
+    def infer(self, feed, copy_outputs_to_host=True):
         self.calls += 1
         prompts = feed.get(C.POINT_COORDS, np.zeros((1,))).shape[0]
         return {n: np.zeros((prompts if C.POINT_COORDS in feed else 1, *s[1:]), np.float32) for n, s in self.outputs.items()}
 
     def max_batch(self):
         return None
+
+    def to_device(self, name, array):
+        return array
 
     path = "stub"
 
@@ -60,7 +63,7 @@ def test_core_writes_json_table_and_png(tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["schema"] == SCHEMA_VERSION and data["machine"]["host"] == "test"
     stages = {m["stage"] for m in data["measurements"] if m["backend"] == "stub-backend"}
-    assert stages == set(STAGES)
+    assert stages == set(STAGES) | {"host"}  # host: the pipeline's time outside the two graph calls
     assert all(m["median_ms"] > 0 and m["fps"] > 0 and m["runs"] == 2 for m in data["measurements"] if not m["skipped"])
     table = paths["table"].read_text()
     assert "| stub | stub-backend | fp32 |" in table and "skipped: TensorRT is not installed" in table
@@ -90,14 +93,14 @@ def test_accuracy_plot_from_coco_results(tmp_path):
 @pytest.mark.xdist_group("benchmark_cli")
 def test_run_all_on_a_real_backbone(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--backbones", "mobilenet_v3_large",
-                             "--backends", "torch-eager,onnxruntime,tensorrt", "--quick", "--output-dir", str(tmp_path)],
+                             "--backends", "onnxruntime,tensorrt", "--quick", "--output-dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RANDOM WEIGHTS" in result.stdout and "| mobilenet_v3_large | onnxruntime-cpu | int8 |" in result.stdout
     assert "tensorrt | fp32/fp16/int8 | skipped: tensorrt is not installed" in result.stdout
     data = json.loads(next(tmp_path.glob("*.json")).read_text())
     backends = {(m["backend"], m["precision"]) for m in data["measurements"] if m["median_ms"]}
-    assert {("torch-eager", "fp32"), ("onnxruntime-cpu", "fp32"), ("onnxruntime-cpu", "int8")} <= backends
+    assert {("onnxruntime-cpu", "fp32"), ("onnxruntime-cpu", "int8"), ("onnxruntime-cpu", "fp32+graphs")} <= backends
     host = [m for m in data["measurements"] if m["stage"] == "host" and m["backend"] == "onnxruntime-cpu"]
     pipeline = [m for m in data["measurements"] if m["stage"] == "pipeline" and m["backend"] == "onnxruntime-cpu"]
     assert host and all(0 < h["median_ms"] < p["median_ms"] for h, p in zip(host, pipeline))
@@ -126,3 +129,19 @@ def test_train_throughput_benchmark_runs_the_real_loop(tmp_path):
                             "--steps", "3", "--num-workers", "0", "--device", "cpu", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert record["timed_steps"] == 2 and record["images_per_s"] > 0 and record["random_weights"]
+
+
+@pytest.mark.xdist_group("benchmark_cli")
+def test_torch_cases_time_the_numpy_and_the_graph_pipeline(tmp_path):
+    import torch
+
+    from benchmarks.run_all import Settings, torch_cases
+    from nanosam2.build import build_nanosam2
+
+    torch.manual_seed(0)
+    report = Report({"host": "test", "date": "2026-11-24T00:00:00", "cpu": "stub"})
+    torch_cases(report, "mobilenet_v3_large", build_nanosam2("mobilenet_v3_large", device="cpu"),
+                Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path), compile_too=False)
+    stages = {(m.precision, m.stage) for m in report.measurements if m.median_ms}
+    assert {("fp32", "encoder"), ("fp32", "pipeline"), ("fp32", "host"), ("fp32+graphs", "pipeline"),
+            ("fp32+graphs", "host")} <= stages

@@ -36,9 +36,9 @@ class CountingRunner:
     def __getattr__(self, name):
         return getattr(self.runner, name)
 
-    def infer(self, feed):
+    def infer(self, feed, **options):
         self.calls += 1
-        return self.runner.infer(feed)
+        return self.runner.infer(feed, **options)
 
 
 @pytest.fixture(scope="module", params=[
@@ -48,11 +48,21 @@ class CountingRunner:
     pytest.param(("resnet18", "fp16"), marks=pytest.mark.xdist_group("resnet18")),
 ], ids=lambda p: "-".join(p))
 def pipelines(request, tmp_path_factory):
+    # once per worker and parameter: xdist may interleave the parameters, which would export again
+    if request.param not in _PIPELINES:
+        _PIPELINES[request.param] = _make_pipelines(request.param, tmp_path_factory)
+    return _PIPELINES[request.param]
+
+
+_PIPELINES: dict = {}
+
+
+def _make_pipelines(param, tmp_path_factory):
     import torch
 
     from nanosam2.build import build_nanosam2, build_teacher
 
-    backbone, precision = request.param
+    backbone, precision = param
     torch.manual_seed(0)
     model = (build_teacher(backbone, None, device="cpu") if backbone.startswith("hiera")
              else build_nanosam2(backbone, device="cpu"))

@@ -38,7 +38,7 @@ PROFILES = {
 }
 
 
-def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path) -> dict:
+def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path, cuda_graph: bool = False) -> dict:
     if backend == "onnxruntime":
         return {g: OnnxRuntimeRunner(runtime_onnx[g]) for g in C.GRAPHS}
     if backend == "torch":
@@ -50,7 +50,7 @@ def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path) -> dict:
         contract = OnnxRuntimeRunner(runtime_onnx[graph]).contract
         C.engine_sidecar_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
         cuda = cuda or CudaRuntime(trt.cudart)
-        runners[graph] = TensorRTRunner(path, trt=trt, cuda=cuda)
+        runners[graph] = TensorRTRunner(path, trt=trt, cuda=cuda, cuda_graph=cuda_graph)
     return runners
 
 
@@ -158,3 +158,37 @@ def test_only_pixels_prompts_and_masks_cross_the_bus(runtime_onnx, runtime_model
     assert moved["numpy"]["htod"] >= 3 * 1024 * 1024 * 4 + 3 * prompt_bytes
     assert moved["numpy"]["dtoh"] >= 3 * 2 * 4 * 256 * 256 * 4
     assert results[-1].low_res_logits.shape == (2, 1, 256, 256)  # downloaded on demand, after counting
+
+
+def test_cuda_graphs_replay_every_engine_on_the_device_path(runtime_onnx, runtime_model, tmp_path):
+    runners = open_runners("tensorrt-fake", runtime_onnx, runtime_model, tmp_path, cuda_graph=True)
+    cudart = runners[C.ENCODER].cuda.rt
+    predictor = Predictor(*(runners[g] for g in C.GRAPHS))
+    image = make_test_image(120, 160, seed=7)
+    prompts = T.build_prompts((120, 160), boxes=np.array([[10, 10, 90, 100], [60, 20, 150, 110]], np.float32))
+    results = []
+    for _ in range(2):
+        launches = cudart.graph_launches
+        predictor.set_image(image)
+        results.append(predictor.predict_prompts(prompts, multimask_output=True))
+    assert cudart.graph_launches - launches == 4  # the second frame: one replay per engine, nothing captured again
+    assert np.array_equal(results[0].masks, results[1].masks) and np.array_equal(results[0].scores, results[1].scores)
+
+
+@pytest.mark.gpu
+def test_torch_cuda_device_path_matches_the_cpu_numpy_path(runtime_model):
+    """On a GPU: features, pre- and post-processing on CUDA; masks as on the CPU reference."""
+    import copy
+
+    image = make_test_image(480, 640, seed=5)
+    prompts = T.build_prompts((480, 640), boxes=np.array([[50, 60, 400, 420], [300, 100, 620, 470]], np.float32))
+    cpu = Predictor(*(TorchRunner(model=runtime_model, graph=g, device="cpu") for g in (C.ENCODER, C.DECODER)))
+    cpu.set_image(image)
+    reference = cpu.predict_prompts(prompts, multimask_output=True)
+    gpu_model = copy.deepcopy(runtime_model).to("cuda")
+    gpu = Predictor(*(TorchRunner(model=gpu_model, graph=g, device="cuda") for g in C.GRAPHS))
+    gpu.set_image(image)
+    assert gpu.state is not None and all(v.device.startswith("cuda") for v in gpu.state.features.values())
+    got = gpu.predict_prompts(prompts, multimask_output=True)
+    planes = zip(reference.masks.reshape(-1, 480, 640), got.masks.reshape(-1, 480, 640))
+    assert min(mask_iou(a, b) for a, b in planes) >= 0.99

@@ -30,14 +30,14 @@ class BackendOptions:
     dtype: str = "fp32"  # PyTorch autocast dtype
     compile: bool = False  # PyTorch: torch.compile
     config: str | None = None  # PyTorch: config of a Meta SAM2.1 checkpoint
-    cuda_graph: bool = False  # TensorRT: capture the encoder in a CUDA graph
+    cuda_graph: bool = False  # TensorRT: replay each engine from a CUDA graph
 
     def for_backend(self, kind: str, graph: str) -> dict[str, Any]:
         if kind == "onnxruntime":
             return {"provider": self.provider}
         if kind == "torch":
             return {"device": self.device, "dtype": self.dtype, "compile": self.compile, "config": self.config}
-        return {"cuda_graph": self.cuda_graph and graph == C.ENCODER}
+        return {"cuda_graph": self.cuda_graph}
 
 
 def backend_for(path: str | os.PathLike[str], backend: str | None = None) -> str:
@@ -115,7 +115,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--compile", action="store_true", help="PyTorch: torch.compile both graphs")
     group.add_argument("--config", help="PyTorch: config of a Meta SAM2.1 checkpoint, e.g. sam2.1_hiera_s "
                                         "(nanosam2 checkpoints carry their own)")
-    group.add_argument("--cuda-graph", action="store_true", help="TensorRT: capture the encoder in a CUDA graph")
+    group.add_argument("--cuda-graph", action="store_true",
+                       help="TensorRT: replay each engine from a CUDA graph (captured again when its shapes or the "
+                            "addresses bound to it change; with the pre/post graphs the addresses stay fixed)")
 
 
 def options_from_args(args: argparse.Namespace) -> BackendOptions:
