@@ -38,6 +38,10 @@ def open_session(path: str | os.PathLike[str], provider: str = "cpu", threads: i
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No spin-waiting after a run: a predictor alternates sessions (encoder, decoder, numpy work), and
+    # a pool spinning for its next run steals the cores they need (measured on 2 cores: the decoder
+    # after the encoder 77-93 ms spinning, 43-45 ms not; whole predict 10 % faster).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     try:
