@@ -60,8 +60,6 @@ def open_runner(path: str | os.PathLike[str], backend: str | None = None, graph:
     checkpoint to run; the other backends read it from the file and check it.
     """
     kind = backend_for(path, backend)
-    if not Path(path).is_file():
-        raise NanoSam2Error(f"no such file: {path}")
     if kind == "onnxruntime":
         from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
 

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Sampler
 
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
-from nanosam2.images import SIXTEEN_BIT_MODES, to_rgb
+from nanosam2.images import to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,7 @@ class SA1BImages(Dataset):
         path = self.files[index]
         try:
             with Image.open(path) as image:
-                rgb = image.convert("RGB") if image.mode not in ("I", "F", *SIXTEEN_BIT_MODES) \
-                    else Image.fromarray(to_rgb(image, str(path)))
+                rgb = Image.fromarray(to_rgb(image, str(path)))
                 box = random_resized_crop_box(rgb.width, rgb.height, np.random.default_rng(seed))
                 crop = rgb.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR, box=box)
         except (OSError, ValueError, NanoSam2Error) as exc:  # truncated, corrupt, vanished or float-pixel file

@@ -60,7 +60,10 @@ class TorchRunner(Runner):
         backbone = spec["trunk"]["backbone"] if spec else (config or "sam2.1")
         if graph not in C.GRAPH_IO:
             raise NanoSam2Error(f"unknown graph {graph!r}; choose from {', '.join(C.GRAPHS)}")
-        self.contract = graph_contract(graph, model, backbone, precision=dtype if graph in (C.ENCODER, C.DECODER) else "fp32")
+        network = graph in (C.ENCODER, C.DECODER)
+        # pre/post-processing graphs have no weights of their own: no hash of the model for them
+        self.contract = graph_contract(graph, model, backbone, precision=dtype if network else "fp32",
+                                       weights_sha256=None if network else "")
         module = build_graph_module(graph, model).to(self.device).eval()
         self.module = torch.compile(module, dynamic=graph != C.ENCODER) if compile else module
         # Autocast applies to the network graphs; pre/post-processing stays in float32 (exact resampling).
