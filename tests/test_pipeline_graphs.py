@@ -16,7 +16,7 @@ from nanosam2.inference.torch_runner import TorchRunner
 from nanosam2.metrics import mask_iou
 from nanosam2.utils.cuda_api import CudaRuntime
 from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
-from trt_runtime.runners.tensorrt_runner import TensorRTRunner
+from trt_runtime.runners.tensorrt_runner import EngineStream, TensorRTRunner
 
 from .conftest import make_test_image
 from .fake_tensorrt import FakeCudart, FakeTensorRT, write_engine
@@ -43,14 +43,14 @@ def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path, cuda_graph
         return {g: OnnxRuntimeRunner(runtime_onnx[g]) for g in C.GRAPHS}
     if backend == "torch":
         return {g: TorchRunner(model=runtime_model, graph=g, device="cpu") for g in C.GRAPHS}
-    trt, cuda = FakeTensorRT(FakeCudart(), version="10.3.0"), None
+    trt = FakeTensorRT(FakeCudart(), version="10.3.0")
+    stream = EngineStream(CudaRuntime(trt.cudart), cuda_graph)  # one stream for the pipeline, as load_predictor makes
     runners = {}
     for graph in C.GRAPHS:
         path = write_engine(tmp_path / f"{graph}.engine", runtime_onnx[graph], PROFILES[graph])
         contract = OnnxRuntimeRunner(runtime_onnx[graph]).contract
         C.engine_sidecar_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
-        cuda = cuda or CudaRuntime(trt.cudart)
-        runners[graph] = TensorRTRunner(path, trt=trt, cuda=cuda, cuda_graph=cuda_graph)
+        runners[graph] = TensorRTRunner(path, trt=trt, stream=stream)
     return runners
 
 
@@ -160,19 +160,35 @@ def test_only_pixels_prompts_and_masks_cross_the_bus(runtime_onnx, runtime_model
     assert results[-1].low_res_logits.shape == (2, 1, 256, 256)  # downloaded on demand, after counting
 
 
-def test_cuda_graphs_replay_every_engine_on_the_device_path(runtime_onnx, runtime_model, tmp_path):
+def test_one_cuda_graph_for_set_image_and_one_for_predict(runtime_onnx, runtime_model, tmp_path):
+    """With --cuda-graph, set_image (preprocess + encoder) and predict (decoder + postprocess) are
+    captured once each on the shared stream and replayed for every later frame of the same size
+    and prompt count; replays read the new frame's pixels (the answers follow the frame)."""
     runners = open_runners("tensorrt-fake", runtime_onnx, runtime_model, tmp_path, cuda_graph=True)
-    cudart = runners[C.ENCODER].cuda.rt
+    stream, cudart = runners[C.ENCODER].engine_stream, runners[C.ENCODER].cuda.rt
     predictor = Predictor(*(runners[g] for g in C.GRAPHS))
-    image = make_test_image(120, 160, seed=7)
+    frames = [make_test_image(120, 160, seed=7), make_test_image(120, 160, seed=8), make_test_image(120, 160, seed=7)]
     prompts = T.build_prompts((120, 160), boxes=np.array([[10, 10, 90, 100], [60, 20, 150, 110]], np.float32))
-    results = []
-    for _ in range(2):
-        launches = cudart.graph_launches
-        predictor.set_image(image)
+    results, launches = [], []
+    for frame in frames:
+        before = cudart.graph_launches
+        predictor.set_image(frame)
         results.append(predictor.predict_prompts(prompts, multimask_output=True))
-    assert cudart.graph_launches - launches == 4  # the second frame: one replay per engine, nothing captured again
-    assert np.array_equal(results[0].masks, results[1].masks) and np.array_equal(results[0].scores, results[1].scores)
+        launches.append(cudart.graph_launches - before)
+    assert stream.captures == 2 and launches == [0, 2, 2]  # captured on frame 0, one replay per stage after
+    assert sorted(len(graph[1]) for graph in stream.graphs.values()) == [2, 2]  # each graph spans two engines
+    assert np.array_equal(results[0].masks, results[2].masks) and np.array_equal(results[0].scores, results[2].scores)
+    assert not np.array_equal(results[0].masks, results[1].masks)
+    eager = Predictor(*(open_runners("onnxruntime", runtime_onnx, runtime_model, tmp_path)[g] for g in C.GRAPHS))
+    eager.set_image(frames[1])
+    reference = eager.predict_prompts(prompts, multimask_output=True)
+    assert np.array_equal(reference.masks, results[1].masks) and np.allclose(reference.scores, results[1].scores)
+    other = T.build_prompts((120, 160), boxes=np.array([[5, 5, 60, 60]], np.float32))  # a new prompt count: captured anew
+    predictor.predict_prompts(other, multimask_output=True)
+    assert stream.captures == 3
+    for runner in runners.values():
+        runner.close()
+    assert stream.stream is None and not stream.graphs and not cudart.buffers  # the last engine closes the stream
 
 
 @pytest.mark.gpu

@@ -112,6 +112,7 @@ def test_predict_with_tensorrt_engines(runtime_onnx, tmp_path, monkeypatch, caps
             "--box", "120,60,400,420", "--output", str(tmp_path / "out"), "--cuda-graph", "--runs", "2"]
     assert run_cli(cli_main, args) == 0
     assert (tmp_path / "out" / "overlay.png").is_file() and "prompt 0" in capsys.readouterr().out
+    assert cudart.graph_launches == 2  # run 2 replays set_image's graph and predict's, captured in run 1
     paths[C.ENCODER].write_bytes(b"corrupt")
     assert run_cli(cli_main, args) == 2
     assert "is not a TensorRT engine this TensorRT (11.4.1) can load" in capsys.readouterr().err

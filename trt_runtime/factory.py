@@ -30,7 +30,7 @@ class BackendOptions:
     dtype: str = "fp32"  # PyTorch autocast dtype
     compile: bool = False  # PyTorch: torch.compile
     config: str | None = None  # PyTorch: config of a Meta SAM2.1 checkpoint
-    cuda_graph: bool = False  # TensorRT: replay each engine from a CUDA graph
+    cuda_graph: bool = False  # TensorRT: replay set_image and predict from CUDA graphs
 
     def for_backend(self, kind: str, graph: str) -> dict[str, Any]:
         if kind == "onnxruntime":
@@ -83,16 +83,25 @@ def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[s
     with them, resizing and mask upsampling run on the backend instead of in numpy."""
     options = options or BackendOptions()
     runners: dict[str, Runner] = {}
+    stream: Any = None  # TensorRT engines share one stream (and their CUDA graphs span engines)
     try:
         for path, graph in ((encoder, C.ENCODER), (decoder, C.DECODER), (preprocess, C.PREPROCESS),
                             (postprocess, C.POSTPROCESS)):
             if path is not None:
                 kind = backend_for(path, options.backend)
-                runners[graph] = open_runner(path, kind, graph=graph, **options.for_backend(kind, graph))
+                settings = options.for_backend(kind, graph)
+                if kind == "tensorrt":
+                    from trt_runtime.runners.tensorrt_runner import open_engine_stream
+
+                    stream = stream or open_engine_stream(options.cuda_graph)
+                    settings = {"stream": stream}
+                runners[graph] = open_runner(path, kind, graph=graph, **settings)
         return Predictor(runners[C.ENCODER], runners[C.DECODER], runners.get(C.PREPROCESS), runners.get(C.POSTPROCESS))
     except BaseException:
         for runner in runners.values():
             runner.close()
+        if stream is not None and not stream.users:
+            stream.close()
         raise
 
 
@@ -114,8 +123,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", help="PyTorch: config of a Meta SAM2.1 checkpoint, e.g. sam2.1_hiera_s "
                                         "(nanosam2 checkpoints carry their own)")
     group.add_argument("--cuda-graph", action="store_true",
-                       help="TensorRT: replay each engine from a CUDA graph (captured again when its shapes or the "
-                            "addresses bound to it change; with the pre/post graphs the addresses stay fixed)")
+                       help="TensorRT: capture set_image (preprocess + encoder) and each predict (decoder + "
+                            "postprocess) as one CUDA graph each and replay them (captured again when the image size, "
+                            "the prompt count or a buffer changes)")
 
 
 def options_from_args(args: argparse.Namespace) -> BackendOptions:

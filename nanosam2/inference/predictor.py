@@ -115,6 +115,7 @@ class Predictor:
                                         tuple(self.encoder_contract.pixel_std))
         encoded_at = time.perf_counter()
         features = self.encoder.infer({C.IMAGE: tensor}, copy_outputs_to_host=False)
+        self.encoder.synchronize()  # the encoding is done when set_image returns (a CUDA graph runs here)
         done = time.perf_counter()
         self.state = ImageState({n: features[n] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2], pixels)
         self.timings = {"preprocess_ms": 1000 * (encoded_at - start), "encoder_ms": 1000 * (done - encoded_at)}

@@ -78,6 +78,9 @@ class Runner(abc.ABC):
         others of its backend) without copying it again. Backends without a device keep it on the host."""
         return host_array(np.ascontiguousarray(array, dtype=self.input_dtype(name)))
 
+    def synchronize(self) -> None:  # noqa: B027  (a hook: backends that run eagerly keep it empty)
+        """Finish the work queued so far (a backend may hold launches to capture them in one CUDA graph)."""
+
     def max_batch(self) -> int | None:
         """Largest prompt/image batch one call accepts (an engine profile's max), None if unbounded."""
         return None

@@ -8,8 +8,14 @@ Uses only the name-based I/O API that both major versions document
 TensorRT 11's list of removed Python APIs (docs .../api/migration/tensorrt-10x-to-11x-python-api-reference.html).
 
 Device buffers grow to the largest shape seen; inputs and outputs are staged through
-page-locked host buffers; with ``cuda_graph=True`` the first call of a given shape is captured
-and later calls of that shape replay the graph.
+page-locked host buffers. The engines of one pipeline share an :class:`EngineStream`: one CUDA
+stream, so an engine's device outputs feed the next engine with no synchronisation between them.
+With ``cuda_graph=True`` the launches queued between two synchronisations (preprocess + encoder
+in ``set_image``; decoder + postprocess in ``predict``) are captured as one CUDA graph and
+replayed while the same engines run with the same shapes and buffers (cudaStreamBeginCapture /
+cudaStreamEndCapture / cudaGraphInstantiate / cudaGraphLaunch:
+docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__GRAPH.html; TensorRT's note on capturing
+``execute_async_v3``: docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/work-with-cuda-graphs.html).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,19 +83,121 @@ def contract_for_engine(path: str | os.PathLike[str], input_names: list[str]) ->
     return GraphContract.for_graph(graph, "unknown")
 
 
+class EngineStream:
+    """One CUDA stream shared by the engines of a pipeline, and the CUDA graphs captured on it.
+
+    Without graphs an engine's launch is queued at once. With graphs, launches are held until
+    something needs their results (a download, an upload into a buffer they read, the same
+    engine called again, ``synchronize``); the held sequence is then replayed from the graph
+    captured for it, or launched plainly once (TensorRT allocates lazily, which a capture must
+    not see) and captured for next time. A sequence is the same when the same engines run in
+    the same order with the same input shapes and the same bound addresses; up to
+    ``max_graphs`` sequences are kept (a camera alternates two: set_image and predict).
+    Every flush ends with a stream synchronisation, so page-locked staging buffers are free to
+    be rewritten afterwards.
+    """
+
+    def __init__(self, cuda: CudaRuntime | PycudaRuntime, cuda_graph: bool = False, max_graphs: int = 8) -> None:
+        self.cuda = cuda
+        self.stream = cuda.stream()
+        self.use_graphs = cuda_graph and getattr(cuda, "supports_graphs", False)
+        self.max_graphs = max_graphs
+        self.pending: list[tuple["TensorRTRunner", tuple[Any, ...]]] = []
+        self.graphs: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+        self.captures = 0  # graphs captured so far (tests and logs)
+        self.users: set[int] = set()
+        self.in_flight: set[int] = set()  # runners with work queued since the last synchronisation
+
+    def attach(self, runner: "TensorRTRunner") -> None:
+        self.users.add(id(runner))
+
+    def detach(self, runner: "TensorRTRunner") -> None:
+        """A runner closes: drop its held launch and the graphs it is part of; the last one closes the stream."""
+        self.pending = [(r, key) for r, key in self.pending if r is not runner]
+        self.forget(runner)
+        self.users.discard(id(runner))
+        if not self.users:
+            self.close()
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.forget(None)
+            self.cuda.destroy_stream(self.stream)
+            self.stream = None
+
+    def forget(self, runner: "TensorRTRunner | None") -> None:
+        """Destroy the graphs that launch ``runner`` (its buffers moved), or every graph (None)."""
+        for key in [k for k in self.graphs if runner is None or any(part[0] == id(runner) for part in k)]:
+            self.cuda.destroy_graph(*self.graphs.pop(key))  # type: ignore[union-attr]
+
+    def holds(self, runner: "TensorRTRunner") -> bool:
+        """Whether work of ``runner`` is held or not yet finished (its staging buffers are in use)."""
+        return id(runner) in self.in_flight or any(r is runner for r, _ in self.pending)
+
+    def submit(self, runner: "TensorRTRunner") -> None:
+        """Queue one launch of ``runner`` with the shapes and addresses its context holds now."""
+        self.in_flight.add(id(runner))
+        if not self.use_graphs:
+            runner.launch()
+            return
+        self.pending.append((runner, runner.launch_key()))
+
+    def flush(self) -> None:
+        """Run what is held (replay, or launch and capture) and wait for the stream."""
+        if self.pending:
+            runners = [r for r, _ in self.pending]
+            key = tuple(k for _, k in self.pending)
+            self.pending = []
+            graph = self.graphs.get(key)
+            if graph is not None:
+                self.graphs.move_to_end(key)
+                self.cuda.launch_graph(graph[0], self.stream)  # type: ignore[union-attr]
+            else:
+                for runner in runners:  # these launches compute this call's results
+                    runner.launch()
+                self.cuda.synchronize(self.stream)
+                self._capture(key, runners)
+        self.cuda.synchronize(self.stream)
+        self.in_flight.clear()
+
+    def _capture(self, key: tuple[Any, ...], runners: list["TensorRTRunner"]) -> None:
+        self.cuda.begin_capture(self.stream)  # type: ignore[union-attr]
+        try:
+            ok = all(runner.launch(check=False) for runner in runners)
+        finally:
+            graph = self.cuda.end_capture(self.stream)  # type: ignore[union-attr]
+        if not ok:
+            self.cuda.destroy_graph(*graph)  # type: ignore[union-attr]
+            raise NanoSam2Error("TensorRT execution failed during CUDA-graph capture (see the TensorRT log above)")
+        self.graphs[key] = graph
+        self.captures += 1
+        while len(self.graphs) > self.max_graphs:
+            self.cuda.destroy_graph(*self.graphs.popitem(last=False)[1])  # type: ignore[union-attr]
+
+
+def open_engine_stream(cuda_graph: bool = False) -> EngineStream:
+    """A stream for the engines of one pipeline (checks that TensorRT is there first, for its message)."""
+    require("tensorrt", "the TensorRT backend")
+    return EngineStream(open_cuda(), cuda_graph)
+
+
 class TensorRTRunner(Runner):
     """A TensorRT engine behind the common runner interface."""
 
     backend = "tensorrt"
 
     def __init__(self, path: str | os.PathLike[str], cuda_graph: bool = False, profile_index: int = 0,
-                 trt: Any = None, cuda: CudaRuntime | PycudaRuntime | None = None) -> None:
+                 trt: Any = None, cuda: CudaRuntime | PycudaRuntime | None = None,
+                 stream: EngineStream | None = None) -> None:
+        """``stream``: the :class:`EngineStream` of the pipeline this engine is part of (its graph
+        setting applies); without one the runner has a stream of its own, and ``cuda_graph``
+        replays each call of this engine alone."""
         super().__init__(path)
         self.trt = trt if trt is not None else require("tensorrt", "the TensorRT backend")
         data = self.path.read_bytes()
         if not data:
             raise NanoSam2Error(f"{self.path} is empty, not a TensorRT engine")
-        self.cuda = cuda if cuda is not None else open_cuda()
+        self.cuda = stream.cuda if stream is not None else cuda if cuda is not None else open_cuda()
         self._trt_logger = self.trt.Logger(self.trt.Logger.WARNING)
         self.runtime: trt_types.Runtime = self.trt.Runtime(self._trt_logger)
         engine: trt_types.ICudaEngine | None = self.runtime.deserialize_cuda_engine(data)
@@ -116,10 +225,10 @@ class TensorRTRunner(Runner):
         self._inputs = [s.name for s in self.slots.values() if s.is_input]
         self._outputs = [s.name for s in self.slots.values() if not s.is_input]
         self.contract = contract_for_engine(self.path, self._inputs)
-        self.stream = self.cuda.stream()
-        self.use_cuda_graph = cuda_graph and getattr(self.cuda, "supports_graphs", False)
-        self._graph: tuple[Any, Any] | None = None
-        self._graph_shapes: dict[str, tuple[int, ...]] | None = None
+        self.shared = stream is not None
+        self.engine_stream = stream if stream is not None else EngineStream(self.cuda, cuda_graph)
+        self.engine_stream.attach(self)
+        self.stream = self.engine_stream.stream
         self._bound: dict[str, int] = {}  # tensor name -> the device address TensorRT was given
         self._uploads: dict[str, TensorSlot] = {}  # to_device buffers, one per input name, reused
 
@@ -138,8 +247,9 @@ class TensorRTRunner(Runner):
     def _reserve(self, slot: TensorSlot, nbytes: int) -> None:
         if nbytes <= slot.capacity:
             return
-        self._drop_graph()
-        if slot.capacity:
+        if slot.capacity:  # a held launch or a captured graph may use the old buffer
+            self.engine_stream.flush()
+            self.engine_stream.forget(self)
             self.cuda.device_free(slot.device)
             self.cuda.host_free(slot.host)
         slot.device = self.cuda.device_alloc(nbytes)
@@ -153,7 +263,6 @@ class TensorRTRunner(Runner):
         if not self.ctx.set_tensor_address(name, address):
             raise NanoSam2Error(f"TensorRT rejected the address of {name}")
         self._bound[name] = address
-        self._drop_graph()
 
     def _set_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
         for name, shape in shapes.items():
@@ -166,33 +275,20 @@ class TensorRTRunner(Runner):
                 raise NanoSam2Error(f"{self.path.name}: TensorRT rejected shape {shape} for {name}")
             slot.shape = shape
 
-    def _drop_graph(self) -> None:
-        if self._graph is not None:
-            self.cuda.destroy_graph(*self._graph)  # type: ignore[union-attr]
-            self._graph, self._graph_shapes = None, None
+    def launch_key(self) -> tuple[Any, ...]:
+        """What a captured launch of this engine depends on: the engine, its shapes, its addresses."""
+        shapes = tuple((n, self.slots[n].shape) for n in self._inputs)
+        return (id(self), shapes, tuple(sorted(self._bound.items())))
 
-    def _execute(self, shapes: dict[str, tuple[int, ...]]) -> None:
-        handle = self.cuda.stream_handle(self.stream)
-        if not self.use_cuda_graph:
-            if not self.ctx.execute_async_v3(handle):
-                raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed (see the TensorRT log above)")
-            return
-        if self._graph is not None and self._graph_shapes == shapes:
-            self.cuda.launch_graph(self._graph[0], self.stream)  # type: ignore[union-attr]
-            return
-        self._drop_graph()
-        # One plain launch first: TensorRT allocates lazily and must not do it while capturing.
-        if not self.ctx.execute_async_v3(handle):
+    def launch(self, check: bool = True) -> bool:
+        """Queue one execution on the stream with the shapes and addresses set now."""
+        ok = bool(self.ctx.execute_async_v3(self.cuda.stream_handle(self.stream)))
+        if check and not ok:
             raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed (see the TensorRT log above)")
-        self.cuda.synchronize(self.stream)
-        self.cuda.begin_capture(self.stream)  # type: ignore[union-attr]
-        ok = self.ctx.execute_async_v3(handle)
-        graph = self.cuda.end_capture(self.stream)  # type: ignore[union-attr]
-        if not ok:
-            self.cuda.destroy_graph(*graph)  # type: ignore[union-attr]
-            raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed during CUDA-graph capture")
-        self._graph, self._graph_shapes = graph, dict(shapes)
-        self.cuda.launch_graph(graph[0], self.stream)  # type: ignore[union-attr]
+        return ok
+
+    def synchronize(self) -> None:
+        self.engine_stream.flush()
 
     def input_dtype(self, name: str) -> np.dtype:
         return np.dtype(self.slots[name].dtype)
@@ -200,6 +296,7 @@ class TensorRTRunner(Runner):
     def to_device(self, name: str, array: np.ndarray) -> DeviceArray:
         """Upload ``array`` into this runner's buffer for ``name`` (reused by the next upload of it)."""
         array = np.ascontiguousarray(array, dtype=self.input_dtype(name))
+        self.engine_stream.flush()  # a held launch may read the buffer this upload rewrites
         slot = self._uploads.setdefault(name, TensorSlot(name, True, array.dtype))
         self._reserve(slot, array.nbytes)
         slot.host[: array.nbytes] = array.reshape(-1).view(np.uint8)
@@ -211,12 +308,15 @@ class TensorRTRunner(Runner):
         return DeviceArray(address, shape, np.dtype(dtype), self.backend, lambda: self._download(address, shape, dtype))
 
     def _download(self, address: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        self.engine_stream.flush()  # run what is held first
         host = np.empty(shape, dtype)
         self.cuda.to_host(host, address, host.nbytes, self.stream)
         self.cuda.synchronize(self.stream)
         return host.astype(np.float32) if host.dtype == np.float16 else host
 
     def infer_impl(self, feed: dict[str, Any], copy_outputs_to_host: bool = True) -> dict[str, Any]:
+        if self.engine_stream.holds(self):  # its last launch may still read these buffers
+            self.engine_stream.flush()
         self._set_shapes({name: tuple(value.shape) for name, value in feed.items()})
         for name in self._outputs:
             self.slots[name].shape = _dims(self.ctx.get_tensor_shape(name))
@@ -235,11 +335,13 @@ class TensorRTRunner(Runner):
             slot = self.slots[name]
             self._reserve(slot, int(np.prod(slot.shape)) * np.dtype(slot.dtype).itemsize)
             self._bind(name, slot.device)
-        self._execute({n: self.slots[n].shape for n in self._inputs})
+        self.engine_stream.submit(self)
         if not copy_outputs_to_host:
-            self.cuda.synchronize(self.stream)  # other runners use other streams
+            if not self.shared:
+                self.engine_stream.flush()  # a consumer on another stream must find the results written
             return {n: self._device_array(self.slots[n].device, self.slots[n].shape, self.slots[n].dtype)
                     for n in self._outputs}
+        self.engine_stream.flush()
         results = {}
         for name in self._outputs:
             slot = self.slots[name]
@@ -256,14 +358,17 @@ class TensorRTRunner(Runner):
     def close(self) -> None:
         if getattr(self, "slots", None) is None:
             return
-        self._drop_graph()
+        if getattr(self, "stream", None) is not None:
+            if self.engine_stream.holds(self):
+                self.engine_stream.flush()
+            self.cuda.synchronize(self.stream)
         for slot in [*self.slots.values(), *self._uploads.values()]:
             if slot.capacity:
                 self.cuda.device_free(slot.device)
                 self.cuda.host_free(slot.host)
                 slot.capacity = 0
-        if getattr(self, "stream", None) is not None:
-            self.cuda.destroy_stream(self.stream)
+        if self.stream is not None:
+            self.engine_stream.detach(self)
             self.stream = None
         self.context = None
         self.engine = None
