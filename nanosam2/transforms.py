@@ -244,12 +244,13 @@ class MaskSelection:
     stability_thresh: float = 0.98
 
 
-def stability_scores(logits: np.ndarray, delta: float) -> np.ndarray:
-    """IoU between the masks thresholded at +delta and -delta ([..., H, W] -> [...])."""
+def stability_scores(logits: np.ndarray, delta: float, threshold: float = 0.0, empty: float = 1.0) -> np.ndarray:
+    """IoU between the masks thresholded at threshold + delta and threshold - delta ([..., H, W] -> [...]);
+    ``empty`` where both are empty (the decoder's fallback says 1; Meta's generator divides 0 by 0)."""
     flat = logits.reshape(*logits.shape[:-2], -1)
-    inner = np.count_nonzero(flat > delta, axis=-1).astype(np.float32)
-    outer = np.count_nonzero(flat > -delta, axis=-1).astype(np.float32)
-    return np.where(outer > 0, inner / np.maximum(outer, 1.0), np.float32(1.0))
+    inner = np.count_nonzero(flat > threshold + delta, axis=-1).astype(np.float32)
+    outer = np.count_nonzero(flat > threshold - delta, axis=-1).astype(np.float32)
+    return np.where(outer > 0, inner / np.maximum(outer, 1.0), np.float32(empty))
 
 
 def select_masks(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -40,3 +40,24 @@ def overlay(
             fill = (0, 200, 0) if label == 1 else (220, 0, 0)
             draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill, outline=(255, 255, 255))
     return picture
+
+
+def colour_for(index: int) -> tuple[int, int, int]:
+    """A bright colour for mask ``index``; successive indices step around the hue circle by the golden angle."""
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((index * 0.618033988749895) % 1.0, 0.75, 1.0)
+    return int(255 * r), int(255 * g), int(255 * b)
+
+
+def masks_overlay(image: np.ndarray, masks: Iterable[np.ndarray], alpha: float = 0.55) -> Image.Image:
+    """Each of many bool masks [H,W] in its own colour over an RGB uint8 image (segment everything).
+
+    Give them largest first (as Meta's notebooks draw them) so that small masks stay visible; masks
+    are taken one at a time, so an iterator that decodes RLEs keeps memory at one mask.
+    """
+    canvas = image.astype(np.float32).copy()
+    for index, mask in enumerate(masks):
+        mask = np.asarray(mask, bool)
+        canvas[mask] = (1 - alpha) * canvas[mask] + alpha * np.array(colour_for(index), np.float32)
+    return Image.fromarray(canvas.clip(0, 255).astype(np.uint8))

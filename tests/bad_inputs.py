@@ -84,6 +84,7 @@ def prepare(tree: Path, work: Path) -> None:
     (work / "not_a_graph.onnx").write_text("hello\n")
     (work / "adir").mkdir(exist_ok=True)
     Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(work / "image.png")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(work / "tiny.png")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.coco_synthetic import make_coco  # noqa: E402  (the harness runs from any checkout)
     from tests.sa1b_synthetic import make_sa1b
@@ -111,6 +112,7 @@ def prepare(tree: Path, work: Path) -> None:
 def cases() -> list[Case]:
     enc_a, dec_a, enc_b, dec_b = "a/image_encoder.onnx", "a/mask_decoder.onnx", "b/image_encoder.onnx", "b/mask_decoder.onnx"
     predict = ["-m", "trt_runtime", "predict", "--image", "image.png", "--point", "40,40"]
+    everything = ["-m", "trt_runtime", "everything", "--image", "image.png", "--encoder", enc_a, "--decoder", dec_a]
     evaluate = ["-m", "trt_runtime", "eval-coco", "--coco-root", "coco/images", "--coco-ann", "coco/instances.json"]
     qdq = ["-m", "calib.qdq", "--onnx", enc_a]
     engine = ["-m", "engines.build_engine"]
@@ -187,6 +189,13 @@ def cases() -> list[Case]:
                                                                 "--encoder", enc_a, "--decoder", dec_a,
                                                                 "--output", "new_dir/results.json"],
              absent=["new_dir"]),
+        # 7. segment everything: bad parameters before any model loads
+        Case("everything --points-per-side 0", [*everything, "--points-per-side", "0", "--output", "ev"], absent=["ev"],
+             says="points-per-side"),
+        Case("everything --crop-overlap-ratio 1", [*everything, "--crop-overlap-ratio", "1", "--output", "ev"],
+             absent=["ev"], says="crop_overlap_ratio"),
+        Case("everything on a 1x1 image", ["-m", "trt_runtime", "everything", "--image", "tiny.png", "--encoder", enc_a,
+                                           "--decoder", dec_a, "--output", "ev"], absent=["ev"], says="2x2"),
     ]
 
 

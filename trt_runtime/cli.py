@@ -5,6 +5,7 @@
     python -m trt_runtime eval-coco --coco-root DIR --coco-ann FILE --encoder E --decoder D
                                     [--limit N] --output results.json
     python -m trt_runtime coco-metric results.json [--size all|small|medium|large] [--category-id N]
+    python -m trt_runtime everything --encoder E --decoder D --image IMG [--points-per-side N] ... --output OUT_DIR
 
 Runs on a Jetson with numpy, pillow, tensorrt and cuda-python only (TensorRT engines).
 """
@@ -24,7 +25,7 @@ from nanosam2.errors import NanoSam2Error
 from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
 from nanosam2.utils.atomic import check_output_dir, check_output_file, staged
-from nanosam2.utils.cli import ArgumentParser, positive_int, setup_logging
+from nanosam2.utils.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int, setup_logging
 
 logger = logging.getLogger("trt_runtime")
 
@@ -59,6 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", required=True,
                           help="results JSON (resumed if it holds results of this same model and annotation file)")
     evaluate.add_argument("--no-resume", action="store_true", help="start over, replacing --output")
+
+    everything = sub.add_parser("everything", help="segment everything: automatic masks for a whole image "
+                                                   "(SAM2AutomaticMaskGenerator's parameters and defaults)")
+    add_backend_arguments(everything)
+    everything.add_argument("--image", required=True, help="RGB image file")
+    everything.add_argument("--output", required=True, help="folder for masks.json (COCO RLE records) and overlay.png")
+    everything.add_argument("--points-per-side", type=positive_int, default=32, help="grid points per side (default 32)")
+    everything.add_argument("--points-per-batch", type=positive_int,
+                            help="points per decoder call (default: the decoder's largest batch, else 64)")
+    everything.add_argument("--pred-iou-thresh", type=non_negative_float, default=0.8, help="default 0.8")
+    everything.add_argument("--stability-score-thresh", type=non_negative_float, default=0.95, help="default 0.95")
+    everything.add_argument("--stability-score-offset", type=non_negative_float, default=1.0, help="default 1.0")
+    everything.add_argument("--box-nms-thresh", type=non_negative_float, default=0.7, help="default 0.7")
+    everything.add_argument("--crop-n-layers", type=non_negative_int, default=0, help="default 0 (no crops)")
+    everything.add_argument("--crop-nms-thresh", type=non_negative_float, default=0.7, help="default 0.7")
+    everything.add_argument("--crop-overlap-ratio", type=non_negative_float, default=512 / 1500,
+                            help="in [0, 1) (default 512/1500)")
+    everything.add_argument("--crop-n-points-downscale-factor", type=positive_int, default=1, help="default 1")
+    everything.add_argument("--min-mask-region-area", type=non_negative_int, default=0,
+                            help="remove holes and islands of at most this many low-res pixels (default 0: off; "
+                                 "needs scipy: pip install 'nanosam2[masks]')")
+    everything.add_argument("--single-mask", action="store_true", help="one mask per point instead of SAM2's three")
 
     metric = sub.add_parser("coco-metric", help="mean IoU of a results file by size bucket")
     metric.add_argument("results", help="results JSON written by eval-coco")
@@ -150,6 +173,57 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+EVERYTHING_FILES = ("masks.json", "overlay.png", "everything.json")  # records, picture, what produced them
+
+
+def run_everything(args: argparse.Namespace) -> int:
+    from nanosam2.inference.automatic import AutomaticMaskGenerator, check_parameters
+    from nanosam2.masks import rle_to_coco, rle_to_mask
+    from nanosam2.viz import masks_overlay
+    from trt_runtime.factory import load_predictor, options_from_args
+
+    params = {"points_per_side": args.points_per_side, "points_per_batch": args.points_per_batch,
+              "pred_iou_thresh": args.pred_iou_thresh, "stability_score_thresh": args.stability_score_thresh,
+              "stability_score_offset": args.stability_score_offset, "box_nms_thresh": args.box_nms_thresh,
+              "crop_n_layers": args.crop_n_layers, "crop_nms_thresh": args.crop_nms_thresh,
+              "crop_overlap_ratio": args.crop_overlap_ratio,
+              "crop_n_points_downscale_factor": args.crop_n_points_downscale_factor,
+              "min_mask_region_area": args.min_mask_region_area}
+    check_parameters(**params, output_mode="uncompressed_rle")
+    if args.min_mask_region_area:
+        from nanosam2.utils.lazy_import import require
+
+        require("scipy.ndimage", "--min-mask-region-area")
+    image = read_rgb(args.image)
+    if min(image.shape[:2]) < 2:
+        raise NanoSam2Error(f"{args.image} is {image.shape[1]}x{image.shape[0]} pixels; at least 2x2 is needed")
+    out_dir = check_output_dir(args.output, inputs=[args.image, args.encoder, args.decoder, args.preprocess,
+                                                    args.postprocess])
+    with load_predictor(args.encoder, args.decoder, options_from_args(args), args.preprocess,
+                        args.postprocess) as predictor:
+        generator = AutomaticMaskGenerator(predictor, **params, output_mode="uncompressed_rle",
+                                           multimask_output=not args.single_mask)
+        records = generator.generate(image)
+        identity = predictor.identity()
+    rles = [record["segmentation"] for record in records]
+    for record in records:
+        record["segmentation"] = rle_to_coco(record["segmentation"])
+    order = sorted(range(len(rles)), key=lambda i: -records[i]["area"])  # largest first: small masks stay visible
+    run = {"image": str(args.image), "parameters": params, "multimask": not args.single_mask, "masks": len(records),
+           "model": identity}
+    with staged([out_dir / name for name in EVERYTHING_FILES]) as temps:  # all three, or none
+        temps[0].write_text(json.dumps(records))
+        masks_overlay(image, (rle_to_mask(rles[i]) for i in order)).save(temps[1], format="PNG")
+        temps[2].write_text(json.dumps(run, indent=1))
+    timings = generator.timings
+    print(f"{len(records)} masks from {generator.prompts_decoded} point prompts "
+          f"({len(generator.point_grids)} crop layer{'s' if len(generator.point_grids) > 1 else ''})")
+    print("timings (ms): " + ", ".join(f"{k[:-3]} {v:.1f}" for k, v in timings.items())
+          + f", total {sum(timings.values()):.1f}")
+    print(f"wrote masks.json, overlay.png and everything.json to {out_dir}")
+    return 0
+
+
 def run_metric(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.coco_metrics import load_results, mean_iou, select
 
@@ -163,4 +237,5 @@ def run_metric(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    return {"predict": run_predict, "eval-coco": run_eval, "coco-metric": run_metric}[args.command](args)
+    commands = {"predict": run_predict, "eval-coco": run_eval, "everything": run_everything, "coco-metric": run_metric}
+    return commands[args.command](args)

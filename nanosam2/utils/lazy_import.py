@@ -27,6 +27,7 @@ _EXTRA_FOR = {
     "cuda": "trt",
     "matplotlib": "plot",
     "tqdm": "eval",
+    "scipy": "masks",
     "modelopt": "qat",
     "tensorboard": "train",
 }
