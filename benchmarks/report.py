@@ -8,7 +8,8 @@ from pathlib import Path
 
 from nanosam2.utils.atomic import atomic_path
 
-STAGES = ("encoder", "decoder_1", "decoder_16", "pipeline")
+STAGES = ("encoder", "decoder_1", "decoder_16", "decoder_64", "pipeline")
+EVERYTHING = "everything"  # segment everything: one image, a 32x32 point grid, no crops
 SCHEMA_VERSION = 1
 
 
@@ -49,10 +50,12 @@ class Report:
         return next((m for m in self.measurements if (m.backbone, m.backend, m.precision) == config and m.stage == stage), None)
 
     def table(self) -> str:
-        """Markdown: one row per configuration, median ms per stage, pipeline FPS, and the time the
-        pipeline spends outside its two graph calls (pre/post-processing and glue) with its share."""
+        """Markdown: one row per configuration, median ms per stage, pipeline FPS, the time the
+        pipeline spends outside its two graph calls (pre/post-processing and glue) with its share,
+        and segment-everything seconds per image (Meta's generator rows have only that)."""
         lines = ["| backbone | backend | precision | encoder ms | decoder 1 prompt ms | decoder 16 prompts ms | "
-                 "pipeline ms | pipeline FPS | outside graphs ms (%) |", "|" + " --- |" * 9]
+                 "decoder 64 prompts ms | pipeline ms | pipeline FPS | outside graphs ms (%) | everything s |",
+                 "|" + " --- |" * 11]
         for config in self.configurations():
             cells = []
             reason = None
@@ -68,8 +71,11 @@ class Report:
             host = self.get(config, "host")
             outside = f"{host.median_ms:.1f} ({100 * host.median_ms / pipeline.median_ms:.0f} %)" \
                 if host and host.median_ms is not None and pipeline and pipeline.median_ms else "-"
-            row = f"| {' | '.join(config)} | {' | '.join(cells)} | {fps} | {outside} |"
-            lines.append(row if reason is None or cells != ["-"] * 4 else f"| {' | '.join(config)} | skipped: {reason} ||||||")
+            everything = self.get(config, EVERYTHING)
+            seconds = f"{everything.median_ms / 1000:.2f}" if everything and everything.median_ms else "-"
+            row = f"| {' | '.join(config)} | {' | '.join(cells)} | {fps} | {outside} | {seconds} |"
+            empty = cells == ["-"] * len(STAGES) and seconds == "-"
+            lines.append(row if reason is None or not empty else f"| {' | '.join(config)} | skipped: {reason} ||||||||")
         return "\n".join(lines)
 
     def write(self, out_dir: Path, stem: str) -> dict[str, Path]:

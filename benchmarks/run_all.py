@@ -3,15 +3,19 @@
     python -m benchmarks.run_all [--backbones resnet18,mobilenet_v3_large,casvit_s,hiera_s]
                                  [--checkpoint-dir DIR] [--quick] [--output-dir benchmarks/results]
 
-For each backbone: export the two ONNX graphs (random weights unless DIR holds BACKBONE.pth, or
+For each backbone: export the ONNX graphs (random weights unless DIR holds BACKBONE.pth, or
 Meta's sam2.1_hiera_*.pt for teachers), make an INT8 Q/DQ encoder (CPU form; calibrated on the
 bundled image - for timing, not accuracy), and time, at batch 1, the image encoder, the decoder
-with 1 and 16 box prompts, and the full predict pipeline (preprocess -> encoder -> decoder ->
-postprocess) on: PyTorch eager and torch.compile (fp32; fp16/bf16 on a GPU), ONNX Runtime FP32
-and INT8 (CPU provider; CUDA provider when present), TensorRT FP32/FP16/INT8 (with TensorRT and a
-GPU). Every timing warms up first, synchronises before reading the clock (runners return host
-arrays) and reports median and p90. Writes benchmarks/results/HOST-DATE.{json,md,png}, and with
---coco-results an accuracy-vs-FPS plot HOST-DATE-accuracy.png.
+with 1, 16 and 64 box prompts, the full predict pipeline (preprocess -> encoder -> decoder ->
+postprocess) and segment everything (32x32 point grid, no crops, thresholds at 0 so that every
+mask goes through the whole filtering: random weights would otherwise keep none) on: PyTorch
+eager and torch.compile (fp32; fp16/bf16 on a GPU), ONNX Runtime FP32 and INT8 (CPU provider;
+CUDA provider when present), TensorRT FP32/FP16/INT8 (with TensorRT and a GPU); and Meta's
+SAM2AutomaticMaskGenerator in eager PyTorch (hiera_t and hiera_s, same settings) as the
+segment-everything reference. Every timing warms up first, synchronises before reading the clock
+(runners return host arrays) and reports median and p90. Writes
+benchmarks/results/HOST-DATE.{json,md,png}, and with --coco-results an accuracy-vs-FPS plot
+HOST-DATE-accuracy.png.
 """
 
 from __future__ import annotations
@@ -27,17 +31,18 @@ from typing import Callable, Sequence
 import numpy as np
 
 from benchmarks.machine import machine_info
-from benchmarks.report import Measurement, Report
+from benchmarks.report import EVERYTHING, Measurement, Report
 from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
+from nanosam2.utils.cli import ArgumentParser, non_negative_int, run_cli, setup_logging
 
 logger = logging.getLogger("benchmarks.run_all")
 
 DEFAULT_BACKBONES = "resnet18,mobilenet_v3_large,casvit_s,hiera_s"
-BACKEND_GROUPS = ("torch-eager", "torch-compile", "onnxruntime", "tensorrt")
+BACKEND_GROUPS = ("torch-eager", "torch-compile", "onnxruntime", "tensorrt", "meta-sam2")
+META_TEACHERS = ("hiera_t", "hiera_s")  # Meta's generator, the segment-everything reference
 
 
 @dataclass
@@ -46,6 +51,13 @@ class Settings:
     decoder_runs: int
     warmup: int
     work_dir: Path
+    everything_points: int = 32  # points per side of the segment-everything grid (0: skip it)
+
+
+def everything_params(settings: Settings) -> dict:
+    """The segment-everything settings every generator (ours, Meta's) is timed with."""
+    return {"points_per_side": settings.everything_points, "points_per_batch": 64, "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.0, "output_mode": "uncompressed_rle"}
 
 
 def load_model(backbone: str, checkpoint_dir: Path | None):
@@ -92,12 +104,13 @@ def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, 
     enc = time_call(lambda: encoder.infer({C.IMAGE: tensor}), settings.encoder_runs, settings.warmup, sync)
     report.measurements.append(Measurement(*label, "encoder", enc.median_ms, enc.p90_ms, enc.runs))
     features = encoder.infer({C.IMAGE: tensor})
-    for count in (1, 16):
+    for count in (1, 16, 64):
         prompts = box_prompts(count, image.shape[:2])
         feed = {**features, **C.prompt_feed(prompts)}
         dec = time_call(lambda feed=feed: decoder.infer(feed), settings.decoder_runs, settings.warmup, sync)
         report.measurements.append(Measurement(*label, f"decoder_{count}", dec.median_ms, dec.p90_ms, dec.runs))
     measure_pipeline(report, label, Predictor(encoder, decoder), settings, sync)
+    measure_everything(report, label, Predictor(encoder, decoder), settings, sync)
     if pre_post is not None:
         backbone, backend, precision = label
         measure_pipeline(report, (backbone, backend, f"{precision}+graphs"), Predictor(encoder, decoder, *pre_post),
@@ -127,6 +140,46 @@ def measure_pipeline(report: Report, label: tuple[str, str, str], predictor, set
     report.measurements.append(Measurement(*label, "host", float(np.median(timed)), p90, len(timed)))
     logger.info("%s: pipeline %.1f ms (%.1f ms outside the encoder and decoder)", "/".join(label), pipe.median_ms,
                 float(np.median(timed)))
+
+
+def measure_everything(report: Report, label: tuple[str, str, str], predictor, settings: Settings,
+                       sync: Callable[[], None] | None = None) -> None:
+    """Segment everything on the sample image, once (it runs the decoder points**2 / 64 times)."""
+    from nanosam2.inference.automatic import AutomaticMaskGenerator
+
+    if settings.everything_points <= 0:
+        return
+    generator = AutomaticMaskGenerator(predictor, **everything_params(settings))
+    image = sample_image()
+    found: list[int] = []
+    timing = time_call(lambda: found.append(len(generator.generate(image))), 1, 0, sync)
+    report.measurements.append(Measurement(*label, EVERYTHING, timing.median_ms, timing.p90_ms, timing.runs))
+    logger.info("%s: segment everything %.2f s, %d masks (%s)", "/".join(label), timing.median_ms / 1000, found[-1],
+                ", ".join(f"{k[:-3]} {v / 1000:.2f} s" for k, v in generator.timings.items()))
+
+
+def meta_everything_cases(report: Report, checkpoint_dir: Path | None, settings: Settings) -> None:
+    """Meta's SAM2AutomaticMaskGenerator (eager PyTorch, same settings) on its own Hiera models."""
+    import torch
+    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+    if settings.everything_points <= 0:
+        return
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    image = sample_image()
+    for teacher in META_TEACHERS:
+        model, trained = load_model(teacher, checkpoint_dir)
+        report.extra.setdefault("weights", {})[f"{teacher} (Meta's generator)"] = "checkpoint" if trained else "random"
+        generator = SAM2AutomaticMaskGenerator(model.to(device), **everything_params(settings))
+        found: list[int] = []
+        with torch.inference_mode():
+            timing = time_call(lambda generator=generator, found=found: found.append(len(generator.generate(image))),
+                               1, 0, sync)
+        report.measurements.append(Measurement(teacher, "meta-sam2-eager", "fp32", EVERYTHING, timing.median_ms,
+                                               timing.p90_ms, timing.runs))
+        logger.info("Meta %s: segment everything %.2f s, %d masks", teacher, timing.median_ms / 1000, found[-1])
+        model.cpu()
 
 
 def skip(report: Report, backbone: str, backend: str, precision: str, reason: str) -> None:
@@ -226,11 +279,12 @@ def encoder_gflops(model) -> float:
 
 def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_dir: Path,
         backends: set[str] | None = None, settings: Settings | None = None,
-        coco_results: Path | None = None) -> tuple[Report, dict[str, Path]]:
+        coco_results: Path | None = None, everything_points: int = 32) -> tuple[Report, dict[str, Path]]:
     from calib.qdq import quantize
     from export.exporter import export_model
 
-    settings = settings or Settings(3 if quick else 10, 5 if quick else 20, 1 if quick else 2, output_dir / "work")
+    settings = settings or Settings(3 if quick else 10, 5 if quick else 20, 1 if quick else 2, output_dir / "work",
+                                    everything_points)
     report = Report(machine_info())
     chosen = backends or set(BACKEND_GROUPS)
     for backbone in backbones:
@@ -250,6 +304,8 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         if "tensorrt" in chosen:
             tensorrt_cases(report, backbone, graphs, int8, settings)
         logger.info("%s done in %.0f s", backbone, time.perf_counter() - start)
+    if "meta-sam2" in chosen:
+        meta_everything_cases(report, checkpoint_dir, settings)
     if coco_results is not None:
         attach_coco_results(report, coco_results)
     stem = f"{report.machine['host']}-{report.machine['date'][:10]}"
@@ -286,6 +342,17 @@ def summary(report: Report) -> list[str]:
             ratio = f", {eager.median_ms / m.median_ms:.2f}x torch eager" if eager and eager.median_ms else ""
             share = f", {100 * achieved / peak:.0f}% of the measured {peak:.0f} GFLOP/s FP32 GEMM" if peak else ""
             lines.append(f"{'/'.join(config)} encoder: {achieved:.1f} GFLOP/s{share}{ratio}")
+    meta = report.get(("hiera_t", "meta-sam2-eager", "fp32"), EVERYTHING)
+    for config in report.configurations():
+        one, batch = report.get(config, "decoder_1"), report.get(config, "decoder_64")
+        if one and batch and one.median_ms and batch.median_ms:
+            lines.append(f"{'/'.join(config)} decoder: {1000 / one.median_ms:.0f} prompts/s at batch 1, "
+                         f"{64000 / batch.median_ms:.0f} at batch 64 ({one.median_ms * 64 / batch.median_ms:.1f}x)")
+        everything = report.get(config, EVERYTHING)
+        if everything and everything.median_ms and config[1] != "meta-sam2-eager":
+            versus = f", {meta.median_ms / everything.median_ms:.2f}x Meta's hiera_t generator (eager)" \
+                if meta and meta.median_ms else ""
+            lines.append(f"{'/'.join(config)} segment everything: {everything.median_ms / 1000:.2f} s per image{versus}")
     return lines
 
 
@@ -296,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint-dir", type=Path, help="BACKBONE.pth students / Meta sam2.1_hiera_*.pt teachers")
     parser.add_argument("--quick", action="store_true", help="fewer runs (3 encoder, 5 decoder, 1 warm-up)")
     parser.add_argument("--backends", help=f"subset of {','.join(BACKEND_GROUPS)} (default all)")
+    parser.add_argument("--everything-points", type=non_negative_int, default=32,
+                        help="points per side of the segment-everything grid (default 32; 0 skips it)")
     parser.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"), help="where results go")
     parser.add_argument("--coco-results", type=Path,
                         help="folder of BACKBONE.BACKEND.PRECISION.json files from `trt_runtime eval-coco` "
@@ -320,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.coco_results and not args.coco_results.is_dir():
         raise NanoSam2Error(f"no such COCO results folder: {args.coco_results}")
     report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends,
-                        coco_results=args.coco_results)
+                        coco_results=args.coco_results, everything_points=args.everything_points)
     if any(w == "random" for w in report.extra["weights"].values()):
         print("*** RANDOM WEIGHTS where no checkpoint was given: timings are real, masks are not ***")
     print(report.table())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.report import SCHEMA_VERSION, STAGES, Measurement, Report
+from benchmarks.report import EVERYTHING, SCHEMA_VERSION, STAGES, Measurement, Report
 from benchmarks.run_all import Settings, measure_pair, summary
 from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
@@ -32,6 +32,9 @@ class StubRunner:
 
     def to_device(self, name, array):
         return array
+
+    def synchronize(self):
+        pass
 
     path = "stub"
 
@@ -57,14 +60,15 @@ def test_core_writes_json_table_and_png(tmp_path):
     report = Report({"host": "test", "date": "2026-11-24T00:00:00", "cpu": "stub", "fp32_peak_gflops": 100.0},
                     extra={"encoder_gflop": {"stub": 1.0}})
     encoder, decoder = stub_pair()
-    measure_pair(report, ("stub", "stub-backend", "fp32"), encoder, decoder, Settings(2, 2, 1, tmp_path))
+    measure_pair(report, ("stub", "stub-backend", "fp32"), encoder, decoder, Settings(2, 2, 1, tmp_path, everything_points=3))
     report.measurements.append(Measurement("stub", "tensorrt", "fp16", "pipeline", skipped="TensorRT is not installed"))
     paths = report.write(tmp_path, "test-2026-11-24")
     data = json.loads(paths["json"].read_text())
     assert data["schema"] == SCHEMA_VERSION and data["machine"]["host"] == "test"
     stages = {m["stage"] for m in data["measurements"] if m["backend"] == "stub-backend"}
-    assert stages == set(STAGES) | {"host"}  # host: the pipeline's time outside the two graph calls
-    assert all(m["median_ms"] > 0 and m["fps"] > 0 and m["runs"] == 2 for m in data["measurements"] if not m["skipped"])
+    assert stages == set(STAGES) | {"host", EVERYTHING}  # host: the pipeline's time outside the two graph calls
+    assert all(m["median_ms"] > 0 and m["fps"] > 0 and m["runs"] == (1 if m["stage"] == EVERYTHING else 2)
+               for m in data["measurements"] if not m["skipped"])
     table = paths["table"].read_text()
     assert "| stub | stub-backend | fp32 |" in table and "skipped: TensorRT is not installed" in table
     with Image.open(paths["plot"]) as png:
@@ -93,7 +97,8 @@ def test_accuracy_plot_from_coco_results(tmp_path):
 @pytest.mark.xdist_group("benchmark_cli")
 def test_run_all_on_a_real_backbone(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--backbones", "mobilenet_v3_large",
-                             "--backends", "onnxruntime,tensorrt", "--quick", "--output-dir", str(tmp_path)],
+                             "--backends", "onnxruntime,tensorrt", "--quick", "--everything-points", "3",
+                             "--output-dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RANDOM WEIGHTS" in result.stdout and "| mobilenet_v3_large | onnxruntime-cpu | int8 |" in result.stdout
@@ -106,6 +111,8 @@ def test_run_all_on_a_real_backbone(tmp_path):
     assert host and all(0 < h["median_ms"] < p["median_ms"] for h, p in zip(host, pipeline))
     assert "outside graphs ms (%)" in result.stdout
     assert data["extra"]["encoder_gflop"]["mobilenet_v3_large"] > 1
+    everything = {m["precision"] for m in data["measurements"] if m["stage"] == "everything" and m["median_ms"]}
+    assert everything == {"fp32", "int8"} and "segment everything:" in result.stdout and "at batch 64" in result.stdout
 
 
 def test_run_all_rejects_unknown_backbone(tmp_path):
@@ -141,7 +148,7 @@ def test_torch_cases_time_the_numpy_and_the_graph_pipeline(tmp_path):
     torch.manual_seed(0)
     report = Report({"host": "test", "date": "2026-11-24T00:00:00", "cpu": "stub"})
     torch_cases(report, "mobilenet_v3_large", build_nanosam2("mobilenet_v3_large", device="cpu"),
-                Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path), compile_too=False)
+                Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path, everything_points=2), compile_too=False)
     stages = {(m.precision, m.stage) for m in report.measurements if m.median_ms}
     assert {("fp32", "encoder"), ("fp32", "pipeline"), ("fp32", "host"), ("fp32+graphs", "pipeline"),
             ("fp32+graphs", "host")} <= stages
