@@ -102,10 +102,29 @@ def runtime_model():
     return with_trained_logit_scale(build_nanosam2("resnet18", device="cpu"))
 
 
+def export_once(tmp_path_factory, key: str, export) -> dict:
+    """``export(folder)`` (returning export_model's {graph: ExportedGraph}) run once per test session
+    and shared by the xdist workers, which would otherwise each export the same graphs (xdist_group
+    marks on parametrized fixtures do not keep a parameter's tests on one worker). -> {graph: path}"""
+    import fcntl
+    import json
+    from pathlib import Path
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-exports"
+    root.mkdir(exist_ok=True)
+    index = root / f"{key}.json"
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits for the export instead of repeating it
+        if not index.exists():
+            graphs = export(root / key)
+            index.write_text(json.dumps({name: str(graph.path) for name, graph in graphs.items()}))
+    return {name: Path(path) for name, path in json.loads(index.read_text()).items()}
+
+
 @pytest.fixture(scope="session")
 def runtime_onnx(runtime_model, tmp_path_factory):
-    """``runtime_model`` exported: {"image_encoder": path, "mask_decoder": path}."""
+    """``runtime_model`` exported: {"image_encoder": path, "mask_decoder": path, "preprocess": ..., "postprocess": ...}."""
     from export.exporter import export_model
 
-    graphs = export_model(runtime_model, "resnet18", tmp_path_factory.mktemp("onnx-runtime"))
-    return {name: graph.path for name, graph in graphs.items()}
+    return export_once(tmp_path_factory, "onnx-runtime", lambda folder: export_model(runtime_model, "resnet18", folder))

@@ -13,7 +13,7 @@ from trt_runtime.predictor import Predictor
 from trt_runtime.factory import open_runner
 from nanosam2.metrics import mask_iou
 
-from .conftest import make_test_image, with_trained_logit_scale
+from .conftest import export_once, make_test_image, with_trained_logit_scale
 
 IMAGE = make_test_image(480, 640, seed=7)  # a photo-sized image: tiny masks still span pixels
 CASES = {
@@ -67,11 +67,12 @@ def _make_pipelines(param, tmp_path_factory):
     model = (build_teacher(backbone, None, device="cpu") if backbone.startswith("hiera")
              else build_nanosam2(backbone, device="cpu"))
     with_trained_logit_scale(model)
-    graphs = export_model(model, backbone, tmp_path_factory.mktemp(f"{backbone}-{precision}"), precision=precision)
+    graphs = export_once(tmp_path_factory, f"{backbone}-{precision}",
+                         lambda folder: export_model(model, backbone, folder, precision=precision))
     meta = SAM2ImagePredictor(model)
     meta.set_image(IMAGE)
-    decoder = CountingRunner(open_runner(graphs[C.DECODER].path))
-    ours = Predictor(open_runner(graphs[C.ENCODER].path), decoder)
+    decoder = CountingRunner(open_runner(graphs[C.DECODER]))
+    ours = Predictor(open_runner(graphs[C.ENCODER]), decoder)
     ours.set_image(IMAGE)
     return backbone, precision, meta, ours, decoder
 
