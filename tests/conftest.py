@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,24 +103,35 @@ def runtime_model():
     return with_trained_logit_scale(build_nanosam2("resnet18", device="cpu"))
 
 
-def export_once(tmp_path_factory, key: str, export) -> dict:
-    """``export(folder)`` (returning export_model's {graph: ExportedGraph}) run once per test session
-    and shared by the xdist workers, which would otherwise each export the same graphs (xdist_group
-    marks on parametrized fixtures do not keep a parameter's tests on one worker). -> {graph: path}"""
+def made_once(tmp_path_factory, key: str, make) -> Path:
+    """``make(folder)`` run once per test session and shared by the xdist workers, which would
+    otherwise each repeat it (xdist_group marks do not keep every test of an expensive fixture on
+    one worker: parametrized and session fixtures were built on both). Returns the folder."""
     import fcntl
-    import json
-    from pathlib import Path
 
     base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-exports"
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "made-once"
     root.mkdir(exist_ok=True)
-    index = root / f"{key}.json"
+    folder, done = root / key, root / f"{key}.done"
     with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits for the export instead of repeating it
-        if not index.exists():
-            graphs = export(root / key)
-            index.write_text(json.dumps({name: str(graph.path) for name, graph in graphs.items()}))
-    return {name: Path(path) for name, path in json.loads(index.read_text()).items()}
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits instead of repeating the work
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            make(folder)
+            done.touch()
+    return folder
+
+
+def export_once(tmp_path_factory, key: str, export) -> dict:
+    """``export(folder)`` (export_model's {graph: ExportedGraph}) made once per session: {graph: path}."""
+    import json
+
+    def make(folder: Path) -> None:
+        graphs = export(folder)
+        (folder / "graphs.json").write_text(json.dumps({name: str(graph.path) for name, graph in graphs.items()}))
+
+    folder = made_once(tmp_path_factory, key, make)
+    return {name: Path(path) for name, path in json.loads((folder / "graphs.json").read_text()).items()}
 
 
 @pytest.fixture(scope="session")

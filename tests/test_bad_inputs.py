@@ -3,20 +3,24 @@ half-written and destroys no earlier work (issue 14's table, as a test)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from .bad_inputs import cases, prepare, run_case
+from .conftest import made_once
 
 pytestmark = pytest.mark.xdist_group("bad_inputs")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")  # session: modules interleaved by xdist would prepare it again
+@pytest.fixture(scope="session")
 def work(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("bad-inputs")
-    prepare(ROOT, folder)
+    """The prepared fixtures, made once per session; each worker runs its cases in a copy of its own."""
+    master = made_once(tmp_path_factory, "bad-inputs", lambda folder: prepare(ROOT, folder))
+    folder = tmp_path_factory.mktemp("bad-inputs") / "work"
+    shutil.copytree(master, folder, symlinks=True)
     return folder
 
 
