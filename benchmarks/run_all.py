@@ -293,7 +293,8 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         model, trained = load_model(backbone, checkpoint_dir)
         report.extra.setdefault("weights", {})[backbone] = "checkpoint" if trained else "random"
         report.extra.setdefault("encoder_gflop", {})[backbone] = round(encoder_gflops(model), 2)
-        graphs = {name: g.path for name, g in export_model(model, backbone, settings.work_dir / backbone).items()}
+        graphs = {name: g.path for name, g in export_model(model, backbone, settings.work_dir / backbone,
+                                                          video=False).items()}
         image = sample_image()
         feeds = [{C.IMAGE: T.preprocess_image(np.ascontiguousarray(v))} for v in (image, image[:, ::-1], image[::-1])]
         int8 = quantize(graphs[C.ENCODER], feeds, settings.work_dir / backbone / "image_encoder.cpu.int8.onnx",

@@ -89,7 +89,10 @@ def read_onnx_info(path: str | Path) -> OnnxInfo:
 def default_profile(info: OnnxInfo) -> Profile:
     """Fixed inputs get their shape; a decoder (and the postprocess graph) gets 1..64 prompts and
     1..16 points (opt 1 x 3); the preprocess graph images of 2..4096 pixels a side (opt 1024); an
-    encoder batch dimension gets 1 (one image at a time, the interactive case)."""
+    encoder batch dimension gets 1 (one image at a time, the interactive case). Video: memory
+    attention takes 1..16 spatial memories (opt 7: a full SAM2.1 bank) and 0..16 object pointers
+    (opt 16); the memory encoder a mask of S/4 (a prediction) to S (a mask prompt) a side."""
+    image_size = info.contract.image_size if info.contract is not None else C.IMAGE_SIZE
     profile: Profile = {}
     for name, dims in info.inputs.items():
         ranges = []
@@ -103,6 +106,12 @@ def default_profile(info: OnnxInfo) -> Profile:
                 ranges.append(DECODER_PROMPTS)
             elif name == C.PIXELS and axis in (0, 1):
                 ranges.append(C.DEFAULT_PROFILE_PIXELS)
+            elif name in (C.MASKMEM_FEATURES, C.MASKMEM_TPOS_INDEX) and axis == 0:
+                ranges.append(C.DEFAULT_PROFILE_MEMORIES)
+            elif name in (C.OBJECT_POINTERS, C.OBJECT_POINTER_OFFSETS, C.OBJECT_POINTER_PRESENT) and axis == 0:
+                ranges.append(C.DEFAULT_PROFILE_POINTERS)
+            elif name == C.MASK_LOGITS and axis in (2, 3):
+                ranges.append((image_size // 4, image_size // 4, image_size))
             elif name == C.MASK_PLANES and axis == 0:
                 ranges.append((1, 1, len(C.PLANES_MULTI) + 2))
             else:
@@ -132,8 +141,11 @@ def resolve_profile(info: OnnxInfo, request: BuildRequest) -> Profile:
         for axis, dim in enumerate(dims):
             if isinstance(dim, int) and dim > 0 and not lo[axis] == opt[axis] == hi[axis] == dim:
                 raise NanoSam2Error(f"{name}: axis {axis} is fixed to {dim} in the graph, got {lo[axis]}/{opt[axis]}/{hi[axis]}")
-        if any(d < 1 for d in (*lo, *opt, *hi)):
-            raise NanoSam2Error(f"{name}: every dimension must be at least 1, got min {lo}, opt {opt}, max {hi}")
+        # empty tensors (TensorRT supports zero-size dimensions) only where a graph takes "none yet"
+        empty_ok = name in C.MAY_BE_EMPTY
+        if any(d < 1 for d in (*lo[1:], *opt, *hi)) or lo[0] < (0 if empty_ok else 1):
+            least = "the first dimension at least 0, the others 1" if empty_ok else "every dimension must be at least 1"
+            raise NanoSam2Error(f"{name}: {least}, got min {lo}, opt {opt}, max {hi}")
         if not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
             raise NanoSam2Error(f"{name}: needs min <= opt <= max on every axis, got min {lo}, opt {opt}, max {hi}")
     for index, which in enumerate(("min", "opt", "max")):  # one decoder call: prompt and point counts agree

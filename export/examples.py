@@ -20,6 +20,7 @@ def decoder_example(graph: MaskDecoderGraph, features: tuple[torch.Tensor, ...],
     coords = torch.rand(prompts, points, 2, generator=gen) * size
     labels = torch.tensor([2, 3, 1, 0, -1, 1, 0, 1], dtype=torch.float32)[: points].repeat(prompts, 1)
     labels[:, -1] = -1
-    mask_input = torch.randn(prompts, 1, 256, 256, generator=gen) * 4
+    low_res = graph.image_size // 4
+    mask_input = torch.randn(prompts, 1, low_res, low_res, generator=gen) * 4
     has_mask = (torch.arange(prompts) % 2 == 1).to(torch.float32)
     return (*features, coords, labels, mask_input, has_mask)

@@ -74,6 +74,16 @@ def dynamic_shapes(graph_name: str) -> dict:
                 C.MASK_INPUT: {0: prompts}, C.HAS_MASK_INPUT: {0: prompts}}
     if graph_name == C.PREPROCESS:
         return {C.PIXELS: {0: height, 1: width}}
+    if graph_name == C.MEMORY_ATTENTION:
+        memories = torch.export.Dim("num_memories", min=1, max=C.EXPORT_MAX_MEMORIES)
+        pointers = torch.export.Dim("num_pointers", min=0, max=C.EXPORT_MAX_POINTERS)
+        return {C.IMAGE_EMBED: None, C.MASKMEM_FEATURES: {0: memories}, C.MASKMEM_TPOS_INDEX: {0: memories},
+                C.OBJECT_POINTERS: {0: pointers}, C.OBJECT_POINTER_OFFSETS: {0: pointers},
+                C.OBJECT_POINTER_PRESENT: {0: pointers}}
+    if graph_name == C.MEMORY_ENCODER:
+        side = torch.export.Dim("mask_size", min=4, max=C.EXPORT_MAX_PIXELS)
+        return {C.IMAGE_EMBED: None, C.MASK_LOGITS: {2: side, 3: side}, C.BINARIZE_MASK: None,
+                C.OBJECT_SCORE_LOGITS: None}
     planes = torch.export.Dim("num_planes", min=1, max=NUM_CANDIDATE_PLANES)
     return {C.LOW_RES_MASKS: {0: prompts}, C.IOU_PREDICTIONS: {0: prompts}, C.PIXELS: {0: height, 1: width},
             C.MASK_PLANES: {0: planes}}
@@ -89,6 +99,24 @@ def pipeline_examples(graph_name: str, low_res_size: int) -> tuple[torch.Tensor,
     return (logits, torch.rand(3, 4, generator=gen), pixels, torch.tensor([1, 2, 3], dtype=torch.int64))
 
 
+def video_examples(graph_name: str, model: nn.Module, image_embed: torch.Tensor, memories: int = 3, pointers: int = 5,
+                   seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Example inputs of the memory-attention / memory-encoder graphs for one image's ``image_embed``
+    [1, C, h, w] (sizes other than 0/1, which torch.export would specialise)."""
+    gen = torch.Generator().manual_seed(seed)
+    h, w = image_embed.shape[-2:]
+    if graph_name == C.MEMORY_ATTENTION:
+        num_maskmem = int(model.num_maskmem)
+        features = (torch.randn(memories, int(model.mem_dim), h, w, generator=gen)).to(torch.bfloat16).float()
+        slots = torch.arange(memories, dtype=torch.int64) % num_maskmem
+        offsets = torch.arange(1, pointers + 1, dtype=torch.float32) / float(C.EXPORT_MAX_POINTERS - 1)
+        present = (torch.arange(pointers) % 3 != 2).to(torch.float32)
+        return (image_embed, features, slots, torch.randn(pointers, int(model.hidden_dim), generator=gen), offsets, present)
+    low_res = int(model.image_size) // 4
+    return (image_embed, torch.randn(1, 1, low_res, low_res, generator=gen) * 8, torch.tensor([1.0]),
+            torch.tensor([[2.0]]))
+
+
 def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], tmp: Path,
                  contract: GraphContract, opset: int, precision: str, do_simplify: bool) -> ExportedGraph:
     """torch -> ONNX -> metadata -> simplify -> FP16 -> full check, written to ``tmp`` (the caller
@@ -98,7 +126,8 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
     start = time.perf_counter()
     names_in, names_out = C.GRAPH_IO[graph_name]
     dynamic = dynamic_shapes(graph_name)
-    precision = precision if graph_name in (C.ENCODER, C.DECODER) else "fp32"  # pre/post stay FP32 (exact)
+    # pre/post stay FP32 (exact); the memory encoder is a few convolutions on one map: FP32 too
+    precision = precision if graph_name in (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION) else "fp32"
     quantized = precision == QAT_PRECISION
     with torch.no_grad():
         if quantized:
@@ -110,7 +139,7 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
         if do_simplify and not quantized:  # simplifiers may fold weight Q/DQ pairs TensorRT needs to see
             model, tool = simplify(model)
         if precision == "fp16":
-            model = to_fp16(model)
+            model = to_fp16(model, softmax_fp32=graph_name == C.MEMORY_ATTENTION)
         name_dynamic_axes(model, {name: {axis: dim.__name__ for axis, dim in spec.items()}
                                   for name, spec in dynamic.items() if spec})
         set_metadata(model, contract)
@@ -121,17 +150,21 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
 
 
 def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
-    """Files of one export: the two network graphs (``.fp16`` with that precision) and the FP32
-    pre/post-processing graphs."""
+    """Files of one export: the network graphs (``.fp16`` with that precision), the FP32
+    pre/post-processing graphs and the video graphs (memory attention follows ``precision``)."""
     suffix = "" if precision == "fp32" else f".{precision}"
     return {C.ENCODER: output_dir / f"{C.ENCODER}{suffix}.onnx", C.DECODER: output_dir / f"{C.DECODER}{suffix}.onnx",
-            C.PREPROCESS: output_dir / f"{C.PREPROCESS}.onnx", C.POSTPROCESS: output_dir / f"{C.POSTPROCESS}.onnx"}
+            C.PREPROCESS: output_dir / f"{C.PREPROCESS}.onnx", C.POSTPROCESS: output_dir / f"{C.POSTPROCESS}.onnx",
+            C.MEMORY_ATTENTION: output_dir / f"{C.MEMORY_ATTENTION}{suffix}.onnx",
+            C.MEMORY_ENCODER: output_dir / f"{C.MEMORY_ENCODER}.onnx"}
 
 
 def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = C.DEFAULT_OPSET,
-                 precision: str = "fp32", do_simplify: bool = True, verify: bool = True) -> dict[str, ExportedGraph]:
-    """Write ``image_encoder[.fp16].onnx``, ``mask_decoder[.fp16].onnx``, ``preprocess.onnx`` and
-    ``postprocess.onnx`` into ``output_dir``.
+                 precision: str = "fp32", do_simplify: bool = True, verify: bool = True,
+                 video: bool = True) -> dict[str, ExportedGraph]:
+    """Write ``image_encoder[.fp16].onnx``, ``mask_decoder[.fp16].onnx``, ``preprocess.onnx``,
+    ``postprocess.onnx`` and (``video``) ``memory_attention[.fp16].onnx`` and ``memory_encoder.onnx``
+    into ``output_dir``.
 
     All graphs are written under temporary names, checked in ONNX Runtime against PyTorch
     (``verify``), and only then renamed together: an interrupted or failed export leaves the
@@ -143,6 +176,9 @@ def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int =
     model = model.eval().cpu().float()
     encoder, decoder = ImageEncoderGraph(model).eval(), MaskDecoderGraph(model).eval()
     paths = graph_paths(output_dir, precision)
+    if not video:
+        for name in C.VIDEO_GRAPHS:
+            paths.pop(name)
     encoder_precision = precision
     if is_quantized(model.image_encoder):
         paths[C.ENCODER] = output_dir / f"{C.ENCODER}.int8.onnx"
@@ -166,6 +202,11 @@ def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int =
             graphs[name] = export_graph(name, build_graph_module(name, model).eval(),
                                         pipeline_examples(name, int(model.image_size) // 4), tmp[name],
                                         graph_contract(name, model, backbone, "fp32", weights), opset, "fp32",
+                                        do_simplify)
+        for name in C.VIDEO_GRAPHS if video else ():
+            graphs[name] = export_graph(name, build_graph_module(name, model).eval(),
+                                        video_examples(name, model, features[0]), tmp[name],
+                                        graph_contract(name, model, backbone, precision, weights), opset, precision,
                                         do_simplify)
         if verify:
             rows = verify_export(model, tmp, precision)
@@ -198,7 +239,7 @@ def load_model(backbone: str, checkpoint: str | os.PathLike[str] | None = None, 
 def export_backbone(backbone: str, output_dir: str | os.PathLike[str] | None = None,
                     checkpoint: str | os.PathLike[str] | None = None, opset: int = C.DEFAULT_OPSET,
                     precision: str = "fp32", do_simplify: bool = True, verify: bool = True,
-                    random_weights: bool = False) -> dict[str, ExportedGraph]:
+                    random_weights: bool = False, video: bool = True) -> dict[str, ExportedGraph]:
     """``python -m export.onnx`` as a function: check the request, load the model, export both graphs
     into ``output_dir`` (default ``outputs/onnx/BACKBONE``)."""
     from nanosam2.build import known_backbones
@@ -214,4 +255,4 @@ def export_backbone(backbone: str, output_dir: str | os.PathLike[str] | None = N
     for path in graph_paths(out, precision).values():
         check_output_file(path, inputs=[checkpoint])
     model = load_model(backbone, checkpoint, random_weights)
-    return export_model(model, backbone, out, opset, precision, do_simplify, verify)
+    return export_model(model, backbone, out, opset, precision, do_simplify, verify, video)

@@ -4,7 +4,9 @@
                           [--opset 18] [--precision fp32|fp16] [--no-simplify] [--no-verify]
 
 Writes DIR/image_encoder.onnx and DIR/mask_decoder.onnx (``.fp16.onnx`` with --precision
-fp16), each carrying its I/O contract and the model's weights hash in metadata_props. Both are
+fp16), preprocess.onnx and postprocess.onnx, and the video graphs memory_attention.onnx and
+memory_encoder.onnx (unless --no-video), each carrying its I/O contract and the model's
+weights hash in metadata_props. Both are
 checked against PyTorch in ONNX Runtime before they are published together; on a failed check
 (or a crash) nothing is written and earlier files in DIR stay as they were. Students without
 --checkpoint get RANDOM weights (loudly); teachers (hiera_t, hiera_s, hiera_b+, hiera_l) need
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "Fourier features stay FP32 (default fp32)")
     parser.add_argument("--no-simplify", action="store_true", help="skip onnxsim/onnxslim simplification")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
+    parser.add_argument("--no-video", action="store_true",
+                        help="skip the video graphs (memory_attention, memory_encoder): image segmentation only")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -52,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from export.verify import format_errors
 
     graphs = export_backbone(args.backbone, args.output_dir, args.checkpoint, args.opset, args.precision,
-                             not args.no_simplify, not args.no_verify, args.random_weights)
+                             not args.no_simplify, not args.no_verify, args.random_weights,
+                             not args.no_video)
     for graph in graphs.values():
         print(f"{graph.path}: {graph.path.stat().st_size / 1e6:.1f} MB, exported in {graph.seconds:.1f} s "
               f"(simplifier: {graph.simplifier})")

@@ -77,13 +77,17 @@ def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
         return model, "none"
 
 
-def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """FP16 weights and compute with FP32 inputs/outputs (TensorRT 11 takes precision from the graph)."""
+def to_fp16(model: onnx.ModelProto, softmax_fp32: bool = False) -> onnx.ModelProto:
+    """FP16 weights and compute with FP32 inputs/outputs (TensorRT 11 takes precision from the graph).
+
+    ``softmax_fp32``: keep Softmax in FP32 (memory attention normalises over up to ~29k keys, where
+    FP16's 10-bit mantissa loses the small weights that sum to most of the mass)."""
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     converted = convert_float_to_float16(
-        model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + FP16_KEEP_FP32_OPS
+        model, keep_io_types=True,
+        op_block_list=list(DEFAULT_OP_BLOCK_LIST) + FP16_KEEP_FP32_OPS + (["Softmax"] if softmax_fp32 else []),
     )
     # The converter appends its input casts after their consumers; ONNX requires topological order.
     wrapper = OnnxModel(converted)

@@ -78,6 +78,44 @@ def verify_export(model: nn.Module, paths: dict[str, Path], precision: str, seed
     if C.PREPROCESS in paths and C.POSTPROCESS in paths:
         contract = graph_contract(C.DECODER, model, "", weights_sha256="")
         rows += verify_pipeline_graphs(paths[C.PREPROCESS], paths[C.POSTPROCESS], contract, seed)
+    if C.MEMORY_ATTENTION in paths and C.MEMORY_ENCODER in paths:
+        rows += verify_video_graphs(model, paths, precision, features[0][:1], seed)
+    return rows
+
+
+# (memories, pointers) checked: a full bank, the first tracked frame, a bank with no pointer yet.
+VIDEO_CASES = ((7, 16), (2, 1), (1, 0))
+
+
+def verify_video_graphs(model: nn.Module, paths: dict[str, Path], precision: str, image_embed: torch.Tensor,
+                        seed: int = 123) -> list[OutputError]:
+    """The memory-attention graph on banks of several lengths and the memory encoder on a predicted
+    (low-res) mask, binarised or not, and on a mask prompt at full size: ONNX Runtime vs PyTorch."""
+    from export.exporter import video_examples
+    from nanosam2.modeling.predictor_graphs import build_graph_module
+
+    rows: list[OutputError] = []
+    attention = build_graph_module(C.MEMORY_ATTENTION, model).eval()
+    session = open_session(paths[C.MEMORY_ATTENTION])
+    for memories, pointers in VIDEO_CASES:
+        args = video_examples(C.MEMORY_ATTENTION, model, image_embed, memories, pointers, seed)
+        with torch.no_grad():
+            reference = attention(*args).numpy()
+        (actual,) = session.run(None, {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, args)})
+        rows += compare(C.MEMORY_ATTENTION, {C.CONDITIONED_IMAGE_EMBED: reference}, {C.CONDITIONED_IMAGE_EMBED: actual},
+                        TOLERANCE[precision])
+    encoder = build_graph_module(C.MEMORY_ENCODER, model).eval()
+    session = open_session(paths[C.MEMORY_ENCODER])
+    size = int(model.image_size)
+    prompt = (torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(seed)) > 0.5).float() * 20 - 10
+    low_res = video_examples(C.MEMORY_ENCODER, model, image_embed, seed=seed)
+    for args in (low_res, (*low_res[:2], torch.tensor([0.0]), torch.tensor([[-3.0]])),
+                 (image_embed, prompt, torch.tensor([0.0]), torch.tensor([[10.0]]))):
+        with torch.no_grad():
+            reference = [t.numpy() for t in encoder(*args)]
+        actual = session.run(None, {n: a.numpy() for n, a in zip(C.MEMORY_ENCODER_INPUTS, args)})
+        rows += compare(C.MEMORY_ENCODER, dict(zip(C.MEMORY_ENCODER_OUTPUTS, reference)),
+                        dict(zip(C.MEMORY_ENCODER_OUTPUTS, actual)), TOLERANCE["fp32"])
     return rows
 
 

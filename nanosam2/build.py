@@ -41,6 +41,26 @@ POSTPROCESSING_OVERRIDES = [
 ]
 
 
+# sam2.build_sam.build_sam2_video_predictor(apply_postprocessing=True): clicked frames enter the memory
+# binarised, and holes up to 8 low-res pixels are filled (which needs Meta's CUDA extension).
+VIDEO_PREDICTOR_TARGET = "sam2.sam2_video_predictor.SAM2VideoPredictor"
+VIDEO_POSTPROCESSING_OVERRIDES = ["++model.binarize_mask_from_pts_for_mem_enc=true", "++model.fill_hole_area=8"]
+
+
+def model_overrides(apply_postprocessing: bool = True, video: bool = False, image_size: int | None = None) -> list[str]:
+    """Hydra overrides of Meta's config: its post-processing, its video predictor class, an image size
+    other than 1024 (a multiple of 64: smaller models for tests and low-power devices)."""
+    overrides = list(POSTPROCESSING_OVERRIDES) if apply_postprocessing else []
+    if video:
+        overrides.append(f"++model._target_={VIDEO_PREDICTOR_TARGET}")
+        overrides += VIDEO_POSTPROCESSING_OVERRIDES if apply_postprocessing else []
+    if image_size is not None:
+        if image_size < 128 or image_size % 64:
+            raise NanoSam2Error(f"image size {image_size} is not supported: use a multiple of 64 from 128")
+        overrides.append(f"++model.image_size={image_size}")
+    return overrides
+
+
 def known_backbones() -> list[str]:
     """Students of the registry, then the SAM2.1 teachers' short names."""
     return list_backbones() + list(TEACHERS)
@@ -95,12 +115,12 @@ def _compose(config_name: str, overrides: list[str]):
     return cfg
 
 
-def compose_student_config(spec: dict[str, Any], apply_postprocessing: bool = True):
+def compose_student_config(spec: dict[str, Any], apply_postprocessing: bool = True, video: bool = False,
+                           image_size: int | None = None):
     """Meta's base config with the trunk swapped for the student's and the neck adapted."""
     from omegaconf import OmegaConf
 
-    overrides = list(POSTPROCESSING_OVERRIDES) if apply_postprocessing else []
-    cfg = _compose(spec["base"], overrides)
+    cfg = _compose(spec["base"], model_overrides(apply_postprocessing, video, image_size))
     trunk = dict(spec["trunk"])
     cfg.model.image_encoder.trunk = OmegaConf.create(trunk)
     cfg.model.image_encoder.neck.backbone_channel_list = get_backbone_spec(trunk["backbone"]).feature_info.channel_list
@@ -135,6 +155,8 @@ def build_nanosam2(
     teacher_checkpoint: str | os.PathLike[str] | None = None,
     apply_postprocessing: bool = True,
     mode: str = "eval",
+    video: bool = False,
+    image_size: int | None = None,
 ) -> nn.Module:
     """Build a SAM2.1 model whose image-encoder trunk is a nanosam2 student.
 
@@ -142,7 +164,9 @@ def build_nanosam2(
     (``resnet18``) or a YAML path; may be omitted when ``checkpoint`` is a nanosam2 student
     checkpoint (it records its config). ``checkpoint``: a student checkpoint, loaded strictly.
     ``teacher_checkpoint``: a Meta SAM2.1 checkpoint whose heads initialise a new student.
-    Without either, every weight is random (a loud warning says so).
+    Without either, every weight is random (a loud warning says so). ``video``: Meta's
+    ``SAM2VideoPredictor`` class (what ``build_sam2_video_predictor`` gives) instead of ``SAM2Base``.
+    ``image_size``: other than the config's 1024 (the checkpoint's weights do not depend on it).
     """
     payload = read_checkpoint(checkpoint) if checkpoint is not None else None
     if config is None:
@@ -151,7 +175,7 @@ def build_nanosam2(
         spec = dict(payload["config_spec"])
     else:
         spec = load_student_spec(config)
-    model = _instantiate(compose_student_config(spec, apply_postprocessing))
+    model = _instantiate(compose_student_config(spec, apply_postprocessing, video, image_size))
     model.nanosam2_spec = spec  # type: ignore[assignment]
     if payload is not None:
         if payload.get("quantization"):  # a QAT student: re-create its folded, fake-quantized encoder first
@@ -174,19 +198,37 @@ def build_teacher(
     device: str | None = None,
     apply_postprocessing: bool = True,
     mode: str = "eval",
+    video: bool = False,
+    image_size: int | None = None,
 ) -> nn.Module:
-    """Build Meta's SAM2.1 model (``hiera_t/s/b+/l``) and load ``checkpoint`` strictly.
+    """Build Meta's SAM2.1 model (``hiera_t/s/b+/l``) and load ``checkpoint`` strictly (``video`` and
+    ``image_size`` as in :func:`build_nanosam2`).
 
     ``checkpoint=None`` gives random weights (tests only; a warning says so). Meta's files:
     ``SAM2_CHECKPOINT_URL.format(name)`` with the names in :data:`TEACHERS`.
     """
-    overrides = list(POSTPROCESSING_OVERRIDES) if apply_postprocessing else []
+    overrides = model_overrides(apply_postprocessing, video, image_size)
     model = _instantiate(_compose(teacher_config_path(sam2_config), overrides))
     if checkpoint is not None:
         load_state_dict_strict(model, read_checkpoint(checkpoint)["model"], str(checkpoint))
     else:
         logger.warning("SAM2.1 %s: RANDOM WEIGHTS (no checkpoint given)", sam2_config)
     return _finish(model, device, mode)
+
+
+def build_video_predictor(backbone: str, checkpoint: str | os.PathLike[str] | None = None, device: str | None = None,
+                          image_size: int | None = None, apply_postprocessing: bool = True) -> nn.Module:
+    """Meta's ``SAM2VideoPredictor`` over a nanosam2 student (``resnet18`` ...; its checkpoint) or a
+    SAM2.1 teacher (``hiera_t`` ...; Meta's checkpoint): ``build_sam2_video_predictor`` for students.
+
+        predictor = build_video_predictor("resnet18", "student.pth")
+        state = predictor.init_state("video_frames/")
+    """
+    if backbone in TEACHERS:
+        return build_teacher(backbone, checkpoint, device, apply_postprocessing, video=True, image_size=image_size)
+    config = None if checkpoint is not None and backbone is None else backbone
+    return build_nanosam2(config, checkpoint, device, apply_postprocessing=apply_postprocessing, video=True,
+                          image_size=image_size)
 
 
 def save_student(path: str | os.PathLike[str], model: nn.Module, **extra: Any) -> Path:

@@ -17,7 +17,7 @@ from nanosam2.errors import NanoSam2Error
 from nanosam2.transforms import IMAGE_SIZE, LOW_RES_SIZE, PIXEL_MEAN, PIXEL_STD, MaskSelection
 
 METADATA_KEY = "nanosam2"
-CONTRACT_VERSION = 2  # 2: weights_sha256 (which model the graph came from)
+CONTRACT_VERSION = 3  # 2: weights_sha256 (which model the graph came from); 3: the video graphs, object pointers
 
 # Export and engine-profile limits, in one place. The graphs accept up to EXPORT_MAX_*; an engine
 # built with the default profile accepts DEFAULT_PROFILE_* (min, opt, max).
@@ -28,12 +28,21 @@ DEFAULT_PROFILE_PROMPTS = (1, 1, 64)
 DEFAULT_PROFILE_POINTS = (1, 3, 16)
 DEFAULT_PROFILE_PIXELS = (2, 1024, 4096)  # image height and width the preprocess engine takes
 EXPORT_MAX_PIXELS = 8192
+# Video: spatial memories per memory-attention call (conditioning frames + num_maskmem - 1 recent
+# ones; more conditioning frames than 9 are capped by the tracker's ``max_cond_frames``) and object
+# pointers (SAM2's max_obj_ptrs_in_encoder; 0 before any pointer exists).
+EXPORT_MAX_MEMORIES, EXPORT_MAX_POINTERS = 16, 16
+DEFAULT_PROFILE_MEMORIES = (1, 7, 16)
+DEFAULT_PROFILE_POINTERS = (0, 16, 16)
 
 ENCODER = "image_encoder"
 DECODER = "mask_decoder"
 PREPROCESS = "preprocess"  # uint8 pixels -> encoder input (optional: the numpy path does the same)
 POSTPROCESS = "postprocess"  # decoder outputs -> masks at the image size (optional, likewise)
-GRAPHS = (ENCODER, DECODER, PREPROCESS, POSTPROCESS)
+MEMORY_ATTENTION = "memory_attention"  # current frame + one object's memory bank -> conditioned embedding
+MEMORY_ENCODER = "memory_encoder"  # frame features + mask logits -> the frame's spatial memory
+GRAPHS = (ENCODER, DECODER, PREPROCESS, POSTPROCESS, MEMORY_ATTENTION, MEMORY_ENCODER)
+VIDEO_GRAPHS = (MEMORY_ATTENTION, MEMORY_ENCODER)
 
 # Image encoder graph
 IMAGE = "image"
@@ -51,8 +60,27 @@ HAS_MASK_INPUT = "has_mask_input"
 LOW_RES_MASKS = "low_res_masks"
 IOU_PREDICTIONS = "iou_predictions"
 OBJECT_SCORE_LOGITS = "object_score_logits"
+OBJECT_POINTERS = "object_pointers"
 DECODER_INPUTS = (IMAGE_EMBED, HIGH_RES_FEATS_0, HIGH_RES_FEATS_1, POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)
-DECODER_OUTPUTS = (LOW_RES_MASKS, IOU_PREDICTIONS, OBJECT_SCORE_LOGITS)
+DECODER_OUTPUTS = (LOW_RES_MASKS, IOU_PREDICTIONS, OBJECT_SCORE_LOGITS, OBJECT_POINTERS)
+
+# Memory attention and memory encoder graphs (video)
+MASKMEM_FEATURES = "maskmem_features"
+MASKMEM_TPOS_INDEX = "maskmem_tpos_index"
+OBJECT_POINTER_OFFSETS = "object_pointer_offsets"
+OBJECT_POINTER_PRESENT = "object_pointer_present"
+CONDITIONED_IMAGE_EMBED = "conditioned_image_embed"
+MASK_LOGITS = "mask_logits"
+BINARIZE_MASK = "binarize_mask"
+MASK_PROMPT = "mask_prompt"
+MEMORY_ATTENTION_INPUTS = (IMAGE_EMBED, MASKMEM_FEATURES, MASKMEM_TPOS_INDEX, OBJECT_POINTERS, OBJECT_POINTER_OFFSETS,
+                           OBJECT_POINTER_PRESENT)
+MEMORY_ATTENTION_OUTPUTS = (CONDITIONED_IMAGE_EMBED,)
+MEMORY_ENCODER_INPUTS = (IMAGE_EMBED, MASK_LOGITS, BINARIZE_MASK, OBJECT_SCORE_LOGITS)
+IMAGE_FEATURES = "image_features"
+MEMORY_ENCODER_OUTPUTS = (MASKMEM_FEATURES, MASK_PROMPT, IMAGE_FEATURES)
+MAY_BE_EMPTY = (OBJECT_POINTERS, OBJECT_POINTER_OFFSETS, OBJECT_POINTER_PRESENT)  # axis 0 = 0: no pointer yet
+NO_OBJECT_SCORE = -1024.0  # SAM2's NO_OBJ_SCORE: the mask logits of a frame where the object is absent
 
 # Pre- and post-processing graphs
 PIXELS = "pixels"
@@ -69,11 +97,16 @@ PLANES_MULTI = (1, 2, 3)  # the three multimask outputs
 PLANE_BEST = 4  # the multimask output with the highest predicted IoU (the COCO protocol)
 
 GRAPH_IO = {ENCODER: (ENCODER_INPUTS, ENCODER_OUTPUTS), DECODER: (DECODER_INPUTS, DECODER_OUTPUTS),
-            PREPROCESS: (PREPROCESS_INPUTS, PREPROCESS_OUTPUTS), POSTPROCESS: (POSTPROCESS_INPUTS, POSTPROCESS_OUTPUTS)}
+            PREPROCESS: (PREPROCESS_INPUTS, PREPROCESS_OUTPUTS), POSTPROCESS: (POSTPROCESS_INPUTS, POSTPROCESS_OUTPUTS),
+            MEMORY_ATTENTION: (MEMORY_ATTENTION_INPUTS, MEMORY_ATTENTION_OUTPUTS),
+            MEMORY_ENCODER: (MEMORY_ENCODER_INPUTS, MEMORY_ENCODER_OUTPUTS)}
 
 INPUT_RANKS = {IMAGE: 4, IMAGE_EMBED: 4, HIGH_RES_FEATS_0: 4, HIGH_RES_FEATS_1: 4, POINT_COORDS: 3, POINT_LABELS: 2,
-               MASK_INPUT: 4, HAS_MASK_INPUT: 1, PIXELS: 3, MASK_PLANES: 1, LOW_RES_MASKS: 4, IOU_PREDICTIONS: 2}
-INPUT_DTYPES = {PIXELS: "uint8", MASK_PLANES: "int64"}  # every other input is float32
+               MASK_INPUT: 4, HAS_MASK_INPUT: 1, PIXELS: 3, MASK_PLANES: 1, LOW_RES_MASKS: 4, IOU_PREDICTIONS: 2,
+               MASKMEM_FEATURES: 4, MASKMEM_TPOS_INDEX: 1, OBJECT_POINTERS: 2, OBJECT_POINTER_OFFSETS: 1,
+               OBJECT_POINTER_PRESENT: 1, MASK_LOGITS: 4, BINARIZE_MASK: 1, OBJECT_SCORE_LOGITS: 2}
+# every other input is float32
+INPUT_DTYPES = {PIXELS: "uint8", MASK_PLANES: "int64", MASKMEM_TPOS_INDEX: "int64"}
 PROMPT_BATCHED = (POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)  # axis 0 = prompt count P
 POINT_AXIS_INPUTS = (POINT_COORDS, POINT_LABELS)  # axis 1 = point count N
 
@@ -89,6 +122,16 @@ ROLES = {
     LOW_RES_MASKS: "[P,T,S/4,S/4] mask logits of every mask token (token 0 = single-mask output)",
     IOU_PREDICTIONS: "[P,T] predicted IoU of every mask token",
     OBJECT_SCORE_LOGITS: "[P,1] object presence logit (not applied by the image predictor)",
+    OBJECT_POINTERS: "[P,T,256] object pointer of every mask token (decoder); [K,256] past pointers (memory attention)",
+    MASKMEM_FEATURES: "[F,64,S/16,S/16] spatial memories (bfloat16-rounded, as SAM2 stores them)",
+    MASKMEM_TPOS_INDEX: "[F] int64 temporal slot of each memory: num_maskmem - 1 - t_pos (t_pos 0 = conditioning)",
+    OBJECT_POINTER_OFFSETS: "[K] signed frame distance of each pointer / (max pointers - 1)",
+    OBJECT_POINTER_PRESENT: "[K] 1 where the object was present on the pointer's frame, else 0 (no-object pointer)",
+    CONDITIONED_IMAGE_EMBED: "[1,256,S/16,S/16] frame features conditioned on the memory (the decoder's image_embed)",
+    MASK_LOGITS: "[1,1,m,m] mask logits: the low-res prediction (m = S/4), or 20*mask-10 of a mask prompt (m = S)",
+    BINARIZE_MASK: "[1] 1: encode mask > 0 (prompted frames), 0: encode sigmoid(mask)",
+    MASK_PROMPT: "[1,1,S/4,S/4] mask_downsample of a mask prompt given at S (the decoder's mask_input)",
+    IMAGE_FEATURES: "[1,256,S/16,S/16] top-level features without no_mem_embed (the decoder's input for a mask prompt)",
     PIXELS: "[H,W,3] uint8 RGB image (the postprocess graph reads only its shape)",
     MASK_PLANES: "[K] int64 candidate planes: 0 single (with fallback), 1-3 multimask, 4 best multimask",
     MASKS: "[P,K,H,W] uint8 0/1 masks at the image size",
@@ -118,6 +161,8 @@ class GraphContract:
     outputs: dict[str, str] = field(default_factory=dict)
     exporter: str = ""
     weights_sha256: str = ""  # SHA-256 of the model's weights: graphs of one model carry the same value
+    num_maskmem: int = 7  # video: conditioning frames + num_maskmem - 1 recent frames in the memory
+    max_object_pointers: int = 16  # video: object pointers the memory attention reads at most
     contract_version: int = CONTRACT_VERSION
 
     @classmethod
@@ -172,8 +217,8 @@ def prompt_feed(prompts: Any, rows: slice = slice(None)) -> dict[str, Any]:
 
 def check_pair(encoder: GraphContract, other: GraphContract, encoder_source: str, other_source: str,
                graph: str = DECODER) -> None:
-    """Refuse an encoder and another graph (``graph``: the decoder, or the pre/post-processing
-    graphs) that come from different models.
+    """Refuse an encoder and another graph (``graph``: the decoder, the pre/post-processing or the
+    video graphs) that come from different models.
 
     Graphs of one export share ``weights_sha256`` (precision may differ: an INT8 encoder with an
     FP32 decoder is a valid pair). Files from before contract v2, or engines without a sidecar,

@@ -130,12 +130,13 @@ def box_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.n
 
 
 def fill_holes_and_sprinkles(logits: np.ndarray, max_hole_area: int, max_sprinkle_area: int,
-                             threshold: float = 0.0) -> np.ndarray:
+                             threshold: float = 0.0, hole_logit: float | None = None) -> np.ndarray:
     """SAM2's mask clean-up on low-res logits [..., H, W] (``SAM2Transforms.postprocess_masks``):
     background regions (8-connected, logits <= threshold) of at most ``max_hole_area`` pixels
     become foreground (threshold + 10), then foreground regions of at most ``max_sprinkle_area``
     pixels become background (threshold - 10). Meta computes the regions with its CUDA extension
-    and skips this step without it; here SciPy's ``ndimage.label`` does, on any machine."""
+    and skips this step without it; here SciPy's ``ndimage.label`` does, on any machine. ``hole_logit``:
+    the value holes get instead (the video predictor's ``fill_holes_in_mask_scores`` writes 0.1)."""
     out = np.array(logits, np.float32, copy=True)
     if max_hole_area <= 0 and max_sprinkle_area <= 0:
         return out
@@ -143,7 +144,8 @@ def fill_holes_and_sprinkles(logits: np.ndarray, max_hole_area: int, max_sprinkl
     eight = np.ones((3, 3), bool)
     planes = out.reshape(-1, *out.shape[-2:])
     for plane in planes:  # both region kinds are found on the logits as given (Meta's order of effects)
-        for area, select, value in ((max_hole_area, plane <= threshold, threshold + 10.0),
+        filled = threshold + 10.0 if hole_logit is None else hole_logit
+        for area, select, value in ((max_hole_area, plane <= threshold, filled),
                                     (max_sprinkle_area, plane > threshold, threshold - 10.0)):
             if area <= 0:
                 continue

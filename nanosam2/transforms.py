@@ -165,6 +165,7 @@ def build_prompts(
     parts_xy: list[np.ndarray] = []
     parts_lab: list[np.ndarray] = []
     batch = 1
+    low_res = image_size // 4  # the mask decoder's output (and mask-prompt) size
     if boxes is not None:
         box_arr = np.asarray(boxes, np.float32).reshape(-1, 4)
         batch = box_arr.shape[0]
@@ -191,14 +192,14 @@ def build_prompts(
     if mask_input is not None:
         masks = np.asarray(mask_input, np.float32)
         masks = masks.reshape(-1, 1, *masks.shape[-2:])
-        if masks.shape[-2:] != (LOW_RES_SIZE, LOW_RES_SIZE):
-            raise ValueError(f"mask_input must be {LOW_RES_SIZE}x{LOW_RES_SIZE} logits, got {masks.shape[-2:]}")
+        if masks.shape[-2:] != (low_res, low_res):
+            raise ValueError(f"mask_input must be {low_res}x{low_res} logits, got {masks.shape[-2:]}")
         if masks.shape[0] not in (1, batch):
             raise ValueError(f"{masks.shape[0]} mask inputs for {batch} prompts")
-        masks = np.broadcast_to(masks, (batch, 1, LOW_RES_SIZE, LOW_RES_SIZE))
+        masks = np.broadcast_to(masks, (batch, 1, low_res, low_res))
         has_mask = np.ones(batch, np.float32)
     else:
-        masks = np.zeros((batch, 1, LOW_RES_SIZE, LOW_RES_SIZE), np.float32)
+        masks = np.zeros((batch, 1, low_res, low_res), np.float32)
         has_mask = np.zeros(batch, np.float32)
     if not parts_xy:
         # Meta's predictor with neither points nor boxes still embeds the padding point.

@@ -67,7 +67,8 @@ def prepare(tree: Path, work: Path) -> None:
         code = ("import inspect, torch, sys; torch.manual_seed(%d)\n"
                 "from nanosam2.build import build_nanosam2\nfrom export.exporter import export_model\n"
                 "from pathlib import Path\n"
-                "quick = {'verify': False} if 'verify' in inspect.signature(export_model).parameters else {}\n"
+                "params = inspect.signature(export_model).parameters\n"
+                "quick = {k: False for k in ('verify', 'video') if k in params}\n"
                 "export_model(build_nanosam2('resnet18', device='cpu'), 'resnet18', Path(sys.argv[1]), **quick)" % seed)
         result = _py(tree, "-c", code, str(work / name), cwd=work)
         if result.returncode:

@@ -49,6 +49,17 @@ def with_trained_logit_scale(model, factor: float = 100.0):
     return model
 
 
+def with_present_objects(model, bias: float = 4.0):
+    """Random heads score every object as absent about half the time, and an absent object's mask
+    is all background: shift the object-score head's output so that tracked objects are present
+    (masks to compare), while its input still moves the score from frame to frame."""
+    import torch
+
+    with torch.no_grad():
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(bias)
+    return model
+
+
 @pytest.fixture(scope="session")
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
@@ -139,4 +150,5 @@ def runtime_onnx(runtime_model, tmp_path_factory):
     """``runtime_model`` exported: {"image_encoder": path, "mask_decoder": path, "preprocess": ..., "postprocess": ...}."""
     from export.exporter import export_model
 
-    return export_once(tmp_path_factory, "onnx-runtime", lambda folder: export_model(runtime_model, "resnet18", folder))
+    return export_once(tmp_path_factory, "onnx-runtime", lambda folder: export_model(runtime_model, "resnet18", folder,
+                                                                                      video=False))

@@ -68,7 +68,7 @@ def _make_pipelines(param, tmp_path_factory):
              else build_nanosam2(backbone, device="cpu"))
     with_trained_logit_scale(model)
     graphs = export_once(tmp_path_factory, f"{backbone}-{precision}",
-                         lambda folder: export_model(model, backbone, folder, precision=precision))
+                         lambda folder: export_model(model, backbone, folder, precision=precision, video=False))
     meta = SAM2ImagePredictor(model)
     meta.set_image(IMAGE)
     decoder = CountingRunner(open_runner(graphs[C.DECODER]))

@@ -90,7 +90,7 @@ def test_qat_trains_and_exports_a_qdq_encoder(backbone, fp32_students, sa1b, tmp
     onnx_dir = tmp_path / "onnx"
     # exit 0 means ONNX Runtime ran the Q/DQ encoder and matched the fake-quantized model
     assert run_cli(export_main, ["--backbone", backbone, "--checkpoint", str(out / "best.pth"),
-                                 "--output-dir", str(onnx_dir)]) == 0
+                                 "--output-dir", str(onnx_dir), "--no-video"]) == 0
     graph = onnx.load(str(onnx_dir / "image_encoder.int8.onnx"))
     ops = [n.op_type for n in graph.graph.node]
     convs = ops.count("Conv")

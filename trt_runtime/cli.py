@@ -6,6 +6,8 @@
                                     [--limit N] --output results.json
     python -m trt_runtime coco-metric results.json [--size all|small|medium|large] [--category-id N]
     python -m trt_runtime everything --encoder E --decoder D --image IMG [--points-per-side N] ... --output OUT_DIR
+    python -m trt_runtime track --model-dir DIR --video PATH (--prompts prompts.json | --point X,Y[,L] | --box ...)
+                                [--fill-hole-area N] [--max-memory-frames N] --output OUT_DIR
 
 Runs on a Jetson with numpy, pillow, tensorrt and cuda-python only (TensorRT engines).
 """
@@ -82,6 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
                             help="remove holes and islands of at most this many low-res pixels (default 0: off; "
                                  "needs scipy: pip install 'nanosam2[masks]')")
     everything.add_argument("--single-mask", action="store_true", help="one mask per point instead of SAM2's three")
+
+    track = sub.add_parser("track", help="track objects through a video (SAM2.1's memory; JPEG folder, video "
+                                         "file or camera:N)")
+    track.add_argument("--model-dir", help="an export folder (python -m export.onnx) or a folder of engines built from "
+                                           "it; --encoder/--decoder/--memory-attention/--memory-encoder override a graph")
+    add_backend_arguments(track, graphs_required=False)
+    track.add_argument("--memory-attention", help="memory attention graph (.onnx or .engine)")
+    track.add_argument("--memory-encoder", help="memory encoder graph (.onnx or .engine)")
+    track.add_argument("--video", required=True, help="folder of <index>.jpg frames, a video file, or camera:N")
+    track.add_argument("--prompts", help='JSON list of {"frame", "obj_id", "points"+"labels" | "box" | "mask": "x.png"}')
+    track.add_argument("--point", type=parse_point, action="append", metavar="X,Y[,LABEL]",
+                       help="a click on frame 0 for object 1 (shortcut for --prompts); repeatable")
+    track.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1", help="a box on frame 0 for object 1")
+    track.add_argument("--fill-hole-area", type=non_negative_int, default=0,
+                       help="fill background holes up to N low-res pixels in each mask (SAM2's fill_hole_area; "
+                            "Meta's predictor uses 8 with its CUDA extension; needs scipy; default 0)")
+    track.add_argument("--max-memory-frames", type=non_negative_int,
+                       help="recent frames in the memory (SAM2: num_maskmem - 1 = 6): fewer is faster")
+    track.add_argument("--max-frames", type=positive_int, help="camera: stop after N frames (else Ctrl-C)")
+    track.add_argument("--fps", type=positive_int, default=30, help="frame rate of overlay.mp4 (default 30)")
+    track.add_argument("--no-overlay", action="store_true", help="write the masks only, not overlay.mp4")
+    track.add_argument("--output", required=True, help="folder for masks/<obj_id>/<frame>.png, overlay.mp4, track.json")
 
     metric = sub.add_parser("coco-metric", help="mean IoU of a results file by size bucket")
     metric.add_argument("results", help="results JSON written by eval-coco")
@@ -224,6 +248,51 @@ def run_everything(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_track(args: argparse.Namespace) -> int:
+    from nanosam2 import contract as C
+    from trt_runtime.factory import find_graphs, load_video_predictor, options_from_args
+    from trt_runtime.tracking import load_prompts, parse_prompts, track_video
+
+    if args.prompts and (args.point or args.box):
+        raise NanoSam2Error("give --prompts, or --point/--box for one object on frame 0, not both")
+    if args.prompts:
+        prompts = load_prompts(args.prompts)
+    elif args.point or args.box:
+        item: dict = {"frame": 0, "obj_id": 1}
+        if args.point:
+            item["points"] = [[x, y] for x, y, _ in args.point]
+            item["labels"] = [label for _, _, label in args.point]
+        if args.box:
+            item["box"] = list(args.box)
+        prompts = parse_prompts([item], Path("."), "--point/--box")
+    else:
+        raise NanoSam2Error("give --prompts prompts.json, or --point / --box for one object on frame 0")
+    flags = {C.ENCODER: args.encoder, C.DECODER: args.decoder, C.MEMORY_ATTENTION: args.memory_attention,
+             C.MEMORY_ENCODER: args.memory_encoder}
+    missing = tuple(graph for graph, path in flags.items() if not path)
+    if missing and not args.model_dir:
+        raise NanoSam2Error("give --model-dir (an export folder), or all of --encoder, --decoder, --memory-attention "
+                            "and --memory-encoder")
+    paths = {**(find_graphs(args.model_dir, missing) if missing else {}),
+             **{graph: path for graph, path in flags.items() if path}}
+    if not args.video.startswith("camera:") and not Path(args.video).exists():
+        raise NanoSam2Error(f"no such video or frame folder: {args.video}")
+    out_dir = check_output_dir(args.output, inputs=[args.video, args.model_dir, *paths.values()])
+    if args.fill_hole_area:
+        from nanosam2.utils.lazy_import import require
+
+        require("scipy.ndimage", "--fill-hole-area")
+    with load_video_predictor(paths, options_from_args(args), args.fill_hole_area, args.max_memory_frames) as predictor:
+        result = track_video(predictor, args.video, prompts, out_dir, not args.no_overlay, args.fps, args.max_frames)
+    per_frame = {stage: ms / max(result.frames, 1) for stage, ms in result.timings.items()}
+    print(f"tracked {len(result.objects)} object(s) through {result.frames} frames in {result.seconds:.1f} s "
+          f"({result.fps:.2f} FPS, overlay and PNG writing included)")
+    print("per frame (ms): " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in per_frame.items())
+          + f", graphs total {sum(per_frame.values()):.1f}")
+    print(f"wrote masks/, {'overlay.mp4, ' if not args.no_overlay else ''}track.json to {out_dir}")
+    return 0
+
+
 def run_metric(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.coco_metrics import load_results, mean_iou, select
 
@@ -237,5 +306,6 @@ def run_metric(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    commands = {"predict": run_predict, "eval-coco": run_eval, "everything": run_everything, "coco-metric": run_metric}
+    commands = {"predict": run_predict, "eval-coco": run_eval, "everything": run_everything, "track": run_track,
+                "coco-metric": run_metric}
     return commands[args.command](args)

@@ -105,12 +105,73 @@ def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[s
         raise
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+GRAPH_SUFFIXES = (".engine", ".plan", ".trt", ".onnx")
+GRAPH_FLAGS = {C.ENCODER: "--encoder", C.DECODER: "--decoder", C.MEMORY_ATTENTION: "--memory-attention",
+               C.MEMORY_ENCODER: "--memory-encoder"}
+
+
+def find_graphs(model_dir: str | os.PathLike[str], graphs: tuple[str, ...]) -> dict[str, Path]:
+    """The file of each of ``graphs`` in an export folder (``python -m export.onnx``) or a folder of
+    engines built from one: ``<graph>.engine`` before ``<graph>.onnx``, then one other precision
+    (``<graph>.fp16.onnx``) when it is the only one; two candidates are an error that names them."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise NanoSam2Error(f"--model-dir {folder} is not a folder (give an export folder or a folder of engines)")
+    found: dict[str, Path] = {}
+    for graph in graphs:
+        exact = [folder / f"{graph}{suffix}" for suffix in GRAPH_SUFFIXES if (folder / f"{graph}{suffix}").is_file()]
+        if exact:
+            found[graph] = exact[0]
+            continue
+        others = sorted(p for p in folder.iterdir() if p.name.startswith(f"{graph}.") and p.suffix in GRAPH_SUFFIXES)
+        if len(others) != 1:
+            flag = GRAPH_FLAGS[graph]
+            if not others:
+                raise NanoSam2Error(f"{folder}: no file of the {graph} graph; export the model again with "
+                                    f"`python -m export.onnx` (it writes every graph) or pass {flag}")
+            raise NanoSam2Error(f"{folder}: {len(others)} files of the {graph} graph "
+                                f"({', '.join(p.name for p in others)}); choose one with {flag}")
+        found[graph] = others[0]
+    return found
+
+
+def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: BackendOptions | None = None,
+                         fill_hole_area: int = 0, max_memory_frames: int | None = None) -> Any:
+    """A torch-free ``VideoPredictor`` over the four graphs of one export ({graph: file}), each on the
+    backend its file implies (refusing graphs of different models)."""
+    from nanosam2.inference.video import VideoPredictor
+
+    options = options or BackendOptions()
+    runners: dict[str, Runner] = {}
+    stream: Any = None
+    try:
+        for graph in (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER):
+            kind = backend_for(paths[graph], options.backend)
+            settings = options.for_backend(kind, graph)
+            if kind == "tensorrt":
+                from trt_runtime.runners.tensorrt_runner import open_engine_stream
+
+                stream = stream or open_engine_stream(False)
+                settings = {"stream": stream}
+            runners[graph] = open_runner(paths[graph], kind, graph=graph, **settings)
+        return VideoPredictor(runners[C.ENCODER], runners[C.DECODER], runners[C.MEMORY_ATTENTION],
+                              runners[C.MEMORY_ENCODER], fill_hole_area, max_memory_frames)
+    except BaseException:
+        for runner in runners.values():
+            runner.close()
+        if stream is not None and not stream.users:
+            stream.close()
+        raise
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser, graphs_required: bool = True) -> None:
     """The flags every runtime command shares (read back with :func:`options_from_args`)."""
     group = parser.add_argument_group("backend")
-    group.add_argument("--encoder", required=True, help="image encoder: .engine/.plan (TensorRT), .onnx (ONNX Runtime) "
-                                                        "or .pt/.pth (PyTorch, nanosam2 checkpoint)")
-    group.add_argument("--decoder", required=True, help="prompt encoder + mask decoder, same file types as --encoder")
+    group.add_argument("--encoder", required=graphs_required,
+                       help="image encoder: .engine/.plan (TensorRT), .onnx (ONNX Runtime) "
+                            "or .pt/.pth (PyTorch, nanosam2 checkpoint)")
+    group.add_argument("--decoder", required=graphs_required,
+                       help="prompt encoder + mask decoder, same file types as --encoder")
     group.add_argument("--preprocess", help="optional preprocess graph of the same export (preprocess.onnx or an engine "
                                             "built from it): resize and normalise on the backend")
     group.add_argument("--postprocess", help="optional postprocess graph of the same export: mask selection, "

@@ -50,12 +50,14 @@ class ImageEncoderGraph(nn.Module):
 
 
 class MaskDecoderGraph(nn.Module):
-    """SAM2 prompt encoder + mask decoder for a batch of prompts on one image."""
+    """SAM2 prompt encoder + mask decoder for a batch of prompts on one image (or on one
+    tracked frame: ``image_embed`` is then the memory-attention graph's output)."""
 
     def __init__(self, sam_model: nn.Module) -> None:
         super().__init__()
         self.prompt_encoder = sam_model.sam_prompt_encoder
         self.mask_decoder = sam_model.sam_mask_decoder
+        self.obj_ptr_proj = sam_model.obj_ptr_proj
         self.image_size = int(sam_model.image_size)
         self.register_buffer("image_pe", self.prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
         self.embed_hw = tuple(self.prompt_encoder.image_embedding_size)
@@ -92,7 +94,7 @@ class MaskDecoderGraph(nn.Module):
         point_labels: torch.Tensor,
         mask_input: torch.Tensor,
         has_mask_input: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         decoder = self.mask_decoder
         sparse = self.embed_points(point_coords, point_labels)
         dense = self.embed_masks(mask_input, has_mask_input)
@@ -127,7 +129,10 @@ class MaskDecoderGraph(nn.Module):
             object_score_logits = decoder.pred_obj_score_head(hs[:, 0, :])
         else:
             object_score_logits = 10.0 * torch.ones_like(iou_pred[:, :1])
-        return masks, iou_pred, object_score_logits
+        # The tracker's object pointer of every mask token (SAM2Base._forward_sam_heads picks one and
+        # blends it with no_obj_ptr by the object score: the memory-attention graph does that).
+        object_pointers = self.obj_ptr_proj(mask_tokens_out)
+        return masks, iou_pred, object_score_logits, object_pointers
 
 
 def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: str = "fp32",
@@ -150,6 +155,8 @@ def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: 
         precision=precision,
         exporter=f"nanosam2 {nanosam2.__version__}, torch {torch.__version__}",
         weights_sha256=weights_sha256 if weights_sha256 is not None else state_digest(model),
+        num_maskmem=int(getattr(model, "num_maskmem", 7)),
+        max_object_pointers=int(getattr(model, "max_obj_ptrs_in_encoder", 16)),
     )
 
 
@@ -163,6 +170,10 @@ def build_graph_module(graph_name: str, model: nn.Module) -> nn.Module:
         return ImageEncoderGraph(model)
     if graph_name == C.DECODER:
         return MaskDecoderGraph(model)
+    if graph_name in C.VIDEO_GRAPHS:
+        from nanosam2.modeling.video_graphs import MemoryAttentionGraph, MemoryEncoderGraph
+
+        return MemoryAttentionGraph(model) if graph_name == C.MEMORY_ATTENTION else MemoryEncoderGraph(model)
     contract = graph_contract(graph_name, model, "", weights_sha256="")
     if graph_name == C.PREPROCESS:
         return PreprocessGraph(contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))

@@ -28,6 +28,7 @@ _EXTRA_FOR = {
     "matplotlib": "plot",
     "tqdm": "eval",
     "scipy": "masks",
+    "av": "video",
     "modelopt": "qat",
     "tensorboard": "train",
 }

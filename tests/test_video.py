@@ -1,0 +1,385 @@
+"""Video tracking: the memory graphs against Meta's modules, the torch-free tracker against Meta's
+``SAM2VideoPredictor`` on the same random weights, streaming memory, the ``track`` CLI and its
+bad inputs. Models are built at 512 px (the weights do not depend on the size; memory attention
+costs 16x less than at 1024) on synthetic videos whose frames need no resize (Meta's JPEG loader
+resizes with PIL's filter, the image path with an antialiased bilinear one)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nanosam2 import contract as C
+from nanosam2.errors import NanoSam2Error
+from tests.conftest import made_once, export_once, with_present_objects, with_trained_logit_scale
+from tests.video_synthetic import default_prompts, make_frames, shape_masks, write_jpeg_folder
+
+SIZE, FRAMES = 512, 6
+GRAPHS = (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)
+
+
+def video_model(backbone: str, image_size: int = SIZE):
+    import torch
+
+    from nanosam2.build import build_video_predictor
+
+    torch.manual_seed(0)
+    model = build_video_predictor(backbone, device="cpu", image_size=image_size)
+    model.fill_hole_area = 0  # Meta skips hole filling without its CUDA extension: compare without it
+    return with_present_objects(with_trained_logit_scale(model))
+
+
+@pytest.fixture(scope="module")
+def student():
+    return video_model("resnet18")
+
+
+@pytest.fixture(scope="module")
+def student_onnx(student, tmp_path_factory):
+    from export.exporter import export_model
+
+    return export_once(tmp_path_factory, "onnx-video-512", lambda folder: export_model(student, "resnet18", folder))
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory) -> Path:
+    return made_once(tmp_path_factory, "video-jpeg-512", lambda folder: write_jpeg_folder(folder, FRAMES, SIZE, SIZE))
+
+
+def onnx_tracker(paths, **kwargs):
+    from trt_runtime.factory import load_video_predictor
+
+    return load_video_predictor({g: paths[g] for g in GRAPHS}, **kwargs)
+
+
+def torch_tracker(model):
+    from nanosam2.inference.torch_runner import TorchRunner
+    from nanosam2.inference.video import VideoPredictor
+
+    return VideoPredictor(*(TorchRunner(graph=g, model=model, device="cpu") for g in GRAPHS))
+
+
+def scenario(predictor, frames_dir: Path, as_numpy) -> dict:
+    """Click + box + mask objects, propagation, a correction click on a tracked frame, reverse propagation."""
+    state = predictor.init_state(str(frames_dir))
+    out: dict = {}
+    for prompt in default_prompts(SIZE, SIZE):
+        _, _, masks = predictor.add_new_points_or_box(state, prompt["frame"], prompt["obj_id"], points=prompt.get("points"),
+                                                      labels=prompt.get("labels"), box=prompt.get("box"))
+    out["prompt"] = as_numpy(masks)
+    _, _, masks = predictor.add_new_mask(state, 0, 3, shape_masks(SIZE, SIZE, 0)["rect"])
+    out["mask-prompt"] = as_numpy(masks)
+    for frame, _, masks in predictor.propagate_in_video(state):
+        out[frame] = as_numpy(masks)
+    _, _, masks = predictor.add_new_points_or_box(state, 3, 1, points=[[60, 60]], labels=[0], clear_old_points=False)
+    out["correction"] = as_numpy(masks)
+    for frame, _, masks in predictor.propagate_in_video(state, start_frame_idx=3, reverse=True):
+        out[("reverse", frame)] = as_numpy(masks)
+    return out
+
+
+def mask_ious(reference: np.ndarray, ours: np.ndarray) -> list[float]:
+    ious = []
+    for a, b in zip(reference > 0, ours > 0):
+        union = np.logical_or(a, b).sum()
+        ious.append(1.0 if union == 0 else float(np.logical_and(a, b).sum() / union))
+    return ious
+
+
+def check_parity(meta, ours, frames_dir):
+    reference = scenario(meta, frames_dir, lambda m: m.float().numpy())
+    actual = scenario(ours, frames_dir, lambda m: m)
+    assert reference.keys() == actual.keys()
+    worst = min(min(mask_ious(reference[k], actual[k])) for k in reference)
+    areas = [int((reference[k] > 0).sum()) for k in reference]
+    assert min(areas) > 100  # every step compares real masks, not empty ones
+    assert worst >= 0.99, {k: mask_ious(reference[k], actual[k]) for k in reference}
+    return worst
+
+
+def test_student_tracker_matches_meta_video_predictor(student, student_onnx, frames_dir):
+    """ONNX Runtime graphs of a student vs Meta's SAM2VideoPredictor on the same weights."""
+    with onnx_tracker(student_onnx) as ours:
+        check_parity(student, ours, frames_dir)
+        assert ours.calls["memory_attention"] > 0 and ours.calls["memory_encoder"] > 0
+
+
+@pytest.mark.slow
+def test_teacher_tracker_matches_meta_video_predictor(frames_dir):
+    """hiera_t (random weights) through the PyTorch backend's graph modules vs Meta's predictor."""
+    model = video_model("hiera_t")
+    with torch_tracker(model) as ours:
+        check_parity(model, ours, frames_dir)
+
+
+def test_rope_rewrite_matches_meta_complex_rotation():
+    import torch
+    from sam2.modeling.position_encoding import apply_rotary_enc, compute_axial_cis
+
+    from nanosam2.modeling.video_graphs import axial_rope_tables, rotate_pairs
+
+    cis = compute_axial_cis(256, 16, 16)
+    cos, sin = axial_rope_tables(256, 16, 16)
+    q, k = torch.randn(1, 1, 256, 256) * 3, torch.randn(1, 1, 3 * 256, 256) * 3
+    q_ref, k_ref = apply_rotary_enc(q, k, cis, repeat_freqs_k=True)
+    assert (q_ref - rotate_pairs(q, cos, sin)).abs().max() <= 1e-5
+    k_ours = rotate_pairs(k.reshape(1, 1, 3, 256, 256), cos, sin).reshape(k.shape)
+    assert (k_ref - k_ours).abs().max() <= 1e-5
+    assert (rotate_pairs(q, cos, sin) - q).abs().max() > 1  # the rotation does something
+
+
+def test_memory_graphs_match_meta_modules(student):
+    """The memory-attention graph on a bank laid out as SAM2 lays it out; the memory encoder."""
+    import torch
+    from sam2.modeling.sam2_utils import get_1d_sine_pe
+
+    from nanosam2.modeling.video_graphs import MemoryAttentionGraph, MemoryEncoderGraph
+
+    m, side = student, SIZE // 16
+    gen = torch.Generator().manual_seed(1)
+    embed = torch.randn(1, 256, side, side, generator=gen)
+    feats = torch.randn(3, 64, side, side, generator=gen).to(torch.bfloat16).float()
+    slots, ptrs = torch.tensor([6, 4, 5]), torch.randn(4, 256, generator=gen)
+    offsets, present = torch.tensor([1.0, 2, 3, -4]) / 15, torch.tensor([1.0, 0, 1, 1])
+    with torch.no_grad():
+        ours = MemoryAttentionGraph(m).eval()(embed, feats, slots, ptrs, offsets, present)
+        curr = (embed - m.no_mem_embed.reshape(1, 256, 1, 1)).flatten(2).permute(2, 0, 1)
+        curr_pos = m.image_encoder.neck.position_encoding(embed).flatten(2).permute(2, 0, 1)
+        mem_pos = m.memory_encoder.position_encoding(feats[:1]).flatten(2).permute(2, 0, 1)
+        memory = [feats[i : i + 1].flatten(2).permute(2, 0, 1) for i in range(3)]
+        pos = [mem_pos + m.maskmem_tpos_enc[slots[i]] for i in range(3)]
+        blended = present[:, None] * ptrs + (1 - present[:, None]) * m.no_obj_ptr
+        memory.append(blended[:, None].reshape(-1, 1, 4, 64).permute(0, 2, 1, 3).flatten(0, 1))
+        pos.append(m.obj_ptr_tpos_proj(get_1d_sine_pe(offsets, dim=256)).unsqueeze(1).repeat_interleave(4, dim=0))
+        ref = m.memory_attention(curr=[curr], curr_pos=[curr_pos], memory=torch.cat(memory), memory_pos=torch.cat(pos),
+                                 num_obj_ptr_tokens=16).permute(1, 2, 0).reshape(ours.shape)
+        assert (ours - ref).abs().max() <= 1e-4 * max(1.0, float(ref.abs().max()))
+        low = torch.randn(1, 1, SIZE // 4, SIZE // 4, generator=gen) * 5
+        features, _, raw = MemoryEncoderGraph(m).eval()(embed, low, torch.tensor([1.0]), torch.tensor([[-1.0]]))
+        high = torch.nn.functional.interpolate(low, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+        ref_features, _ = m._encode_new_memory([curr], [(side, side)], high, torch.tensor([[-1.0]]), True)
+        assert (features - ref_features).abs().max() <= 1e-4 and (raw.flatten(2).permute(2, 0, 1) - curr).abs().max() <= 1e-5
+
+
+def test_bfloat16_rounding_matches_torch():
+    import torch
+
+    from nanosam2.inference.video import from_bfloat16_bits, to_bfloat16_bits
+
+    values = torch.randn(10000) * 100
+    values[:3] = torch.tensor([1.00390625, 1.01171875, -2.0])  # exact ties: round to even
+    expected = values.to(torch.bfloat16).float().numpy()
+    assert np.array_equal(from_bfloat16_bits(to_bfloat16_bits(values.numpy())), expected)
+
+
+def stub_tracker(size: int = 128):
+    """A tracker over fast stand-in runners with the real contract shapes (the bank, not the maths)."""
+    from nanosam2.contract import GraphContract
+    from nanosam2.inference.runner import Runner
+    from nanosam2.inference.video import VideoPredictor
+
+    side, low = size // 16, size // 4
+
+    class Stub(Runner):
+        backend = "stub"
+
+        def __init__(self, graph: str) -> None:
+            super().__init__(None)
+            self.contract = GraphContract.for_graph(graph, "resnet18", image_size=size, low_res_size=low)
+            self._inputs, self._outputs = (list(n) for n in C.GRAPH_IO[graph])
+
+        def infer_impl(self, feed, copy_outputs_to_host=True):
+            rng = np.random.default_rng(len(feed))
+            if self.contract.graph == C.ENCODER:
+                return {C.IMAGE_EMBED: rng.random((1, 256, side, side), np.float32),
+                        C.HIGH_RES_FEATS_0: np.zeros((1, 32, 4 * side, 4 * side), np.float32),
+                        C.HIGH_RES_FEATS_1: np.zeros((1, 64, 2 * side, 2 * side), np.float32)}
+            if self.contract.graph == C.DECODER:
+                return {C.LOW_RES_MASKS: rng.standard_normal((1, 4, low, low)).astype(np.float32),
+                        C.IOU_PREDICTIONS: rng.random((1, 4), np.float32), C.OBJECT_SCORE_LOGITS: np.ones((1, 1), np.float32),
+                        C.OBJECT_POINTERS: rng.random((1, 4, 256), np.float32)}
+            if self.contract.graph == C.MEMORY_ATTENTION:
+                assert feed[C.MASKMEM_FEATURES].shape[0] == len(feed[C.MASKMEM_TPOS_INDEX]) <= 7
+                assert feed[C.OBJECT_POINTERS].shape[0] <= 16
+                return {C.CONDITIONED_IMAGE_EMBED: feed[C.IMAGE_EMBED]}
+            return {C.MASKMEM_FEATURES: rng.random((1, 64, side, side), np.float32),
+                    C.MASK_PROMPT: np.zeros((1, 1, low, low), np.float32), C.IMAGE_FEATURES: feed[C.IMAGE_EMBED]}
+
+    return VideoPredictor(*(Stub(g) for g in GRAPHS))
+
+
+def test_streaming_memory_stays_bounded():
+    """300 frames from an iterator: the bank stops growing after the window fills, and so does the
+    memory numpy holds (frames are never kept)."""
+    predictor = stub_tracker()
+    rng = np.random.default_rng(0)
+    frames = (rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(300))
+    prompts = {0: [{"obj_id": 1, "points": [[20, 20]], "labels": [1]}], 40: [{"obj_id": 2, "box": [10, 10, 60, 50]}]}
+    sizes, traced = [], []
+    tracemalloc.start()
+    try:
+        for frame_idx, obj_ids, masks in predictor.track_stream(frames, prompts):
+            assert masks.shape == (len(obj_ids), 1, 96, 128)
+            sizes.append(predictor.memory_size(predictor.stream_state))
+            if frame_idx in (100, 299):
+                traced.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    assert sizes[100] == sizes[299]  # 2 objects: prompted frame + 6 spatial memories, 15 pointers each
+    assert sizes[299]["memories"] == 2 * 7 and sizes[299]["pointers"] == 2 * 16 and sizes[299]["masks"] <= 4
+    assert traced[1] - traced[0] < 256 * 1024, traced
+    assert predictor.calls["encoder"] == 300
+
+
+def test_max_memory_frames_limits_the_bank():
+    predictor = stub_tracker()
+    predictor.recent_frames = 2
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 12
+    for _ in predictor.track_stream(frames, {0: [{"obj_id": 1, "points": [[5, 5]], "labels": [1]}]}):
+        pass
+    assert predictor.memory_size(predictor.stream_state)["memories"] == 1 + 2
+
+
+def test_tracker_api_errors(student_onnx, frames_dir):
+    with onnx_tracker(student_onnx) as predictor:
+        state = predictor.init_state(str(frames_dir))
+        with pytest.raises(NanoSam2Error, match="outside the video"):
+            predictor.add_new_points_or_box(state, FRAMES, 1, points=[[5, 5]], labels=[1])
+        with pytest.raises(NanoSam2Error, match="no object has a prompt"):
+            list(predictor.propagate_in_video(state))
+        with pytest.raises(NanoSam2Error, match="unknown|cannot remove object id 7"):
+            predictor.remove_object(state, 7, strict=True)
+        predictor.add_new_points_or_box(state, 0, 1, points=[[100, 100]], labels=[1])
+        predictor.add_new_points_or_box(state, 0, 2, box=[200, 200, 300, 300])
+        assert predictor.remove_object(state, 1) == [2]
+        assert [f for f, _, _ in predictor.propagate_in_video(state, max_frame_num_to_track=2)] == [0, 1, 2]
+        predictor.reset_state(state)
+        assert state.obj_ids == []
+
+
+def track(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "trt_runtime", "track", *args], capture_output=True, text=True)
+
+
+def test_track_cli_end_to_end(student_onnx, frames_dir, tmp_path):
+    import av
+
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps(default_prompts(SIZE, SIZE)))
+    model_dir = student_onnx[C.ENCODER].parent
+    out = tmp_path / "out"
+    result = track("--model-dir", str(model_dir), "--video", str(frames_dir), "--prompts", str(prompts),
+                   "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "FPS" in result.stdout and "memory_attention" in result.stdout
+    for obj in (1, 2):
+        files = sorted((out / "masks" / str(obj)).iterdir())
+        assert [f.name for f in files] == [f"{t:05d}.png" for t in range(FRAMES)]
+        from PIL import Image
+
+        first = np.asarray(Image.open(files[0]))
+        assert first.shape == (SIZE, SIZE) and set(np.unique(first)) <= {0, 255} and first.any()
+    with av.open(str(out / "overlay.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES
+    record = json.loads((out / "track.json").read_text())
+    assert record["frames"] == FRAMES and record["objects"] == [1, 2]
+    # a second run (shortcut flags) replaces the first one's outputs, leaving no staging folder behind
+    result = track("--model-dir", str(model_dir), "--video", str(frames_dir), "--point", "150,190", "--no-overlay",
+                   "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["masks", "track.json"]
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["1"]
+
+
+def test_track_cli_bad_inputs(student_onnx, frames_dir, runtime_onnx, tmp_path):
+    from PIL import Image
+
+    model_dir = str(student_onnx[C.ENCODER].parent)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"frame": 0, "obj_id": 1, "points": [[10, 10]], "labels": [1]}]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for t in range(2):
+        Image.fromarray(make_frames(1, 64, 64)[0]).save(broken / f"{t:05d}.jpg")
+    (broken / "00001.jpg").write_bytes(b"not a jpeg")
+    late = tmp_path / "late.json"
+    late.write_text(json.dumps([{"frame": 99, "obj_id": 1, "box": [1, 1, 20, 20]}]))
+    cases = [
+        (["--video", str(empty), "--prompts", str(good)], "no JPEG frames"),
+        (["--video", str(broken), "--prompts", str(good)], "00001.jpg"),
+        (["--video", str(frames_dir), "--prompts", str(late)], "past the end"),
+        (["--video", str(frames_dir), "--prompts", str(tmp_path / "missing.json")], "no such prompts file"),
+        (["--video", str(tmp_path / "nowhere"), "--prompts", str(good)], "no such video"),
+        (["--video", str(frames_dir)], "give --prompts"),
+        (["--video", str(frames_dir), "--prompts", str(good), "--encoder", str(runtime_onnx[C.ENCODER])],
+         "different image sizes|different weights"),
+    ]
+    for content, message in (("{", "not a valid JSON"), ('[{"frame": 0, "obj_id": 1}]', "give points"),
+                             ('[{"frame": -1, "obj_id": 1, "box": [0, 0, 5, 5]}]', "frame must be"),
+                             ('[{"frame": 0, "obj_id": 1, "points": [[1, 2]], "labels": [7]}]', "labels must be"),
+                             ('[{"frame": 0, "obj_id": 1, "box": [5, 5, 1, 1]}]', "x1 > x0")):
+        bad = tmp_path / f"bad{len(cases)}.json"
+        bad.write_text(content)
+        cases.append((["--video", str(frames_dir), "--prompts", str(bad)], message))
+    for args, message in cases:
+        out = tmp_path / "out"
+        result = track("--model-dir", model_dir, *args, "--output", str(out))
+        assert result.returncode != 0, args
+        lines = [line for line in result.stderr.strip().splitlines()  # tqdm's progress lines aside
+                 if line.strip() and not line.startswith("track")]
+        assert len(lines) == 1 and __import__("re").search(message, lines[0]), (args, result.stderr)
+        assert not out.exists() or not any(out.iterdir()), args  # nothing half-written
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.1"])
+def test_fake_tensorrt_runs_the_memory_graphs(student_onnx, tmp_path, monkeypatch, version):
+    """Engines of the memory graphs with the default profile (memory length 1..16, pointers 0..16),
+    run by the TensorRT runner on banks of several lengths: same answers as ONNX Runtime."""
+    import torch
+
+    from engines import build_engine
+    from engines.plan import BuildRequest, read_onnx_info, resolve_profile
+    from export.exporter import video_examples
+    from nanosam2.utils import cuda_api
+    from nanosam2.utils.cli import run_cli
+    from tests.fake_tensorrt import FakeCudart, FakeTensorRT, make_builder_module
+    from trt_runtime.factory import open_runner
+    from trt_runtime.runners import tensorrt_runner
+
+    profile = resolve_profile(read_onnx_info(student_onnx[C.MEMORY_ATTENTION]), BuildRequest())
+    assert profile[C.MASKMEM_FEATURES][0][0] == 1 and profile[C.MASKMEM_FEATURES][2][0] == 16
+    assert profile[C.OBJECT_POINTERS] == ((0, 256), (16, 256), (16, 256))
+    encoder_profile = resolve_profile(read_onnx_info(student_onnx[C.MEMORY_ENCODER]), BuildRequest())
+    assert encoder_profile[C.MASK_LOGITS] == ((1, 1, SIZE // 4, SIZE // 4), (1, 1, SIZE // 4, SIZE // 4), (1, 1, SIZE, SIZE))
+
+    cudart = FakeCudart()
+    trt = FakeTensorRT(cudart, version)
+    make_builder_module(trt)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(cuda_api, "open_cuda", lambda prefer=None: cuda_api.CudaRuntime(cudart))
+    monkeypatch.setattr(tensorrt_runner, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
+    engine = tmp_path / "memory_attention.engine"
+    assert run_cli(build_engine.main, [f"--onnx={student_onnx[C.MEMORY_ATTENTION]}", f"--saveEngine={engine}"]) == 0
+    embed = torch.randn(1, 256, SIZE // 16, SIZE // 16)
+    with open_runner(engine) as trt_runner, open_runner(student_onnx[C.MEMORY_ATTENTION]) as ort_runner:
+        assert trt_runner.contract.graph == C.MEMORY_ATTENTION
+        for memories, pointers in ((1, 0), (7, 16)):
+            feed = {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, video_examples(
+                C.MEMORY_ATTENTION, _model_stub(), embed, memories, pointers))}
+            got, want = trt_runner.infer(feed), ort_runner.infer(feed)
+            assert np.allclose(got[C.CONDITIONED_IMAGE_EMBED], want[C.CONDITIONED_IMAGE_EMBED], atol=1e-5)
+
+
+def _model_stub():
+    class Shapes:  # what video_examples reads of a model
+        num_maskmem, mem_dim, hidden_dim, image_size = 7, 64, 256, SIZE
+
+    return Shapes()

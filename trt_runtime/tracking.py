@@ -1,0 +1,311 @@
+"""``python -m trt_runtime track`` as library functions: prompts files, the tracking run, its outputs.
+
+Outputs of a run (``track_video``) are written into a staging folder inside OUT and published
+when the run is complete: ``OUT/masks/<obj_id>/<frame:05d>.png`` (0/255 at the video's size, every
+frame and object), ``OUT/overlay.mp4`` and ``OUT/track.json`` (what produced them). An earlier
+run's outputs in OUT are replaced only when ``track.json`` says a track run wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.video import VideoPredictor, apply_prompt
+
+TRACK_RECORD = "track.json"
+OUTPUTS = ("masks", "overlay.mp4", TRACK_RECORD)
+
+
+def _number_list(value: Any, length: int | None, what: str) -> list[float]:
+    if not isinstance(value, list) or (length is not None and len(value) != length) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise NanoSam2Error(f"{what} must be a list of {length or 'some'} numbers, got {json.dumps(value)[:80]}")
+    return [float(v) for v in value]
+
+
+def parse_prompts(data: Any, base: Path, source: str = "prompts") -> list[dict[str, Any]]:
+    """Check a prompts list (``[{"frame": F, "obj_id": K, "points": [[x, y], ...], "labels": [1, ...]}``,
+    ``{"frame", "obj_id", "box": [x0, y0, x1, y1]}`` or ``{"frame", "obj_id", "mask": "file.png"}``);
+    mask files are read relative to ``base``. Returns prompt dicts for ``apply_prompt``."""
+    if not isinstance(data, list) or not data:
+        raise NanoSam2Error(f"{source}: expected a non-empty JSON list of prompts")
+    prompts = []
+    for index, item in enumerate(data):
+        where = f"{source}[{index}]"
+        if not isinstance(item, dict):
+            raise NanoSam2Error(f"{where}: a prompt is an object with frame, obj_id and points/box/mask")
+        unknown = set(item) - {"frame", "obj_id", "points", "labels", "box", "mask"}
+        if unknown:
+            raise NanoSam2Error(f"{where}: unknown keys {sorted(unknown)}")
+        frame, obj_id = item.get("frame"), item.get("obj_id")
+        if not isinstance(frame, int) or isinstance(frame, bool) or frame < 0:
+            raise NanoSam2Error(f"{where}: frame must be a frame index >= 0, got {frame!r}")
+        if not isinstance(obj_id, int) or isinstance(obj_id, bool):
+            raise NanoSam2Error(f"{where}: obj_id must be an integer, got {obj_id!r}")
+        prompt: dict[str, Any] = {"frame": frame, "obj_id": obj_id}
+        kinds = [k for k in ("points", "box", "mask") if k in item]
+        if not kinds or ("mask" in kinds and len(kinds) > 1):
+            raise NanoSam2Error(f"{where}: give points (with labels), a box, points and a box, or a mask")
+        if "points" in item:
+            points = item["points"]
+            if not isinstance(points, list) or not points:
+                raise NanoSam2Error(f"{where}: points must be a non-empty list of [x, y]")
+            prompt["points"] = [_number_list(p, 2, f"{where}.points") for p in points]
+            labels = item.get("labels", [1] * len(points))
+            if not isinstance(labels, list) or len(labels) != len(points) or any(v not in (0, 1) for v in labels):
+                raise NanoSam2Error(f"{where}: labels must be one 0 (background) or 1 (foreground) per point")
+            prompt["labels"] = [int(v) for v in labels]
+        elif "labels" in item:
+            raise NanoSam2Error(f"{where}: labels without points")
+        if "box" in item:
+            box = _number_list(item["box"], 4, f"{where}.box")
+            if box[2] <= box[0] or box[3] <= box[1]:
+                raise NanoSam2Error(f"{where}: box must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
+            prompt["box"] = box
+        if "mask" in item:
+            if not isinstance(item["mask"], str):
+                raise NanoSam2Error(f"{where}: mask must be the path of a PNG")
+            from nanosam2.images import read_rgb
+
+            prompt["mask"] = read_rgb(base / item["mask"]).max(axis=2) > 127
+            prompt["mask_file"] = item["mask"]
+        prompts.append(prompt)
+    return prompts
+
+
+def load_prompts(path: str | Path) -> list[dict[str, Any]]:
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise NanoSam2Error(f"no such prompts file: {file}") from None
+    except (OSError, ValueError) as exc:
+        raise NanoSam2Error(f"{file}: not a valid JSON prompts file ({exc})") from None
+    return parse_prompts(data, file.parent, str(file))
+
+
+def check_prompts(prompts: list[dict[str, Any]], num_frames: int | None, height: int, width: int) -> None:
+    for prompt in prompts:
+        if num_frames is not None and prompt["frame"] >= num_frames:
+            raise NanoSam2Error(f"a prompt is on frame {prompt['frame']}, past the end of the video "
+                                f"({num_frames} frames)")
+        if "mask" in prompt and prompt["mask"].shape != (height, width):
+            raise NanoSam2Error(f"mask {prompt['mask_file']} is {prompt['mask'].shape[1]}x{prompt['mask'].shape[0]}, "
+                                f"the video {width}x{height}")
+
+
+@dataclass
+class TrackResult:
+    frames: int
+    objects: list[Any]
+    seconds: float
+    timings: dict[str, float]  # ms per stage, summed over the run
+    calls: dict[str, int]
+    out_dir: Path
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _progress(iterable: Any, total: int | None, desc: str) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, unit="frame")
+
+
+def _write_masks(folder: Path, frame_idx: int, obj_ids: list[Any], logits: np.ndarray) -> None:
+    for obj_id, plane in zip(obj_ids, logits[:, 0]):
+        target = folder / str(obj_id)
+        target.mkdir(exist_ok=True)
+        Image.fromarray(np.where(plane > 0, 255, 0).astype(np.uint8)).save(target / f"{frame_idx:05d}.png")
+
+
+class OverlayWriter:
+    """overlay.mp4: each object's mask in its colour, prompts drawn on their frames (PyAV)."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float) -> None:
+        from nanosam2.utils.lazy_import import require
+
+        av = require("av", "writing overlay.mp4 (or pass --no-overlay)")
+        self.container = av.open(str(path), mode="w", format="mp4")
+        codecs = [c for c in ("libx264", "mpeg4") if c in av.codecs_available]
+        self.stream = self.container.add_stream(codecs[0] if codecs else "mpeg4", rate=max(1, round(fps)))
+        self.stream.width, self.stream.height = width - width % 2, height - height % 2
+        self.stream.pix_fmt = "yuv420p"
+        self.av = av
+
+    def write(self, frame: np.ndarray, masks: dict[Any, np.ndarray], prompts: list[dict[str, Any]],
+              order: list[Any]) -> None:
+        from nanosam2.viz import colour_for
+
+        canvas = frame.astype(np.float32)
+        for obj_id, mask in masks.items():
+            colour = np.array(colour_for(order.index(obj_id)), np.float32)
+            canvas[mask] = 0.45 * canvas[mask] + 0.55 * colour
+        image = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for prompt in prompts:
+            colour = colour_for(order.index(prompt["obj_id"])) if prompt["obj_id"] in order else (255, 255, 255)
+            if "box" in prompt:
+                draw.rectangle(prompt["box"], outline=colour, width=3)
+            for (x, y), label in zip(prompt.get("points", []), prompt.get("labels", [])):
+                draw.ellipse([x - 6, y - 6, x + 6, y + 6], fill=(40, 220, 40) if label else (230, 40, 40),
+                             outline=(255, 255, 255), width=2)
+        rgb = np.asarray(image)[: self.stream.height, : self.stream.width]
+        for packet in self.stream.encode(self.av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
+def _staging(out_dir: Path) -> Path:
+    """A fresh folder inside OUT; refuses an OUT holding outputs that no track run recorded."""
+    existing = [name for name in OUTPUTS if (out_dir / name).exists()]
+    if existing and not (out_dir / TRACK_RECORD).is_file():
+        raise NanoSam2Error(f"{out_dir} already holds {', '.join(existing)} that no track run recorded; "
+                            "choose another --output")
+    stage = out_dir / f".track-{uuid.uuid4().hex[:8]}"
+    stage.mkdir(parents=True)
+    (stage / "masks").mkdir()
+    return stage
+
+
+def _publish(stage: Path, out_dir: Path) -> None:
+    """Replace the earlier run's outputs with the staged ones (the record last)."""
+    for name in ("masks", "overlay.mp4", TRACK_RECORD):
+        old = out_dir / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+    for name in ("masks", "overlay.mp4", TRACK_RECORD):
+        if (stage / name).exists():
+            (stage / name).rename(out_dir / name)
+    stage.rmdir()
+
+
+def _frames_masks(stage: Path, frame_idx: int, obj_ids: list[Any]) -> dict[Any, np.ndarray]:
+    out = {}
+    for obj_id in obj_ids:
+        file = stage / "masks" / str(obj_id) / f"{frame_idx:05d}.png"
+        if file.exists():
+            out[obj_id] = np.asarray(Image.open(file)) > 127
+    return out
+
+
+def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], out_dir: Path,
+                overlay: bool = True, fps: float = 30.0, max_frames: int | None = None,
+                identity: dict[str, Any] | None = None) -> TrackResult:
+    """Track the prompted objects through ``video`` (a JPEG folder, a video file or ``camera:N``) and
+    write the masks (and overlay) into ``out_dir``; nothing is published unless the run completes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = _staging(out_dir)
+    try:
+        start = time.perf_counter()
+        if video.startswith("camera:"):
+            frames_done, obj_ids = _track_stream(predictor, video, prompts, stage, overlay, fps, max_frames)
+        else:
+            frames_done, obj_ids = _track_offline(predictor, video, prompts, stage, overlay, fps)
+        seconds = time.perf_counter() - start
+        record = {"video": video, "frames": frames_done, "objects": obj_ids,
+                  "prompts": [{k: v for k, v in p.items() if k != "mask"} for p in prompts],
+                  "fill_hole_area": predictor.fill_hole_area, "memory_frames": predictor.recent_frames,
+                  "seconds": seconds, "timings_ms": predictor.timings, "calls": predictor.calls,
+                  "model": identity or predictor.identity()}
+        (stage / TRACK_RECORD).write_text(json.dumps(record, indent=1, default=str))
+        _publish(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return TrackResult(frames_done, obj_ids, seconds, dict(predictor.timings), dict(predictor.calls), out_dir, record)
+
+
+def _track_offline(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], stage: Path,
+                   overlay: bool, fps: float) -> tuple[int, list[Any]]:
+    state = predictor.init_state(video)
+    check_prompts(prompts, state.num_frames, state.video_height, state.video_width)
+    for prompt in sorted(prompts, key=lambda p: p["frame"]):
+        apply_prompt(predictor, state, prompt["frame"], prompt)
+    first = min(p["frame"] for p in prompts)
+    total = state.num_frames or 0
+    masks_dir = stage / "masks"
+    passes = [(first, False)] + ([(first, True)] if first > 0 else [])
+    done: set[int] = set()
+    for start, reverse in passes:
+        count = (first + 1) if reverse else (total - first)
+        for frame_idx, obj_ids, logits in _progress(predictor.propagate_in_video(state, start, reverse=reverse),
+                                                    count, "track (reverse)" if reverse else "track"):
+            _write_masks(masks_dir, frame_idx, obj_ids, logits)
+            done.add(frame_idx)
+    if overlay:
+        writer = OverlayWriter(stage / "overlay.mp4", state.video_width, state.video_height, fps)
+        try:
+            for frame_idx in range(total):
+                writer.write(state.frames[frame_idx], _frames_masks(stage, frame_idx, state.obj_ids),  # type: ignore[index]
+                             [p for p in prompts if p["frame"] == frame_idx], state.obj_ids)
+        finally:
+            writer.close()
+    return len(done), state.obj_ids
+
+
+def _camera_frames(video: str, max_frames: int | None) -> Iterator[np.ndarray]:
+    from nanosam2.inference.video import read_video
+
+    index = video.split(":", 1)[1]
+    if not index.isdigit():
+        raise NanoSam2Error(f"--video {video}: a camera is camera:N (N = the /dev/videoN index)")
+    for count, frame in enumerate(read_video(f"/dev/video{index}")):
+        if max_frames is not None and count >= max_frames:
+            return
+        yield frame
+
+
+def _track_stream(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], stage: Path, overlay: bool,
+                  fps: float, max_frames: int | None, frames: Any = None) -> tuple[int, list[Any]]:
+    by_frame: dict[int, list[dict[str, Any]]] = {}
+    for prompt in prompts:
+        by_frame.setdefault(prompt["frame"], []).append(prompt)
+    writer: OverlayWriter | None = None
+    count, obj_ids = 0, []
+    source = frames if frames is not None else _camera_frames(video, max_frames)
+    last: list[np.ndarray] = []
+
+    def remembered() -> Iterator[np.ndarray]:  # the overlay draws on the frame just tracked
+        for item in source:
+            last[:] = [np.asarray(item)]
+            yield last[0]
+
+    try:
+        for frame_idx, obj_ids, logits in _progress(predictor.track_stream(remembered(), by_frame),
+                                                    max_frames, "track (stream)"):
+            frame = last[0]
+            _write_masks(stage / "masks", frame_idx, obj_ids, logits)
+            if overlay:
+                if writer is None:
+                    writer = OverlayWriter(stage / "overlay.mp4", frame.shape[1], frame.shape[0], fps)
+                writer.write(frame, {k: m[0] > 0 for k, m in zip(obj_ids, logits)},
+                             [p for p in prompts if p["frame"] == frame_idx], obj_ids)
+            count += 1
+    except KeyboardInterrupt:
+        pass  # a camera run ends here: what was tracked is published
+    finally:
+        if writer is not None:
+            writer.close()
+    return count, list(obj_ids)
