@@ -81,22 +81,28 @@ def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[s
     """Open the graphs (refusing any that come from another model). ``preprocess`` / ``postprocess``
     are the optional pre/post-processing graphs of the same export (or engines built from them):
     with them, resizing and mask upsampling run on the backend instead of in numpy."""
-    options = options or BackendOptions()
-    runners: dict[str, Runner] = {}
-    stream: Any = None  # TensorRT engines share one stream (and their CUDA graphs span engines)
-    try:
-        for path, graph in ((encoder, C.ENCODER), (decoder, C.DECODER), (preprocess, C.PREPROCESS),
-                            (postprocess, C.POSTPROCESS)):
-            if path is not None:
-                kind = backend_for(path, options.backend)
-                settings = options.for_backend(kind, graph)
-                if kind == "tensorrt":
-                    from trt_runtime.runners.tensorrt_runner import open_engine_stream
+    paths = {C.ENCODER: encoder, C.DECODER: decoder, C.PREPROCESS: preprocess, C.POSTPROCESS: postprocess}
+    return open_pipeline({g: p for g, p in paths.items() if p is not None}, options or BackendOptions(),
+                         lambda r: Predictor(r[C.ENCODER], r[C.DECODER], r.get(C.PREPROCESS), r.get(C.POSTPROCESS)),
+                         options.cuda_graph if options else False)
 
-                    stream = stream or open_engine_stream(options.cuda_graph)
-                    settings = {"stream": stream}
-                runners[graph] = open_runner(path, kind, graph=graph, **settings)
-        return Predictor(runners[C.ENCODER], runners[C.DECODER], runners.get(C.PREPROCESS), runners.get(C.POSTPROCESS))
+
+def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any, cuda_graph: bool = False) -> Any:
+    """Open each graph's runner (TensorRT engines share one stream, so their CUDA graphs span engines)
+    and ``make(runners)``; on any failure every runner opened so far is closed."""
+    runners: dict[str, Runner] = {}
+    stream: Any = None
+    try:
+        for graph, path in paths.items():
+            kind = backend_for(path, options.backend)
+            settings = options.for_backend(kind, graph)
+            if kind == "tensorrt":
+                from trt_runtime.runners.tensorrt_runner import open_engine_stream
+
+                stream = stream or open_engine_stream(cuda_graph)
+                settings = {"stream": stream}
+            runners[graph] = open_runner(path, kind, graph=graph, **settings)
+        return make(runners)
     except BaseException:
         for runner in runners.values():
             runner.close()
@@ -141,27 +147,12 @@ def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: Back
     backend its file implies (refusing graphs of different models)."""
     from nanosam2.inference.video import VideoPredictor
 
-    options = options or BackendOptions()
-    runners: dict[str, Runner] = {}
-    stream: Any = None
-    try:
-        for graph in (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER):
-            kind = backend_for(paths[graph], options.backend)
-            settings = options.for_backend(kind, graph)
-            if kind == "tensorrt":
-                from trt_runtime.runners.tensorrt_runner import open_engine_stream
-
-                stream = stream or open_engine_stream(False)
-                settings = {"stream": stream}
-            runners[graph] = open_runner(paths[graph], kind, graph=graph, **settings)
-        return VideoPredictor(runners[C.ENCODER], runners[C.DECODER], runners[C.MEMORY_ATTENTION],
-                              runners[C.MEMORY_ENCODER], fill_hole_area, max_memory_frames)
-    except BaseException:
-        for runner in runners.values():
-            runner.close()
-        if stream is not None and not stream.users:
-            stream.close()
-        raise
+    graphs = (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)
+    missing = [g for g in graphs if g not in paths]
+    if missing:
+        raise NanoSam2Error(f"the tracker needs the {', '.join(missing)} graph(s) too")
+    return open_pipeline({g: paths[g] for g in graphs}, options or BackendOptions(),
+                         lambda r: VideoPredictor(*(r[g] for g in graphs), fill_hole_area, max_memory_frames))
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, graphs_required: bool = True) -> None:
