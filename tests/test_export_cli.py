@@ -29,8 +29,9 @@ def test_export_resnet18_end_to_end(tmp_path):
     result = run("--backbone", "resnet18", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "RANDOM WEIGHTS" in result.stdout and "verified" in result.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["image_encoder.onnx", "mask_decoder.onnx", "postprocess.onnx",
-                                                          "preprocess.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image_encoder.onnx", "mask_decoder.onnx",
+                                                          "memory_attention.onnx", "memory_encoder.onnx",
+                                                          "postprocess.onnx", "preprocess.onnx"]
     encoder, decoder = read_metadata(tmp_path / "image_encoder.onnx"), read_metadata(tmp_path / "mask_decoder.onnx")
     assert (encoder.graph, decoder.graph) == (C.ENCODER, C.DECODER)
     assert encoder.backbone == "resnet18" and encoder.image_size == 1024 and decoder.num_mask_tokens == 4
