@@ -39,6 +39,7 @@ from nanosam2.inference.runner import Runner
 
 MASK_PROMPT_SCALE, MASK_PROMPT_BIAS = 20.0, -10.0  # SAM2Base._use_mask_as_output
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
+PAD = float(T.LABEL_PAD)  # the decoder's padding-point label
 STAGES = ("encoder", "memory_attention", "decoder", "memory_encoder")
 
 
@@ -314,7 +315,7 @@ class VideoPredictor:
             encoded = self._run("memory_encoder", self.memory_encoder, {
                 C.IMAGE_EMBED: embed, C.MASK_LOGITS: high[None, None], C.BINARIZE_MASK: np.zeros(1, np.float32),
                 C.OBJECT_SCORE_LOGITS: np.array([[score]], np.float32)})
-            pad = np.array([C_LABEL_PAD, C_LABEL_PAD], np.float32)
+            pad = np.array([PAD, PAD], np.float32)
             out = self._decode(encoded[C.IMAGE_FEATURES], features, np.zeros((2, 2), np.float32), pad,
                                encoded[C.MASK_PROMPT])
             decoder_present = float(out[C.OBJECT_SCORE_LOGITS][0, 0] > 0)
@@ -327,14 +328,14 @@ class VideoPredictor:
                 feed = {C.IMAGE_EMBED: embed, **self._memory_feed(state, obj, frame_idx, reverse)}
                 conditioned = self._run("memory_attention", self.memory_attention, feed)[C.CONDITIONED_IMAGE_EMBED]
             if points is None:  # SAM2 prompts the decoder with one padding point (and appends another)
-                coords, labels = np.zeros((1, 2), np.float32), np.array([C_LABEL_PAD], np.float32)
+                coords, labels = np.zeros((1, 2), np.float32), np.array([PAD], np.float32)
             else:
                 coords, labels = points
             num_points = 0 if points is None else len(points[1])
             multimask = num_points <= 1  # multimask_output_in_sam, for tracking too, 0..1 points
             mask_input = None if prev_low_res is None else np.clip(prev_low_res, -T.LOGIT_CLAMP, T.LOGIT_CLAMP)
             out = self._decode(conditioned, features, np.concatenate([coords, np.zeros((1, 2), np.float32)]),
-                               np.concatenate([labels, np.array([C_LABEL_PAD], np.float32)]), mask_input)
+                               np.concatenate([labels, np.array([PAD], np.float32)]), mask_input)
             score = float(out[C.OBJECT_SCORE_LOGITS][0, 0])
             present = float(score > 0)
             masks = out[C.LOW_RES_MASKS] if present else np.full_like(out[C.LOW_RES_MASKS], C.NO_OBJECT_SCORE)
@@ -554,8 +555,6 @@ class VideoPredictor:
                      + (out.low_res.nbytes if out.low_res is not None else 0) for out in outs)
         return {"memories": memories, "pointers": len(outs), "masks": masks, "bytes": nbytes}
 
-
-C_LABEL_PAD = float(T.LABEL_PAD)
 
 
 def apply_prompt(predictor: VideoPredictor, state: TrackingState, frame_idx: int, prompt: dict[str, Any],
