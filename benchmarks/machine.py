@@ -107,3 +107,49 @@ def machine_info() -> dict:
         "fp32_peak_gflops": round(measured, 1),  # the reference: measured here, in this run
         "python": platform.python_version(),
     }
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux /proc; elsewhere the peak so far from getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class PeakMemory:
+    """Peak resident memory of this process while a block runs, sampled by a thread every
+    ``interval`` seconds: ``peak_mb`` and ``added_mb`` (peak minus the resident memory at entry)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import threading
+
+        self.interval = interval
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __enter__(self) -> "PeakMemory":
+        self.start = self.peak = rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+    @property
+    def added_mb(self) -> float:
+        return (self.peak - self.start) / 2**20

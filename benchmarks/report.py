@@ -6,11 +6,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nanosam2.inference.video import STAGES as TRACK_STAGES  # the tracker's graphs, in call order
 from nanosam2.utils.atomic import atomic_path
 
 STAGES = ("encoder", "decoder_1", "decoder_16", "decoder_64", "pipeline")
 EVERYTHING = "everything"  # segment everything: one image, a 32x32 point grid, no crops
 SCHEMA_VERSION = 1
+TRACK_FRAME = "frame"  # a whole tracked frame (every object), wall time
+
+
+def track_stage(objects: int, stage: str) -> str:
+    """The stage name of a tracking measurement: ``track1_memory_attention``, ``track3_frame``..."""
+    return f"track{objects}_{stage}"
 
 
 @dataclass
@@ -57,6 +64,8 @@ class Report:
                  "decoder 64 prompts ms | pipeline ms | pipeline FPS | outside graphs ms (%) | everything s |",
                  "|" + " --- |" * 11]
         for config in self.configurations():
+            if all(m.stage.startswith("track") for m in self.measurements if (m.backbone, m.backend, m.precision) == config):
+                continue  # tracking only (Meta's video predictor): its own table
             cells = []
             reason = None
             for stage in STAGES:
@@ -78,14 +87,61 @@ class Report:
             lines.append(row if reason is None or not empty else f"| {' | '.join(config)} | skipped: {reason} ||||||||")
         return "\n".join(lines)
 
+    def tracked_configurations(self) -> list[tuple[str, str, str, int]]:
+        """(backbone, backend, precision, objects) of every tracking measurement, in run order."""
+        seen: dict[tuple[str, str, str, int], None] = {}
+        for m in self.measurements:
+            if m.stage.startswith("track") and m.stage.endswith("_" + TRACK_FRAME):
+                seen[(m.backbone, m.backend, m.precision, int(m.stage[5:].split("_")[0]))] = None
+        return list(seen)
+
+    def tracking_table(self) -> str:
+        """Markdown: per tracked frame, median ms of each stage (summed over objects), the frame, FPS,
+        and the process's peak resident memory while tracking (its growth in brackets)."""
+        rows = self.tracked_configurations()
+        if not rows:
+            return ""
+        video = self.extra.get("tracking_video")
+        heading = (f"Video tracking, {video['size'][0]}x{video['size'][1]}, frames {video['timed_from_frame']}.."
+                   f"{video['frames'] - 1} timed" if video else "Video tracking")
+        lines = [heading + " (median ms per frame, stages summed over the objects):", "",
+                 "| model | backend | precision | objects | encoder | memory attention | decoder | memory encoder | "
+                 "frame | FPS | peak RSS MB (+growth) |", "|" + " --- |" * 11]
+        memory = self.extra.get("tracking_memory_mb", {})
+        for *config, objects in rows:
+            cells = [f"{m.median_ms:.1f}" if (m := self.get(tuple(config), track_stage(objects, s)))  # type: ignore[arg-type]
+                     and m.median_ms is not None else "-" for s in (*TRACK_STAGES, TRACK_FRAME)]
+            frame = self.get(tuple(config), track_stage(objects, TRACK_FRAME))  # type: ignore[arg-type]
+            fps = f"{frame.fps:.2f}" if frame and frame.fps else "-"
+            mem = memory.get(f"{'/'.join(config)}/{objects}")
+            peak = f"{mem['peak']:.0f} (+{mem['added']:.0f})" if mem else "-"
+            lines.append(f"| {' | '.join(config)} | {objects} | {' | '.join(cells)} | {fps} | {peak} |")
+        return "\n".join(lines)
+
+    def tradeoff_table(self) -> str:
+        rows = self.extra.get("memory_tradeoff", [])
+        if not rows:
+            return ""
+        lines = ["Memory length (one object; IoU against the full-memory masks over every tracked frame):", "",
+                 "| config | spatial memories | frame ms | memory attention ms | mean IoU vs full | min IoU vs full | "
+                 "full-memory mask share |", "|" + " --- |" * 7]
+        for r in rows:
+            share = r.get("full_mask_fraction", float("nan"))
+            lines.append(f"| {r['config']} | {r['spatial_memories']} | {r['frame_ms']:.1f} | {r['memory_attention_ms']:.1f} "
+                         f"| {r['mean_iou_vs_full']:.4f} | {r['min_iou_vs_full']:.4f} | {share:.4f} |")
+        return "\n".join(lines)
+
     def write(self, out_dir: Path, stem: str) -> dict[str, Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = {"json": out_dir / f"{stem}.json", "table": out_dir / f"{stem}.md", "plot": out_dir / f"{stem}.png"}
         with atomic_path(paths["json"]) as tmp:
             tmp.write_text(self.to_json())
         with atomic_path(paths["table"]) as tmp:
-            tmp.write_text(self.table() + "\n")
+            tmp.write_text("\n\n".join(t for t in (self.table(), self.tracking_table(), self.tradeoff_table()) if t) + "\n")
         plot_fps(self, paths["plot"])
+        if self.tracked_configurations():
+            paths["tracking_plot"] = out_dir / f"{stem}-tracking.png"
+            plot_tracking(self, paths["tracking_plot"])
         if self.extra.get("coco_miou"):
             paths["accuracy_plot"] = out_dir / f"{stem}-accuracy.png"
             plot_accuracy(self, paths["accuracy_plot"])
@@ -111,6 +167,31 @@ def plot_fps(report: Report, path: Path) -> None:
     ax.set_ylabel("frames per second (batch 1)")
     ax.set_title(f"nanosam2 on {report.machine.get('cpu', '?')} ({report.machine.get('date', '')[:10]})", fontsize=9)
     ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def plot_tracking(report: Report, path: Path) -> None:
+    """Stacked bars: per-frame time of each tracking stage, one bar per configuration and object count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report.tracked_configurations()
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 4.5))
+    bottom = [0.0] * len(rows)
+    for stage in TRACK_STAGES:
+        values = [(m.median_ms or 0.0) if (m := report.get(tuple(r[:3]), track_stage(r[3], stage))) else 0.0  # type: ignore[arg-type]
+                  for r in rows]
+        ax.bar(range(len(rows)), values, bottom=bottom, label=stage.replace("_", " "))
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(list(range(len(rows))), [f"{r[0]}\n{r[1]}\n{r[2]}\n{r[3]} obj" for r in rows], fontsize=7)
+    ax.set_ylabel("ms per tracked frame (full memory bank)")
+    ax.set_title(f"video tracking on {report.machine.get('cpu', '?')} ({report.machine.get('date', '')[:10]})", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

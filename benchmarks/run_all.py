@@ -12,7 +12,11 @@ mask goes through the whole filtering: random weights would otherwise keep none)
 eager and torch.compile (fp32; fp16/bf16 on a GPU), ONNX Runtime FP32 and INT8 (CPU provider;
 CUDA provider when present), TensorRT FP32/FP16/INT8 (with TensorRT and a GPU); and Meta's
 SAM2AutomaticMaskGenerator in eager PyTorch (hiera_t and hiera_s, same settings) as the
-segment-everything reference. Every timing warms up first, synchronises before reading the clock
+segment-everything reference. Video tracking (benchmarks/tracking.py): per-frame latency of each
+stage (encoder, memory attention, decoder, memory encoder) with SAM2's full memory bank for 1 and 3
+objects on each backend, peak memory, Meta's SAM2VideoPredictor (hiera_t, hiera_s, eager) on the
+same synthetic video, and the memory-length trade-off (--max-memory-frames) on ONNX Runtime.
+Every timing warms up first, synchronises before reading the clock
 (runners return host arrays) and reports median and p90. Writes
 benchmarks/results/HOST-DATE.{json,md,png}, and with --coco-results an accuracy-vs-FPS plot
 HOST-DATE-accuracy.png.
@@ -31,7 +35,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from benchmarks.machine import machine_info
-from benchmarks.report import EVERYTHING, Measurement, Report
+from benchmarks.report import EVERYTHING, TRACK_FRAME, Measurement, Report, track_stage
+from benchmarks.tracking import MEMORY_FRAMES, MIN_TRACK_FRAMES, VIDEO_SIZE
 from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
@@ -42,7 +47,8 @@ logger = logging.getLogger("benchmarks.run_all")
 
 DEFAULT_BACKBONES = "resnet18,mobilenet_v3_large,casvit_s,hiera_s"
 BACKEND_GROUPS = ("torch-eager", "torch-compile", "onnxruntime", "tensorrt", "meta-sam2")
-META_TEACHERS = ("hiera_t", "hiera_s")  # Meta's generator, the segment-everything reference
+META_TEACHERS = ("hiera_t", "hiera_s")  # Meta's generator and video predictor, the references
+TRACK_FRAMES, QUICK_TRACK_FRAMES = 18, 9  # frames 16, 17 see SAM2's full bank; quick: full spatial memory only
 
 
 @dataclass
@@ -52,12 +58,25 @@ class Settings:
     warmup: int
     work_dir: Path
     everything_points: int = 32  # points per side of the segment-everything grid (0: skip it)
+    track_frames: int = 0  # frames of the synthetic tracking video (0: skip tracking)
+    track_objects: tuple[int, ...] = (1, 3)
+    track_size: tuple[int, int] = VIDEO_SIZE  # height, width of the tracking video
+    memory_frames: tuple[int, ...] = MEMORY_FRAMES  # max_memory_frames values of the trade-off
 
 
 def everything_params(settings: Settings) -> dict:
     """The segment-everything settings every generator (ours, Meta's) is timed with."""
     return {"points_per_side": settings.everything_points, "points_per_batch": 64, "pred_iou_thresh": 0.0,
             "stability_score_thresh": 0.0, "output_mode": "uncompressed_rle"}
+
+
+def find_checkpoint(backbone: str, checkpoint_dir: Path | None) -> Path | None:
+    """DIR/BACKBONE.pth for a student, DIR/sam2.1_hiera_*.pt for a teacher, when it is there."""
+    from nanosam2.build import TEACHERS
+
+    name = TEACHERS[backbone][1] if backbone in TEACHERS else f"{backbone}.pth"
+    path = checkpoint_dir / name if checkpoint_dir else None
+    return path if path is not None and path.is_file() else None
 
 
 def load_model(backbone: str, checkpoint_dir: Path | None):
@@ -67,12 +86,10 @@ def load_model(backbone: str, checkpoint_dir: Path | None):
     from nanosam2.build import TEACHERS, build_nanosam2, build_teacher, student_config_name
 
     torch.manual_seed(0)
+    ckpt = find_checkpoint(backbone, checkpoint_dir)
     if backbone in TEACHERS:
-        ckpt = checkpoint_dir / TEACHERS[backbone][1] if checkpoint_dir else None
-        return build_teacher(backbone, ckpt if ckpt and ckpt.is_file() else None, device="cpu"), bool(ckpt and ckpt.is_file())
-    ckpt = checkpoint_dir / f"{backbone}.pth" if checkpoint_dir else None
-    found = bool(ckpt and ckpt.is_file())
-    return build_nanosam2(student_config_name(backbone), checkpoint=ckpt if found else None, device="cpu"), found
+        return build_teacher(backbone, ckpt, device="cpu"), ckpt is not None
+    return build_nanosam2(student_config_name(backbone), checkpoint=ckpt, device="cpu"), ckpt is not None
 
 
 @functools.lru_cache(maxsize=1)
@@ -202,7 +219,7 @@ def torch_cases(report: Report, backbone: str, model, settings: Settings, compil
         backend = "torch-compile" if compiled else "torch-eager"
         for dtype in dtypes:
             enc, dec, pre, post = (TorchRunner(graph=g, model=model, device=device, dtype=dtype, compile=compiled)
-                                   for g in C.GRAPHS)
+                                   for g in C.IMAGE_GRAPHS)
             measure_pair(report, (backbone, backend, dtype), enc, dec, settings, sync, (pre, post))
         if not cuda:
             skip(report, backbone, backend, "fp16/bf16", "needs a CUDA GPU (torch sees none)")
@@ -265,6 +282,63 @@ def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_
                      pre_post=pre_post)
 
 
+def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str, Path], settings: Settings,
+                          chosen: set[str], tradeoff: bool) -> None:
+    """Our tracker on each chosen backend (TensorRT: FP32 and FP16 engines of the four graphs), and
+    with ``tradeoff`` the memory-length trade-off on ONNX Runtime."""
+    from benchmarks.tracking import TRACK_GRAPHS, memory_tradeoff, tracking_cases
+    from trt_runtime.factory import load_video_predictor
+
+    openers: dict[tuple[str, str], Callable[[], object]] = {}
+    if chosen & {"torch-eager", "torch-compile"}:
+        import torch
+
+        from nanosam2.inference.video import VideoPredictor
+        from trt_runtime.runners.torch_runner import TorchRunner
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        openers[("torch-eager", "fp32")] = lambda: VideoPredictor(
+            *(TorchRunner(graph=g, model=model.to(device), device=device) for g in TRACK_GRAPHS))
+    if "onnxruntime" in chosen:
+        openers[("onnxruntime-cpu", "fp32")] = lambda: load_video_predictor({g: graphs[g] for g in TRACK_GRAPHS})
+    if "tensorrt" in chosen:
+        engines = tracking_engines(report, backbone, graphs, settings)
+        for precision, paths in engines.items():
+            openers[("tensorrt", precision)] = lambda paths=paths: load_video_predictor(paths)
+    tracking_cases(report, backbone, openers, settings)
+    model.cpu()
+    if tradeoff and "onnxruntime" in chosen:
+        memory_tradeoff(report, backbone, lambda recent: load_video_predictor(
+            {g: graphs[g] for g in TRACK_GRAPHS}, max_memory_frames=recent), settings,
+            memory_frames=settings.memory_frames)
+
+
+def tracking_engines(report: Report, backbone: str, graphs: dict[str, Path], settings: Settings) -> dict[str, dict]:
+    """FP32 and FP16 TensorRT engines of the tracker's four graphs (none without TensorRT and a GPU)."""
+    from benchmarks.tracking import TRACK_GRAPHS
+    from nanosam2.utils.lazy_import import require
+
+    try:
+        require("tensorrt", "TensorRT benchmarks")
+        from nanosam2.utils.cuda_api import open_cuda
+
+        open_cuda().device_name()
+    except NanoSam2Error as exc:
+        skip(report, backbone, "tensorrt", "fp32/fp16 tracking", str(exc).split(":")[0])
+        return {}
+    from engines.build_engine import build_engine
+    from engines.plan import BuildRequest
+
+    engines: dict[str, dict] = {}
+    for precision in ("fp32", "fp16"):
+        engines[precision] = {}
+        for graph in TRACK_GRAPHS:
+            path = settings.work_dir / backbone / f"{graph}.{precision}.engine"
+            build_engine(graphs[graph], path, BuildRequest(fp16=precision == "fp16" and graph != C.MEMORY_ENCODER))
+            engines[precision][graph] = path
+    return engines
+
+
 def encoder_gflops(model) -> float:
     """FLOPs of one image-encoder forward at 1024x1024 (torch's flop counter), in GFLOP."""
     import torch
@@ -280,12 +354,17 @@ def encoder_gflops(model) -> float:
 
 def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_dir: Path,
         backends: set[str] | None = None, settings: Settings | None = None,
-        coco_results: Path | None = None, everything_points: int = 32) -> tuple[Report, dict[str, Path]]:
+        coco_results: Path | None = None, everything_points: int = 32,
+        track_frames: int | None = None) -> tuple[Report, dict[str, Path]]:
     from calib.qdq import quantize
     from export.exporter import export_model
 
     settings = settings or Settings(3 if quick else 10, 5 if quick else 20, 1 if quick else 2, output_dir / "work",
-                                    everything_points)
+                                    everything_points, QUICK_TRACK_FRAMES if quick else TRACK_FRAMES)
+    if quick:  # one object, three memory lengths: the demo's table stays a few minutes long
+        settings.track_objects, settings.memory_frames = (1,), (MEMORY_FRAMES[0], 2, 0)
+    if track_frames is not None:
+        settings.track_frames = track_frames
     report = Report(machine_info())
     chosen = backends or set(BACKEND_GROUPS)
     for backbone in backbones:
@@ -294,7 +373,7 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         report.extra.setdefault("weights", {})[backbone] = "checkpoint" if trained else "random"
         report.extra.setdefault("encoder_gflop", {})[backbone] = round(encoder_gflops(model), 2)
         graphs = {name: g.path for name, g in export_model(model, backbone, settings.work_dir / backbone,
-                                                          video=False).items()}
+                                                          video=settings.track_frames > 0).items()}
         image = sample_image()
         feeds = [{C.IMAGE: T.preprocess_image(np.ascontiguousarray(v))} for v in (image, image[:, ::-1], image[::-1])]
         int8 = quantize(graphs[C.ENCODER], feeds, settings.work_dir / backbone / "image_encoder.cpu.int8.onnx",
@@ -305,9 +384,15 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
             onnxruntime_cases(report, backbone, graphs, int8, settings)
         if "tensorrt" in chosen:
             tensorrt_cases(report, backbone, graphs, int8, settings)
+        if settings.track_frames:
+            tracking_for_backbone(report, backbone, model, graphs, settings, chosen, tradeoff=backbone == backbones[0])
         logger.info("%s done in %.0f s", backbone, time.perf_counter() - start)
     if "meta-sam2" in chosen:
         meta_everything_cases(report, checkpoint_dir, settings)
+        if settings.track_frames:
+            from benchmarks.tracking import meta_tracking_cases
+
+            meta_tracking_cases(report, {t: find_checkpoint(t, checkpoint_dir) for t in META_TEACHERS}, settings)
     if coco_results is not None:
         attach_coco_results(report, coco_results)
     stem = f"{report.machine['host']}-{report.machine['date'][:10]}"
@@ -355,6 +440,24 @@ def summary(report: Report) -> list[str]:
             versus = f", {meta.median_ms / everything.median_ms:.2f}x Meta's hiera_t generator (eager)" \
                 if meta and meta.median_ms else ""
             lines.append(f"{'/'.join(config)} segment everything: {everything.median_ms / 1000:.2f} s per image{versus}")
+    lines += tracking_summary(report)
+    return lines
+
+
+def tracking_summary(report: Report) -> list[str]:
+    """Per-frame tracking time of each configuration and its ratio to Meta's hiera_t video predictor."""
+    lines = []
+    for *config, objects in report.tracked_configurations():
+        frame = report.get(tuple(config), track_stage(objects, TRACK_FRAME))  # type: ignore[arg-type]
+        attention = report.get(tuple(config), track_stage(objects, "memory_attention"))  # type: ignore[arg-type]
+        meta = report.get(("hiera_t", "meta-sam2-eager", "fp32"), track_stage(objects, TRACK_FRAME))
+        if not frame or not frame.median_ms:
+            continue
+        share = f", memory attention {100 * attention.median_ms / frame.median_ms:.0f}%" \
+            if attention and attention.median_ms is not None else ""
+        versus = f", {meta.median_ms / frame.median_ms:.2f}x Meta's hiera_t video predictor (eager)" \
+            if meta and meta.median_ms and config[1] != "meta-sam2-eager" else ""
+        lines.append(f"{'/'.join(config)} tracking {objects} object(s): {frame.median_ms:.0f} ms/frame{share}{versus}")
     return lines
 
 
@@ -367,6 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backends", help=f"subset of {','.join(BACKEND_GROUPS)} (default all)")
     parser.add_argument("--everything-points", type=non_negative_int, default=32,
                         help="points per side of the segment-everything grid (default 32; 0 skips it)")
+    parser.add_argument("--track-frames", type=non_negative_int,
+                        help=f"frames of the synthetic tracking video (default {TRACK_FRAMES}, --quick {QUICK_TRACK_FRAMES}; "
+                             f"0 skips tracking; at least {MIN_TRACK_FRAMES}, {TRACK_FRAMES} for a full memory bank)")
     parser.add_argument("--output-dir", type=Path, default=Path("benchmarks/results"), help="where results go")
     parser.add_argument("--coco-results", type=Path,
                         help="folder of BACKBONE.BACKEND.PRECISION.json files from `trt_runtime eval-coco` "
@@ -388,10 +494,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise NanoSam2Error(f"unknown backend(s) {', '.join(sorted(backends - set(BACKEND_GROUPS))) or '(none given)'}; "
                             f"choose from {', '.join(BACKEND_GROUPS)}")
     check_output_dir(args.output_dir)
+    if args.track_frames and args.track_frames < MIN_TRACK_FRAMES:
+        raise NanoSam2Error(f"--track-frames must be 0 or at least {MIN_TRACK_FRAMES}, got {args.track_frames}")
     if args.coco_results and not args.coco_results.is_dir():
         raise NanoSam2Error(f"no such COCO results folder: {args.coco_results}")
     report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends,
-                        coco_results=args.coco_results, everything_points=args.everything_points)
+                        coco_results=args.coco_results, everything_points=args.everything_points,
+                        track_frames=args.track_frames)
     if any(w == "random" for w in report.extra["weights"].values()):
         print("*** RANDOM WEIGHTS where no checkpoint was given: timings are real, masks are not ***")
     print(report.table())

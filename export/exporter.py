@@ -138,11 +138,11 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
         tool = "none"
         if do_simplify and not quantized:  # simplifiers may fold weight Q/DQ pairs TensorRT needs to see
             model, tool = simplify(model)
+        set_metadata(model, contract)  # before FP16: to_fp16 reads which graph it converts
         if precision == "fp16":
-            model = to_fp16(model, softmax_fp32=graph_name == C.MEMORY_ATTENTION)
+            model = to_fp16(model)
         name_dynamic_axes(model, {name: {axis: dim.__name__ for axis, dim in spec.items()}
                                   for name, spec in dynamic.items() if spec})
-        set_metadata(model, contract)
         save_checked(model, tmp)
     seconds = time.perf_counter() - start
     logger.info("exported %s (%.1f MB, %.1f s, simplified by %s)", graph_name, tmp.stat().st_size / 1e6, seconds, tool)

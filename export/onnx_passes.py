@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 
-from nanosam2.contract import METADATA_KEY, GraphContract
+from nanosam2.contract import MEMORY_ATTENTION, METADATA_KEY, GraphContract
 from nanosam2.errors import NanoSam2Error
 
 logger = logging.getLogger(__name__)
@@ -77,13 +77,19 @@ def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
         return model, "none"
 
 
-def to_fp16(model: onnx.ModelProto, softmax_fp32: bool = False) -> onnx.ModelProto:
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """FP16 weights and compute with FP32 inputs/outputs (TensorRT 11 takes precision from the graph).
 
-    ``softmax_fp32``: keep Softmax in FP32 (memory attention normalises over up to ~29k keys, where
-    FP16's 10-bit mantissa loses the small weights that sum to most of the mass)."""
+    The graph named in the model's contract decides what stays FP32 besides FP16_KEEP_FP32_OPS:
+    Softmax in memory attention (it normalises over up to ~29k keys, where FP16's 10-bit mantissa
+    loses the small weights that sum to most of the mass). The exporter and the engine builder's
+    TensorRT 11 conversion both come here, so both make the same graph."""
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
+
+    metadata = {p.key: p.value for p in model.metadata_props}
+    graph = GraphContract.from_json(metadata[METADATA_KEY]).graph if METADATA_KEY in metadata else None
+    softmax_fp32 = graph == MEMORY_ATTENTION
 
     converted = convert_float_to_float16(
         model, keep_io_types=True,

@@ -41,8 +41,9 @@ PREPROCESS = "preprocess"  # uint8 pixels -> encoder input (optional: the numpy 
 POSTPROCESS = "postprocess"  # decoder outputs -> masks at the image size (optional, likewise)
 MEMORY_ATTENTION = "memory_attention"  # current frame + one object's memory bank -> conditioned embedding
 MEMORY_ENCODER = "memory_encoder"  # frame features + mask logits -> the frame's spatial memory
-GRAPHS = (ENCODER, DECODER, PREPROCESS, POSTPROCESS, MEMORY_ATTENTION, MEMORY_ENCODER)
-VIDEO_GRAPHS = (MEMORY_ATTENTION, MEMORY_ENCODER)
+IMAGE_GRAPHS = (ENCODER, DECODER, PREPROCESS, POSTPROCESS)  # the image Predictor's runners, in its order
+VIDEO_GRAPHS = (MEMORY_ATTENTION, MEMORY_ENCODER)  # what VideoPredictor adds to the encoder and decoder
+GRAPHS = IMAGE_GRAPHS + VIDEO_GRAPHS
 
 # Image encoder graph
 IMAGE = "image"

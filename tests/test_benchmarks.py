@@ -98,7 +98,7 @@ def test_accuracy_plot_from_coco_results(tmp_path):
 def test_run_all_on_a_real_backbone(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--backbones", "mobilenet_v3_large",
                              "--backends", "onnxruntime,tensorrt", "--quick", "--everything-points", "3",
-                             "--output-dir", str(tmp_path)],
+                             "--track-frames", "0", "--output-dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RANDOM WEIGHTS" in result.stdout and "| mobilenet_v3_large | onnxruntime-cpu | int8 |" in result.stdout

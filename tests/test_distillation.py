@@ -144,7 +144,6 @@ def test_seed_readme_command_with_a_meta_format_teacher(sa1b, tmp_path):
     assert torch.equal(student.state_dict()[decoder_key], reference[decoder_key])  # heads are the teacher's
 
 
-@pytest.mark.slow
 def test_two_process_ddp_keeps_ranks_identical(sa1b, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -43,7 +43,7 @@ class CountingRunner:
 
 @pytest.fixture(scope="module", params=[
     pytest.param(("hiera_t", "fp32"), marks=pytest.mark.xdist_group("hiera_t")),
-    pytest.param(("hiera_t", "fp16"), marks=pytest.mark.xdist_group("hiera_t")),
+    pytest.param(("hiera_t", "fp16"), marks=[pytest.mark.xdist_group("hiera_t"), pytest.mark.slow]),
     pytest.param(("resnet18", "fp32"), marks=pytest.mark.xdist_group("resnet18")),
     pytest.param(("resnet18", "fp16"), marks=pytest.mark.xdist_group("resnet18")),
 ], ids=lambda p: "-".join(p))

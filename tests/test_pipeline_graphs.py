@@ -40,13 +40,13 @@ PROFILES = {
 
 def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path, cuda_graph: bool = False) -> dict:
     if backend == "onnxruntime":
-        return {g: OnnxRuntimeRunner(runtime_onnx[g]) for g in C.GRAPHS}
+        return {g: OnnxRuntimeRunner(runtime_onnx[g]) for g in C.IMAGE_GRAPHS}
     if backend == "torch":
-        return {g: TorchRunner(model=runtime_model, graph=g, device="cpu") for g in C.GRAPHS}
+        return {g: TorchRunner(model=runtime_model, graph=g, device="cpu") for g in C.IMAGE_GRAPHS}
     trt = FakeTensorRT(FakeCudart(), version="10.3.0")
     stream = EngineStream(CudaRuntime(trt.cudart), cuda_graph)  # one stream for the pipeline, as load_predictor makes
     runners = {}
-    for graph in C.GRAPHS:
+    for graph in C.IMAGE_GRAPHS:
         path = write_engine(tmp_path / f"{graph}.engine", runtime_onnx[graph], PROFILES[graph])
         contract = OnnxRuntimeRunner(runtime_onnx[graph]).contract
         C.engine_sidecar_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
@@ -128,7 +128,7 @@ def test_predict_cli_with_the_graphs_writes_the_same_masks(runtime_onnx, tmp_pat
         a, b = (np.asarray(Image.open(tmp_path / run / f"mask_0_{plane}.png")) > 0 for run in ("numpy", "graphs"))
         assert mask_iou(a, b) >= 0.999
     record = json.loads((tmp_path / "graphs" / "predict.json").read_text())
-    assert set(record["model"]) == set(C.GRAPHS)
+    assert set(record["model"]) == set(C.IMAGE_GRAPHS)
 
 
 def test_only_pixels_prompts_and_masks_cross_the_bus(runtime_onnx, runtime_model, tmp_path):
@@ -143,7 +143,7 @@ def test_only_pixels_prompts_and_masks_cross_the_bus(runtime_onnx, runtime_model
     zero_masks = feed[C.MASK_INPUT].nbytes  # no mask prompt: one zero buffer, uploaded once, bound to every call
     moved = {}
     for name, predictor in (("numpy", Predictor(runners[C.ENCODER], runners[C.DECODER])),
-                            ("device", Predictor(*(runners[g] for g in C.GRAPHS)))):
+                            ("device", Predictor(*(runners[g] for g in C.IMAGE_GRAPHS)))):
         cudart.transferred.update(htod=0, dtoh=0)
         predictor.set_image(image)
         results = [predictor.predict_prompts(prompts, multimask_output=False) for _ in range(3)]
@@ -166,7 +166,7 @@ def test_one_cuda_graph_for_set_image_and_one_for_predict(runtime_onnx, runtime_
     and prompt count; replays read the new frame's pixels (the answers follow the frame)."""
     runners = open_runners("tensorrt-fake", runtime_onnx, runtime_model, tmp_path, cuda_graph=True)
     stream, cudart = runners[C.ENCODER].engine_stream, runners[C.ENCODER].cuda.rt
-    predictor = Predictor(*(runners[g] for g in C.GRAPHS))
+    predictor = Predictor(*(runners[g] for g in C.IMAGE_GRAPHS))
     frames = [make_test_image(120, 160, seed=7), make_test_image(120, 160, seed=8), make_test_image(120, 160, seed=7)]
     prompts = T.build_prompts((120, 160), boxes=np.array([[10, 10, 90, 100], [60, 20, 150, 110]], np.float32))
     results, launches = [], []
@@ -179,7 +179,7 @@ def test_one_cuda_graph_for_set_image_and_one_for_predict(runtime_onnx, runtime_
     assert sorted(len(graph[1]) for graph in stream.graphs.values()) == [2, 2]  # each graph spans two engines
     assert np.array_equal(results[0].masks, results[2].masks) and np.array_equal(results[0].scores, results[2].scores)
     assert not np.array_equal(results[0].masks, results[1].masks)
-    eager = Predictor(*(open_runners("onnxruntime", runtime_onnx, runtime_model, tmp_path)[g] for g in C.GRAPHS))
+    eager = Predictor(*(open_runners("onnxruntime", runtime_onnx, runtime_model, tmp_path)[g] for g in C.IMAGE_GRAPHS))
     eager.set_image(frames[1])
     reference = eager.predict_prompts(prompts, multimask_output=True)
     assert np.array_equal(reference.masks, results[1].masks) and np.allclose(reference.scores, results[1].scores)
@@ -202,7 +202,7 @@ def test_torch_cuda_device_path_matches_the_cpu_numpy_path(runtime_model):
     cpu.set_image(image)
     reference = cpu.predict_prompts(prompts, multimask_output=True)
     gpu_model = copy.deepcopy(runtime_model).to("cuda")
-    gpu = Predictor(*(TorchRunner(model=gpu_model, graph=g, device="cuda") for g in C.GRAPHS))
+    gpu = Predictor(*(TorchRunner(model=gpu_model, graph=g, device="cuda") for g in C.IMAGE_GRAPHS))
     gpu.set_image(image)
     assert gpu.state is not None and all(v.device.startswith("cuda") for v in gpu.state.features.values())
     got = gpu.predict_prompts(prompts, multimask_output=True)

@@ -71,8 +71,7 @@ def fp32_students(tmp_path_factory):
     return paths
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backbone", ["resnet18", "casvit_s"])
+@pytest.mark.parametrize("backbone", ["resnet18", pytest.param("casvit_s", marks=pytest.mark.slow)])
 def test_qat_trains_and_exports_a_qdq_encoder(backbone, fp32_students, sa1b, tmp_path):
     out = tmp_path / "qat"
     assert run_cli(qat_main, ["--checkpoint", str(fp32_students[backbone]), "--images", str(sa1b),

@@ -18,7 +18,7 @@ import pytest
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from tests.conftest import made_once, export_once, with_present_objects, with_trained_logit_scale
-from tests.video_synthetic import default_prompts, make_frames, shape_masks, write_jpeg_folder
+from nanosam2.data.synthetic_video import default_prompts, make_frames, shape_masks, write_jpeg_folder
 
 SIZE, FRAMES = 512, 6
 GRAPHS = (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)
@@ -108,6 +108,36 @@ def test_student_tracker_matches_meta_video_predictor(student, student_onnx, fra
     with onnx_tracker(student_onnx) as ours:
         check_parity(student, ours, frames_dir)
         assert ours.calls["memory_attention"] > 0 and ours.calls["memory_encoder"] > 0
+
+
+def test_fp16_memory_attention_matches_fp32(student_onnx, tmp_path):
+    """The FP16 memory attention (what the exporter writes and TensorRT 11's --fp16 converts to: one
+    ``to_fp16``, Softmax kept FP32) against the FP32 graph on the largest bank (16 memories: 16k keys
+    at 512 px, 16 pointers) and the smallest (1 memory, no pointer)."""
+    import onnx
+    import torch
+
+    from export.exporter import video_examples
+    from export.onnx_passes import save_checked, to_fp16
+    from nanosam2.metrics import cosine
+    from trt_runtime.factory import open_runner
+
+    model = to_fp16(onnx.load(str(student_onnx[C.MEMORY_ATTENTION])))
+    producers = {out: node for node in model.graph.node for out in node.output}
+    softmax = [node for node in model.graph.node if node.op_type == "Softmax"]
+    assert softmax and all(producers[n.input[0]].op_type == "Cast"
+                           and producers[n.input[0]].attribute[0].i == onnx.TensorProto.FLOAT for n in softmax)
+    assert sum(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer) > 10
+    save_checked(model, tmp_path / "memory_attention.fp16.onnx")
+    torch.manual_seed(0)
+    embed = torch.randn(1, 256, SIZE // 16, SIZE // 16)
+    with open_runner(student_onnx[C.MEMORY_ATTENTION]) as fp32, open_runner(tmp_path / "memory_attention.fp16.onnx") as fp16:
+        for memories, pointers in ((C.EXPORT_MAX_MEMORIES, C.EXPORT_MAX_POINTERS), (1, 0)):
+            feed = {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, video_examples(
+                C.MEMORY_ATTENTION, _model_stub(), embed, memories, pointers))}
+            want, got = (r.infer(feed)[C.CONDITIONED_IMAGE_EMBED] for r in (fp32, fp16))
+            assert cosine(want, got) >= 0.9999
+            assert np.abs(want - got).max() <= 0.01 * np.abs(want).max(), (memories, np.abs(want - got).max())
 
 
 @pytest.mark.slow
@@ -337,6 +367,45 @@ def test_track_cli_bad_inputs(student_onnx, frames_dir, runtime_onnx, tmp_path):
                  if line.strip() and not line.startswith("track")]
         assert len(lines) == 1 and __import__("re").search(message, lines[0]), (args, result.stderr)
         assert not out.exists() or not any(out.iterdir()), args  # nothing half-written
+
+
+def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onnx, tmp_path, capsys):
+    """benchmarks/tracking.py on the 512-px student: the stage split of our tracker and of Meta's
+    predictor (forward hooks), the tables, and the memory-length trade-off (full memory vs one frame)."""
+    from benchmarks import tracking
+    from benchmarks.report import Report, track_stage
+    from benchmarks.run_all import Settings, main as run_all_main, tracking_summary
+    from nanosam2.utils.cli import run_cli
+
+    settings = Settings(1, 1, 0, tmp_path, everything_points=0, track_frames=tracking.MIN_TRACK_FRAMES,
+                        track_objects=(2,), track_size=(SIZE // 2, SIZE // 2))
+    report = Report({"host": "test", "date": "2026-11-25T00:00:00", "cpu": "stub"})
+    tracking.tracking_cases(report, "resnet18", {("onnxruntime-cpu", "fp32"): lambda: onnx_tracker(student_onnx)},
+                            settings)
+    folder = tracking.write_video(tmp_path, settings.track_frames, settings.track_size)
+    first = tracking.first_timed_frame(settings.track_frames)
+    assert first == tracking.MIN_TRACK_FRAMES - 2 == 7  # full spatial memory: the prompt + 6 recent frames
+    meta = tracking.track_meta(student, folder, tracking.track_prompts(2, settings.track_size), first)
+    tracking.record(report, ("resnet18", "meta-sam2-eager", "fp32"), 2, meta)
+    for config in (("resnet18", "onnxruntime-cpu", "fp32"), ("resnet18", "meta-sam2-eager", "fp32")):
+        frame = report.get(config, track_stage(2, "frame"))
+        stages = [report.get(config, track_stage(2, s)) for s in tracking.STAGES]
+        assert frame.runs == 2 and all(s.runs == 2 and s.median_ms > 0 for s in stages)
+        assert sum(s.median_ms for s in stages) <= frame.median_ms * 1.05
+    assert "| resnet18 | meta-sam2-eager | fp32 | 2 |" in report.tracking_table()
+    assert len(tracking_summary(report)) == 2
+
+    tracking.memory_tradeoff(report, "resnet18", lambda recent: onnx_tracker(student_onnx, max_memory_frames=recent),
+                             settings, memory_frames=(6, 0))
+    full, one = report.extra["memory_tradeoff"]
+    assert (full["spatial_memories"], one["spatial_memories"]) == (7, 1)
+    assert full["mean_iou_vs_full"] == full["min_iou_vs_full"] == 1.0 and 0 <= one["min_iou_vs_full"] <= 1
+    assert 0 < full["full_mask_fraction"] < 0.9  # real masks (trained-magnitude logits), not empty or full ones
+    assert "| resnet18/onnxruntime-cpu/fp32 | 1 |" in report.tradeoff_table()
+    paths = report.write(tmp_path / "out", "stub")
+    assert paths["tracking_plot"].stat().st_size > 0 and "Video tracking" in paths["table"].read_text()
+    assert run_cli(run_all_main, ["--track-frames", "5", "--output-dir", str(tmp_path / "bad")]) != 0
+    assert "--track-frames must be 0 or at least 9" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("version", ["10.3.0", "11.4.1"])

@@ -1,5 +1,6 @@
-"""Synthetic videos for the tracker's tests: moving shapes on a noisy background, JPEG frames
-named by frame index (Meta's layout), and the prompts that pick the shapes on frame 0."""
+"""Synthetic videos for the tracker's tests and benchmarks (no dataset can be downloaded there):
+moving shapes on a noisy background, JPEG frames named by frame index (Meta's layout), and the
+prompts that pick the shapes on frame 0. Torch-free."""
 
 from __future__ import annotations
 
