@@ -369,6 +369,93 @@ def test_track_cli_bad_inputs(student_onnx, frames_dir, runtime_onnx, tmp_path):
         assert not out.exists() or not any(out.iterdir()), args  # nothing half-written
 
 
+OPEN_GOP = {"x264-params": "open-gop=1:keyint=7:min-keyint=7:scenecut=0:bframes=3:b-pyramid=0"}  # leading B-frames
+
+
+@pytest.mark.parametrize("codec, suffix, options", [("mpeg4", "mp4", None), ("libx264", "mkv", OPEN_GOP),
+                                                   ("libx264", "h264", None)])
+def test_video_file_frames_by_index(tmp_path, codec, suffix, options):
+    """Frames of a video file read in any order (backwards, shuffled) are exactly the frames a
+    sequential decode gives: keyframe seeks, B-frame reordering, open GOPs, and a raw H.264 stream
+    without timestamps (numbered by decoding order); the cache stays within its bytes."""
+    from nanosam2.data.synthetic_video import write_video_file
+    from nanosam2.inference.video import VideoFile, read_video
+
+    path = write_video_file(tmp_path / f"clip.{suffix}", make_frames(30, 48, 64), codec, gop=7, b_frames=3,
+                            options=options)
+    expected = list(read_video(path))
+    frame_bytes = expected[0].nbytes
+    video = VideoFile(path, cache_bytes=4 * frame_bytes)
+    assert len(video) == len(expected) == 30 and video.timed == (suffix != "h264")
+    order = list(range(30))[::-1] + [int(i) for i in np.random.default_rng(0).permutation(30)] + list(range(30))
+    for index in order:
+        assert np.array_equal(video[index], expected[index]), index
+        assert len(video.cache) <= 4
+    with pytest.raises(IndexError):
+        video[30]
+    video.close()
+
+
+def test_video_file_bad_inputs(tmp_path):
+    from nanosam2.inference.video import Frames, VideoFile
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(NanoSam2Error, match="cannot open the video"):
+        VideoFile(junk)
+    with pytest.raises(NanoSam2Error, match="no such video"):
+        Frames(tmp_path / "missing.mp4")
+
+
+def test_tracker_reads_a_video_file_as_its_decoded_frames(student_onnx, tmp_path):
+    """A video file tracks exactly as the list of its decoded frames (offline, with a prompt on a
+    later frame so that tracking also runs backwards through the file)."""
+    from nanosam2.data.synthetic_video import write_video_file
+    from nanosam2.inference.video import read_video
+
+    path = write_video_file(tmp_path / "clip.mp4", make_frames(FRAMES, SIZE // 2, SIZE // 2))
+    results = []
+    for source in (str(path), list(read_video(path))):
+        with onnx_tracker(student_onnx) as predictor:
+            state = predictor.init_state(source)
+            predictor.add_new_points_or_box(state, 2, 1, box=[20, 40, 110, 110])
+            masks = {(reverse, f): m for reverse in (False, True)
+                     for f, _, m in predictor.propagate_in_video(state, 2, reverse=reverse)}
+            state.frames.close()
+        results.append(masks)
+    assert results[0].keys() == results[1].keys() and len(results[0]) == FRAMES + 1
+    assert all(np.array_equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_track_cli_streams_a_video_file(student_onnx, tmp_path):
+    """--stream: one pass over the file, a prompt acting from its frame on; masks for every frame
+    after an object's prompt, the overlay, and a record saying how it ran."""
+    import av
+
+    from nanosam2.data.synthetic_video import write_video_file
+
+    path = write_video_file(tmp_path / "clip.mp4", make_frames(FRAMES, SIZE // 2, SIZE // 2))
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"frame": 0, "obj_id": 1, "points": [[60, 60]], "labels": [1]},
+                                   {"frame": 2, "obj_id": 2, "box": [150, 150, 220, 220]}]))
+    out = tmp_path / "out"
+    model_dir = str(student_onnx[C.ENCODER].parent)
+    result = track("--model-dir", model_dir, "--video", str(path), "--prompts", str(prompts), "--stream",
+                   "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert [f.name for f in sorted((out / "masks" / "1").iterdir())] == [f"{t:05d}.png" for t in range(FRAMES)]
+    assert [f.name for f in sorted((out / "masks" / "2").iterdir())] == [f"{t:05d}.png" for t in range(2, FRAMES)]
+    with av.open(str(out / "overlay.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES
+    record = json.loads((out / "track.json").read_text())
+    assert record["mode"] == "stream" and record["frames"] == FRAMES
+    for args, message in ((["--stream", "--max-frames", "2"], "past the end"), (["--max-frames", "3"], "goes with --stream")):
+        bad = track("--model-dir", model_dir, "--video", str(path), "--prompts", str(prompts), *args,
+                    "--output", str(tmp_path / "bad"))
+        assert bad.returncode != 0 and message in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
 def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onnx, tmp_path, capsys):
     """benchmarks/tracking.py on the 512-px student: the stage split of our tracker and of Meta's
     predictor (forward hooks), the tables, and the memory-length trade-off (full memory vs one frame)."""

@@ -102,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "Meta's predictor uses 8 with its CUDA extension; needs scipy; default 0)")
     track.add_argument("--max-memory-frames", type=non_negative_int,
                        help="recent frames in the memory (SAM2: num_maskmem - 1 = 6): fewer is faster")
-    track.add_argument("--max-frames", type=positive_int, help="camera: stop after N frames (else Ctrl-C)")
+    track.add_argument("--stream", action="store_true",
+                       help="read the video once, in order, with bounded memory (long videos; a camera always "
+                            "streams): each prompt acts from its frame on, nothing is tracked backwards")
+    track.add_argument("--max-frames", type=positive_int,
+                       help="stream the first N frames (a camera: stop after N frames, else at Ctrl-C)")
     track.add_argument("--fps", type=positive_int, default=30, help="frame rate of overlay.mp4 (default 30)")
     track.add_argument("--no-overlay", action="store_true", help="write the masks only, not overlay.mp4")
     track.add_argument("--output", required=True, help="folder for masks/<obj_id>/<frame>.png, overlay.mp4, track.json")
@@ -275,6 +279,8 @@ def run_track(args: argparse.Namespace) -> int:
                             "and --memory-encoder")
     paths = {**(find_graphs(args.model_dir, missing) if missing else {}),
              **{graph: path for graph, path in flags.items() if path}}
+    if args.max_frames and not (args.stream or args.video.startswith("camera:")):
+        raise NanoSam2Error("--max-frames goes with --stream or a camera")
     if not args.video.startswith("camera:") and not Path(args.video).exists():
         raise NanoSam2Error(f"no such video or frame folder: {args.video}")
     out_dir = check_output_dir(args.output, inputs=[args.video, args.model_dir, *paths.values()])
@@ -283,7 +289,8 @@ def run_track(args: argparse.Namespace) -> int:
 
         require("scipy.ndimage", "--fill-hole-area")
     with load_video_predictor(paths, options_from_args(args), args.fill_hole_area, args.max_memory_frames) as predictor:
-        result = track_video(predictor, args.video, prompts, out_dir, not args.no_overlay, args.fps, args.max_frames)
+        result = track_video(predictor, args.video, prompts, out_dir, not args.no_overlay, args.fps, args.max_frames,
+                             stream=args.stream)
     per_frame = {stage: ms / max(result.frames, 1) for stage, ms in result.timings.items()}
     print(f"tracked {len(result.objects)} object(s) through {result.frames} frames in {result.seconds:.1f} s "
           f"({result.fps:.2f} FPS, overlay and PNG writing included)")

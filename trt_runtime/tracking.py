@@ -8,19 +8,20 @@ run's outputs in OUT are replaced only when ``track.json`` says a track run wrot
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from nanosam2.errors import NanoSam2Error
-from nanosam2.inference.video import VideoPredictor, apply_prompt
+from nanosam2.inference.video import Frames, TrackingState, VideoPredictor, apply_prompt, read_video
 
 TRACK_RECORD = "track.json"
 OUTPUTS = ("masks", "overlay.mp4", TRACK_RECORD)
@@ -212,19 +213,37 @@ def _frames_masks(stage: Path, frame_idx: int, obj_ids: list[Any]) -> dict[Any, 
 
 def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], out_dir: Path,
                 overlay: bool = True, fps: float = 30.0, max_frames: int | None = None,
-                identity: dict[str, Any] | None = None) -> TrackResult:
+                identity: dict[str, Any] | None = None, stream: bool = False) -> TrackResult:
     """Track the prompted objects through ``video`` (a JPEG folder, a video file or ``camera:N``) and
-    write the masks (and overlay) into ``out_dir``; nothing is published unless the run completes."""
+    write the masks (and overlay) into ``out_dir``; nothing is published unless the run completes.
+
+    ``stream`` (always for a camera): frames are read once, in order, and the memory stays bounded
+    (``VideoPredictor.track_stream``): for long videos. A prompt acts from its frame on; without
+    it, SAM2's offline semantics: every prompt is applied first, then tracking runs forwards from
+    the first prompted frame and backwards from it, and what the memory keeps grows with the video
+    (~0.8 MB per frame and object at 1024 px).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = _staging(out_dir)
     try:
         start = time.perf_counter()
         if video.startswith("camera:"):
-            frames_done, obj_ids = _track_stream(predictor, video, prompts, stage, overlay, fps, max_frames)
+            frames_done, obj_ids = _track_stream(predictor, prompts, stage, overlay, fps,
+                                                 _camera_frames(video, max_frames), max_frames, camera=True)
+        elif stream:
+            frames = Frames(video)
+            try:
+                count = len(frames) if max_frames is None else min(max_frames, len(frames))
+                check_prompts(prompts, count, frames.height, frames.width)
+                frames_done, obj_ids = _track_stream(predictor, prompts, stage, overlay, fps,
+                                                     itertools.islice(frames, count), count)
+            finally:
+                frames.close()
         else:
             frames_done, obj_ids = _track_offline(predictor, video, prompts, stage, overlay, fps)
         seconds = time.perf_counter() - start
-        record = {"video": video, "frames": frames_done, "objects": obj_ids,
+        record = {"video": video, "mode": "stream" if stream or video.startswith("camera:") else "offline",
+                  "frames": frames_done, "objects": obj_ids,
                   "prompts": [{k: v for k, v in p.items() if k != "mask"} for p in prompts],
                   "fill_hole_area": predictor.fill_hole_area, "memory_frames": predictor.recent_frames,
                   "seconds": seconds, "timings_ms": predictor.timings, "calls": predictor.calls,
@@ -240,6 +259,15 @@ def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, A
 def _track_offline(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], stage: Path,
                    overlay: bool, fps: float) -> tuple[int, list[Any]]:
     state = predictor.init_state(video)
+    try:
+        return _track_offline_state(predictor, state, prompts, stage, overlay, fps)
+    finally:
+        assert state.frames is not None
+        state.frames.close()
+
+
+def _track_offline_state(predictor: VideoPredictor, state: TrackingState, prompts: list[dict[str, Any]], stage: Path,
+                         overlay: bool, fps: float) -> tuple[int, list[Any]]:
     check_prompts(prompts, state.num_frames, state.video_height, state.video_width)
     for prompt in sorted(prompts, key=lambda p: p["frame"]):
         apply_prompt(predictor, state, prompt["frame"], prompt)
@@ -266,8 +294,6 @@ def _track_offline(predictor: VideoPredictor, video: str, prompts: list[dict[str
 
 
 def _camera_frames(video: str, max_frames: int | None) -> Iterator[np.ndarray]:
-    from nanosam2.inference.video import read_video
-
     index = video.split(":", 1)[1]
     if not index.isdigit():
         raise NanoSam2Error(f"--video {video}: a camera is camera:N (N = the /dev/videoN index)")
@@ -277,24 +303,25 @@ def _camera_frames(video: str, max_frames: int | None) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _track_stream(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], stage: Path, overlay: bool,
-                  fps: float, max_frames: int | None, frames: Any = None) -> tuple[int, list[Any]]:
+def _track_stream(predictor: VideoPredictor, prompts: list[dict[str, Any]], stage: Path, overlay: bool,
+                  fps: float, frames: Iterable[np.ndarray], total: int | None,
+                  camera: bool = False) -> tuple[int, list[Any]]:
+    """Frames read once, in order; a camera run ends at Ctrl-C, and what was tracked is published."""
     by_frame: dict[int, list[dict[str, Any]]] = {}
     for prompt in prompts:
         by_frame.setdefault(prompt["frame"], []).append(prompt)
     writer: OverlayWriter | None = None
     count, obj_ids = 0, []
-    source = frames if frames is not None else _camera_frames(video, max_frames)
     last: list[np.ndarray] = []
 
     def remembered() -> Iterator[np.ndarray]:  # the overlay draws on the frame just tracked
-        for item in source:
+        for item in frames:
             last[:] = [np.asarray(item)]
             yield last[0]
 
     try:
         for frame_idx, obj_ids, logits in _progress(predictor.track_stream(remembered(), by_frame),
-                                                    max_frames, "track (stream)"):
+                                                    total, "track (stream)"):
             frame = last[0]
             _write_masks(stage / "masks", frame_idx, obj_ids, logits)
             if overlay:
@@ -304,7 +331,8 @@ def _track_stream(predictor: VideoPredictor, video: str, prompts: list[dict[str,
                              [p for p in prompts if p["frame"] == frame_idx], obj_ids)
             count += 1
     except KeyboardInterrupt:
-        pass  # a camera run ends here: what was tracked is published
+        if not camera:
+            raise  # a file's run is incomplete: nothing is published
     finally:
         if writer is not None:
             writer.close()

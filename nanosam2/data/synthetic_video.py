@@ -42,6 +42,25 @@ def write_jpeg_folder(folder: Path, num_frames: int = 6, height: int = 512, widt
     return folder
 
 
+def write_video_file(path: Path, frames: list[np.ndarray], codec: str = "mpeg4", gop: int = 5,
+                     b_frames: int = 2, fps: int = 25, options: dict[str, str] | None = None) -> Path:
+    """``frames`` encoded by PyAV: a keyframe every ``gop`` frames, B-frames between (so reading by
+    index must seek and reorder). Lossy: compare with the file's decoded frames, not ``frames``."""
+    from nanosam2.utils.lazy_import import require
+
+    av = require("av", "writing video files")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        stream.codec_context.gop_size, stream.codec_context.max_b_frames = gop, b_frames
+        stream.options = dict(options or {})
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
 def default_prompts(height: int, width: int) -> list[dict]:
     """A click on the rectangle (object 1) and a box around the disc (object 2), on frame 0."""
     masks = shape_masks(height, width, 0)
