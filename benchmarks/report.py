@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nanosam2.inference.video import STAGES as TRACK_STAGES  # the tracker's graphs, in call order
 from nanosam2.utils.atomic import atomic_path
@@ -148,6 +149,16 @@ class Report:
         return paths
 
 
+def save_figure(fig: Any, path: Path) -> None:
+    """A finished matplotlib figure as a PNG, published whole (atomic), then closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
 def plot_fps(report: Report, path: Path) -> None:
     """Bar chart of pipeline FPS (and encoder FPS) per configuration."""
     import matplotlib
@@ -167,10 +178,7 @@ def plot_fps(report: Report, path: Path) -> None:
     ax.set_ylabel("frames per second (batch 1)")
     ax.set_title(f"nanosam2 on {report.machine.get('cpu', '?')} ({report.machine.get('date', '')[:10]})", fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_tracking(report: Report, path: Path) -> None:
@@ -192,10 +200,7 @@ def plot_tracking(report: Report, path: Path) -> None:
     ax.set_ylabel("ms per tracked frame (full memory bank)")
     ax.set_title(f"video tracking on {report.machine.get('cpu', '?')} ({report.machine.get('date', '')[:10]})", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_accuracy(report: Report, path: Path) -> None:
@@ -215,7 +220,4 @@ def plot_accuracy(report: Report, path: Path) -> None:
     ax.set_xlabel("full predict pipeline FPS (batch 1)")
     ax.set_ylabel("COCO val2017 box-prompt mIoU (all)")
     ax.set_title("accuracy vs speed", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

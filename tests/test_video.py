@@ -456,6 +456,32 @@ def test_track_cli_streams_a_video_file(student_onnx, tmp_path):
         assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
+def test_camera_runs_until_ctrl_c_or_max_frames(student_onnx, tmp_path, monkeypatch):
+    """camera:N streams /dev/videoN (PyAV's v4l2 reader, replaced here by synthetic frames): Ctrl-C
+    ends the run and what was tracked is published; --max-frames stops it; a bad name is one error."""
+    from trt_runtime import tracking
+
+    frames = make_frames(5, 96, 128)
+    opened = []
+
+    def camera(path):
+        opened.append(path)
+        yield from frames[:3]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking, "read_video", camera)
+    prompts = tracking.parse_prompts([{"frame": 0, "obj_id": 1, "box": [10, 20, 50, 60]}], tmp_path)
+    with onnx_tracker(student_onnx) as predictor:
+        result = tracking.track_video(predictor, "camera:3", prompts, tmp_path / "ctrl-c", overlay=False)
+        assert opened == ["/dev/video3"] and result.frames == 3 and result.record["mode"] == "stream"
+        assert len(list((tmp_path / "ctrl-c" / "masks" / "1").iterdir())) == 3
+        result = tracking.track_video(predictor, "camera:0", prompts, tmp_path / "two", overlay=False, max_frames=2)
+        assert result.frames == 2 and len(list((tmp_path / "two" / "masks" / "1").iterdir())) == 2
+        with pytest.raises(NanoSam2Error, match="camera:N"):
+            tracking.track_video(predictor, "camera:front", prompts, tmp_path / "bad")
+    assert not any((tmp_path / "bad").iterdir())  # the staging folder is gone
+
+
 def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onnx, tmp_path, capsys):
     """benchmarks/tracking.py on the 512-px student: the stage split of our tracker and of Meta's
     predictor (forward hooks), the tables, and the memory-length trade-off (full memory vs one frame)."""

@@ -174,8 +174,7 @@ def run_predict(args: argparse.Namespace) -> int:
     for p, (scores, b) in enumerate(zip(result.scores, best)):
         print(f"prompt {p}: scores {np.round(scores, 4).tolist()} best {int(b)} ({int(chosen[p].sum())} px)")
     median = {k: float(np.median([r[k] for r in stage_runs])) for k in stage_runs[0]}
-    print("timings (ms, median of %d): " % len(stage_runs) + ", ".join(f"{k[:-3]} {v:.1f}" for k, v in median.items())
-          + f", total {sum(median.values()):.1f}")
+    print(timing_line(f"timings (ms, median of {len(stage_runs)})", median))
     print(f"wrote {len(masks)} masks, overlay.png and {PREDICT_RECORD} to {out_dir}")
     return 0
 
@@ -246,10 +245,15 @@ def run_everything(args: argparse.Namespace) -> int:
     timings = generator.timings
     print(f"{len(records)} masks from {generator.prompts_decoded} point prompts "
           f"({len(generator.point_grids)} crop layer{'s' if len(generator.point_grids) > 1 else ''})")
-    print("timings (ms): " + ", ".join(f"{k[:-3]} {v:.1f}" for k, v in timings.items())
-          + f", total {sum(timings.values()):.1f}")
+    print(timing_line("timings (ms)", timings))
     print(f"wrote masks.json, overlay.png and everything.json to {out_dir}")
     return 0
+
+
+def timing_line(label: str, ms: dict[str, float], total: str = "total") -> str:
+    """``label: stage ms, ..., total ms`` (stage names without a ``_ms`` suffix)."""
+    return (f"{label}: " + ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in ms.items())
+            + f", {total} {sum(ms.values()):.1f}")
 
 
 def run_track(args: argparse.Namespace) -> int:
@@ -294,8 +298,7 @@ def run_track(args: argparse.Namespace) -> int:
     per_frame = {stage: ms / max(result.frames, 1) for stage, ms in result.timings.items()}
     print(f"tracked {len(result.objects)} object(s) through {result.frames} frames in {result.seconds:.1f} s "
           f"({result.fps:.2f} FPS, overlay and PNG writing included)")
-    print("per frame (ms): " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in per_frame.items())
-          + f", graphs total {sum(per_frame.values()):.1f}")
+    print(timing_line("per frame (ms)", per_frame, total="graphs total"))
     print(f"wrote masks/, {'overlay.mp4, ' if not args.no_overlay else ''}track.json to {out_dir}")
     return 0
 
