@@ -165,7 +165,8 @@ def test_rope_rewrite_matches_meta_complex_rotation():
 
 
 def test_memory_graphs_match_meta_modules(student):
-    """The memory-attention graph on a bank laid out as SAM2 lays it out; the memory encoder."""
+    """The memory-attention graph on a bank laid out as SAM2 lays it out (queries in slices or
+    whole: the same); the memory encoder."""
     import torch
     from sam2.modeling.sam2_utils import get_1d_sine_pe
 
@@ -190,6 +191,9 @@ def test_memory_graphs_match_meta_modules(student):
         ref = m.memory_attention(curr=[curr], curr_pos=[curr_pos], memory=torch.cat(memory), memory_pos=torch.cat(pos),
                                  num_obj_ptr_tokens=16).permute(1, 2, 0).reshape(ours.shape)
         assert (ours - ref).abs().max() <= 1e-4 * max(1.0, float(ref.abs().max()))
+        for chunks in (1, 3):  # the default slices the 1024 queries in 4; 3 slices are uneven
+            other = MemoryAttentionGraph(m, query_chunks=chunks).eval()(embed, feats, slots, ptrs, offsets, present)
+            assert (other - ours).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
         low = torch.randn(1, 1, SIZE // 4, SIZE // 4, generator=gen) * 5
         features, _, raw = MemoryEncoderGraph(m).eval()(embed, low, torch.tensor([1.0]), torch.tensor([[-1.0]]))
         high = torch.nn.functional.interpolate(low, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
