@@ -225,9 +225,10 @@ def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, A
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = _staging(out_dir)
+    camera = video.startswith("camera:")
     try:
         start = time.perf_counter()
-        if video.startswith("camera:"):
+        if camera:
             frames_done, obj_ids = _track_stream(predictor, prompts, stage, overlay, fps,
                                                  _camera_frames(video, max_frames), max_frames, camera=True)
         elif stream:
@@ -242,7 +243,7 @@ def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, A
         else:
             frames_done, obj_ids = _track_offline(predictor, video, prompts, stage, overlay, fps)
         seconds = time.perf_counter() - start
-        record = {"video": video, "mode": "stream" if stream or video.startswith("camera:") else "offline",
+        record = {"video": video, "mode": "stream" if stream or camera else "offline",
                   "frames": frames_done, "objects": obj_ids,
                   "prompts": [{k: v for k, v in p.items() if k != "mask"} for p in prompts],
                   "fill_hole_area": predictor.fill_hole_area, "memory_frames": predictor.recent_frames,

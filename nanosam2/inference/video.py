@@ -192,8 +192,10 @@ class VideoFile:
         self.timed = bool(pts) and None not in pts and len(set(pts)) == len(pts)
         self.pts = sorted(pts) if self.timed else []  # type: ignore[type-var]
         self.index = {t: i for i, t in enumerate(self.pts)}
-        self._rewind()
-        self.length = len(self.pts) if self.timed else sum(1 for _ in self._decode())
+        self.length = len(self.pts)
+        if not self.timed:  # numbered by decoding order: count them once
+            self._rewind()
+            self.length = sum(1 for _ in self._decode())
         if not self.length:
             self.close()
             raise NanoSam2Error(f"{self.path}: the video has no frames")
