@@ -249,13 +249,12 @@ def onnxruntime_cases(report: Report, backbone: str, graphs: dict[str, Path], in
 def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_encoder: Path | None,
                    settings: Settings) -> None:
     """Build FP32/FP16/INT8 engines with engines/build_engine.py and time them."""
-    from nanosam2.utils.lazy_import import require
+    from nanosam2.utils.cuda_api import require_gpu
+    from nanosam2.utils.tensorrt_flavour import import_tensorrt
 
     try:
-        trt = require("tensorrt", "TensorRT benchmarks")
-        from nanosam2.utils.cuda_api import open_cuda
-
-        open_cuda().device_name()
+        tensorrt = import_tensorrt(None, "TensorRT benchmarks")
+        require_gpu("running TensorRT engines")
     except NanoSam2Error as exc:
         skip(report, backbone, "tensorrt", "fp32/fp16/int8", str(exc).split(":")[0])
         return
@@ -275,7 +274,7 @@ def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_
     pre_post_engines = (work / "preprocess.engine", work / "postprocess.engine")
     for name, path in zip((C.PREPROCESS, C.POSTPROCESS), pre_post_engines):
         build_engine(graphs[name], path, BuildRequest())  # FP32: exact resampling
-    logger.info("TensorRT %s engines built in %s", trt.__version__, work)
+    logger.info("%s engines built in %s", tensorrt.label, work)
     for precision, (enc, dec) in engines.items():
         pre_post = tuple(TensorRTRunner(path) for path in pre_post_engines)
         measure_pair(report, (backbone, "tensorrt", precision), TensorRTRunner(enc), TensorRTRunner(dec), settings,
@@ -316,13 +315,12 @@ def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str
 def tracking_engines(report: Report, backbone: str, graphs: dict[str, Path], settings: Settings) -> dict[str, dict]:
     """FP32 and FP16 TensorRT engines of the tracker's four graphs (none without TensorRT and a GPU)."""
     from benchmarks.tracking import TRACK_GRAPHS
-    from nanosam2.utils.lazy_import import require
+    from nanosam2.utils.cuda_api import require_gpu
+    from nanosam2.utils.tensorrt_flavour import import_tensorrt
 
     try:
-        require("tensorrt", "TensorRT benchmarks")
-        from nanosam2.utils.cuda_api import open_cuda
-
-        open_cuda().device_name()
+        import_tensorrt(None, "TensorRT benchmarks")
+        require_gpu("running TensorRT engines")
     except NanoSam2Error as exc:
         skip(report, backbone, "tensorrt", "fp32/fp16 tracking", str(exc).split(":")[0])
         return {}
@@ -334,7 +332,7 @@ def tracking_engines(report: Report, backbone: str, graphs: dict[str, Path], set
         engines[precision] = {}
         for graph in TRACK_GRAPHS:
             path = settings.work_dir / backbone / f"{graph}.{precision}.engine"
-            build_engine(graphs[graph], path, BuildRequest(fp16=precision == "fp16" and graph != C.MEMORY_ENCODER))
+            build_engine(graphs[graph], path, BuildRequest(fp16=precision == "fp16"))
             engines[precision][graph] = path
     return engines
 

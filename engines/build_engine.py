@@ -7,12 +7,17 @@
     python engines/build_engine.py --onnx=image_encoder.onnx --saveEngine=enc.int8.engine --int8 \\
         --calib-data=calib/sa1_512.npy --calib=enc.calib.cache                                     # TensorRT <= 10
 
+    python engines/build_engine.py --trt-flavour=rtx --onnx=image_encoder.onnx --saveEngine=enc.engine --fp16 \\
+        --computeCapabilities=8.6,8.9                                      # TensorRT-RTX, no GPU needed
+
 Profiles default from the graph (decoder: 1..64 prompts, 1..16 points); flags given override
 them per input. On TensorRT 11 precision comes from the graph: --fp16 converts an FP32 graph to
 FP16 first, --int8 needs a Q/DQ graph (python -m calib.qdq). On TensorRT 10 the flags map to
 builder flags as in trtexec; a Q/DQ graph is built strongly typed. The engine is written under
 a temporary name and renamed when complete, with ENGINE.json beside it (TensorRT version, GPU,
 precision, profile, ONNX hash, build time, and the graph's nanosam2 contract for the runtime).
+TensorRT-RTX (``--trt-flavour=rtx``, or the only TensorRT installed) has TensorRT 11's API and builds
+on the CPU; the record then names the flavour and the compute capabilities the engine targets.
 Shapes, names and min <= opt <= max are checked before TensorRT is loaded.
 """
 
@@ -31,9 +36,9 @@ from nanosam2.errors import NanoSam2Error
 from nanosam2.inference.runner import file_sha256
 from nanosam2.utils.atomic import check_output_file, staged
 from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
-from nanosam2.utils.lazy_import import require
+from nanosam2.utils.tensorrt_flavour import FLAVOURS, RTX, import_tensorrt
 from engines.builder import BuilderOptions, build_serialized
-from engines.plan import BuildPlan, BuildRequest, OnnxInfo, plan_build, read_onnx_info, resolve_profile
+from engines.plan import BuildPlan, BuildRequest, OnnxInfo, compute_capability_names, plan_build, read_onnx_info, resolve_profile
 from engines.trtexec_args import parse_memory_pools, parse_shapes
 
 logger = logging.getLogger("engines.build_engine")
@@ -60,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--useDLACore", type=int, help="Jetson: build for this DLA core")
     parser.add_argument("--allowGPUFallback", action="store_true", help="Jetson DLA: run unsupported layers on the GPU")
     parser.add_argument("--versionCompatible", action="store_true", help="engine loadable by later TensorRT versions")
+    parser.add_argument("--trt-flavour", choices=FLAVOURS,
+                        help="tensorrt (TensorRT 10/11) or rtx (TensorRT-RTX); default: whichever is installed, "
+                             "tensorrt first (or $NANOSAM2_TRT_FLAVOUR)")
+    parser.add_argument("--computeCapabilities",
+                        help="TensorRT-RTX: target GPUs, e.g. 8.6,8.9,12.0 or 'current' (default: TensorRT-RTX's "
+                             "portable set: Ampere and later)")
     parser.add_argument("--verbose", action="store_true", help="TensorRT verbose log and debug logging")
     return parser
 
@@ -70,13 +81,17 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         min_shapes=parse_shapes(args.minShapes, "minShapes") if args.minShapes else {},
         opt_shapes=parse_shapes(args.optShapes, "optShapes") if args.optShapes else {},
         max_shapes=parse_shapes(args.maxShapes, "maxShapes") if args.maxShapes else {},
-        dla_core=args.useDLACore, allow_gpu_fallback=args.allowGPUFallback, version_compatible=args.versionCompatible)
+        dla_core=args.useDLACore, allow_gpu_fallback=args.allowGPUFallback, version_compatible=args.versionCompatible,
+        compute_capabilities=tuple(args.computeCapabilities.split(",")) if args.computeCapabilities else (),
+        timing_cache=args.timingCacheFile is not None)
 
 
-def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str, seconds: float) -> dict:
+def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str | None, seconds: float) -> dict:
     contract = info.contract
     record: dict = {
-        "tensorrt_version": trt_version, "gpu": gpu, "precision": plan.precision,
+        "tensorrt_flavour": plan.flavour, "tensorrt_version": trt_version, "gpu": gpu,
+        "compute_capabilities": (plan.compute_capabilities or "default") if plan.flavour == RTX else None,
+        "precision": plan.precision,
         "strongly_typed": plan.strongly_typed, "builder_flags": plan.builder_flags,
         "profile": {name: {"min": lo, "opt": opt, "max": hi} for name, (lo, opt, hi) in plan.profile.items()},
         "onnx": str(info.path), "onnx_sha256": file_sha256(info.path), "build_seconds": round(seconds, 2),
@@ -94,6 +109,7 @@ def check_build_request(onnx: str | Path, engine: str | Path, request: BuildRequ
     (writable, not a folder, never one of the inputs)."""
     info = read_onnx_info(onnx)
     resolve_profile(info, request)  # names, ranks, dims >= 1, min <= opt <= max, prompt counts agree
+    compute_capability_names(request.compute_capabilities)  # spelling; the flavour's limits come with the plan
     inputs = [onnx, request.calib_data, timing_cache]
     check_output_file(engine, inputs=inputs, what="--saveEngine")
     check_output_file(C.engine_sidecar_path(engine), inputs=inputs, what="engine record")
@@ -109,18 +125,23 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
     """``build_engine.py`` as a function: check, plan, build, then publish the engine and its
     ``ENGINE.json`` record together. Returns the record."""
     request, options = request or BuildRequest(), options or BuilderOptions()
+    if options.timing_cache is not None:
+        request.timing_cache = True
     engine_path = Path(engine)
     info = check_build_request(onnx, engine_path, request, options.timing_cache)
-    trt = require("tensorrt", "building engines")
-    plan = plan_build(info, request, trt.__version__)
+    tensorrt = import_tensorrt(options.flavour, "building engines")
+    trt = tensorrt.module
+    plan = plan_build(info, request, tensorrt.version, tensorrt.flavour)
     for note in plan.notes:
         logger.info(note)
-    logger.info("TensorRT %s: precision %s, strongly typed %s, flags %s, profile %s", trt.__version__, plan.precision,
+    logger.info("%s: precision %s, strongly typed %s, flags %s, profile %s", tensorrt.label, plan.precision,
                 plan.strongly_typed, plan.builder_flags or "none",
                 {n: f"{lo}..{hi}" for n, (lo, _, hi) in plan.profile.items() if lo != hi})
-    from nanosam2.utils.cuda_api import open_cuda
+    cuda = None
+    if tensorrt.flavour != RTX:  # TensorRT builds on (and for) a GPU; TensorRT-RTX ahead of time on the CPU
+        from nanosam2.utils.cuda_api import open_cuda
 
-    cuda = open_cuda()
+        cuda = open_cuda()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         onnx_path = info.path
@@ -141,12 +162,12 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
             calibrator = make_entropy_calibrator(trt, feeds, request.calib_cache, cuda)
         serialized = build_serialized(trt, plan, onnx_path, options, calibrator)
     seconds = time.perf_counter() - start
-    record = sidecar(info, plan, trt.__version__, cuda.device_name(), seconds)
+    record = sidecar(info, plan, tensorrt.version, cuda.device_name() if cuda is not None else None, seconds)
     with staged([engine_path, C.engine_sidecar_path(engine_path)]) as (engine_tmp, record_tmp):
         engine_tmp.write_bytes(serialized)
         record_tmp.write_text(json.dumps(record, indent=1))
-    logger.info("wrote %s (%.1f MB, %s, built in %.1f s with TensorRT %s)", engine_path, len(serialized) / 1e6,
-                plan.precision, seconds, trt.__version__)
+    logger.info("wrote %s (%.1f MB, %s, built in %.1f s with %s)", engine_path, len(serialized) / 1e6,
+                plan.precision, seconds, tensorrt.label)
     return record
 
 
@@ -156,9 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     request = request_from_args(args)  # shape strings parse before anything else
     pools = parse_memory_pools(args.memPoolSize) if args.memPoolSize else {}
     options = BuilderOptions(pools, Path(args.timingCacheFile) if args.timingCacheFile else None,
-                             args.builderOptimizationLevel, args.useDLACore, args.verbose)
+                             args.builderOptimizationLevel, args.useDLACore, args.verbose, args.trt_flavour)
     record = build_engine(args.onnx, args.saveEngine, request, options)
-    print(f"wrote {args.saveEngine} ({record['precision']}, built in {record['build_seconds']:.1f} s with TensorRT "
+    label = "TensorRT-RTX" if record["tensorrt_flavour"] == RTX else "TensorRT"
+    print(f"wrote {args.saveEngine} ({record['precision']}, built in {record['build_seconds']:.1f} s with {label} "
           f"{record['tensorrt_version']}) and {C.engine_sidecar_path(args.saveEngine).name}")
     return 0
 

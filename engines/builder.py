@@ -7,6 +7,11 @@ ITimingCache under docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-a
 ``add_optimization_profile``, ``create_timing_cache``, ``set_timing_cache``,
 ``build_serialized_network``, ``parse_from_file``), and for TensorRT <= 10 only,
 ``int8_calibrator`` and ``set_calibration_profile`` (removed in 11, never reached there).
+TensorRT-RTX (same API as 11): ``num_compute_capabilities`` and ``set_compute_capability``
+(docs.nvidia.com/deeplearning/tensorrt-rtx/latest/inference-library/cpu-engines.html); the parser's
+``ParserError.node_name`` / ``node_operator`` / ``desc`` name the node a graph fails on. The
+logger is an ``ILogger`` subclass (.../python-api/infer/Core/Logger.html) that keeps TensorRT's errors
+for the one-line message.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import atomic_path
+from nanosam2.utils.tensorrt_flavour import LABELS, make_logger
 from engines.plan import BuildPlan
 
 if TYPE_CHECKING:  # checked by mypy against tensorrt-stubs
@@ -33,12 +39,21 @@ class BuilderOptions:
     optimization_level: int | None = None
     dla_core: int | None = None
     verbose: bool = False
+    flavour: str | None = None  # "tensorrt" | "rtx" | None: whichever is installed (nanosam2.utils.tensorrt_flavour)
+
+
+def parser_error(error: Any, graph: str) -> str:
+    """One line for a graph the parser rejects: the node, its op and TensorRT's reason."""
+    reason = str(error.desc()).strip().splitlines()[0] if error.desc() else "unknown reason"
+    node, op = str(error.node_name() or "").strip(), str(error.node_operator() or "").strip()
+    where = f"node {node} ({op})" if node else (f"a {op} node" if op else f"node #{error.node()}")
+    return f"TensorRT cannot parse {graph}: {where}: {reason}"
 
 
 def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: BuilderOptions,
                      calibrator: Any = None) -> bytes:
     """Parse ``onnx_path`` and build a serialized engine as ``plan`` says."""
-    trt_logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
+    trt_logger: Any = make_logger(trt, options.verbose)
     builder: trt_types.Builder = trt.Builder(trt_logger)
     flags = 0
     if plan.strongly_typed and plan.trt_major < 11:  # always strongly typed from 11 on
@@ -46,8 +61,9 @@ def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: Builde
     network: trt_types.INetworkDefinition = builder.create_network(flags)
     parser: trt_types.OnnxParser = trt.OnnxParser(network, trt_logger)
     if not parser.parse_from_file(str(onnx_path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise NanoSam2Error(f"TensorRT could not parse {onnx_path.name}: {errors[0] if errors else 'unknown error'}")
+        if parser.num_errors:
+            raise NanoSam2Error(parser_error(parser.get_error(0), onnx_path.name))
+        raise NanoSam2Error(f"TensorRT cannot parse {onnx_path.name}: {trt_logger.take_error() or 'unknown error'}")
     config: trt_types.IBuilderConfig = builder.create_builder_config()
     for pool, size in options.memory_pools.items():
         config.set_memory_pool_limit(getattr(trt.MemoryPoolType, pool), size)
@@ -59,6 +75,17 @@ def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: Builde
     for name, (lo, opt, hi) in plan.profile.items():
         profile.set_shape(name, trt.Dims(lo), trt.Dims(opt), trt.Dims(hi))
     config.add_optimization_profile(profile)
+    if plan.compute_capabilities:  # TensorRT-RTX; none set = its default portable set
+        known = trt.ComputeCapability.__members__
+        unknown = [name for name in plan.compute_capabilities if name not in known]
+        if unknown:
+            offered = ", ".join(n for n in known if n.startswith("SM"))
+            raise NanoSam2Error(f"{LABELS[plan.flavour]} {trt.__version__} cannot build for {', '.join(unknown)}; "
+                                f"it offers {offered} and CURRENT")
+        config.num_compute_capabilities = len(plan.compute_capabilities)
+        for index, name in enumerate(plan.compute_capabilities):
+            if not config.set_compute_capability(getattr(trt.ComputeCapability, name), index):
+                raise NanoSam2Error(f"{LABELS[plan.flavour]} refused compute capability {name}")
     if plan.use_calibrator:
         config.int8_calibrator = calibrator
         config.set_calibration_profile(profile)
@@ -70,7 +97,7 @@ def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: Builde
         config.set_timing_cache(config.create_timing_cache(previous), False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise NanoSam2Error("TensorRT could not build the engine (see the TensorRT log above)")
+        raise NanoSam2Error(f"TensorRT could not build {onnx_path.name}: {trt_logger.take_error() or 'no reason given'}")
     if options.timing_cache is not None:
         cache = config.get_timing_cache()
         if cache is not None:

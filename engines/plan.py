@@ -6,6 +6,13 @@ implicit calibration (a cache, or our calibration data) - deprecated since 10.1 
 6 (TensorRT 10.3) users have. TensorRT 11.x removed the precision flags, the calibrator and weak
 typing: ``--fp16`` converts an FP32 graph to an FP16 graph first, ``--int8`` requires a Q/DQ graph.
 (docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/tensorrt-10x-to-11x-python-api-reference.html)
+
+TensorRT-RTX (version 1.x) has TensorRT 11's API and is planned as 11, with its own limits: no
+timing cache (it has no effect there and forces a GPU query, which breaks the CPU-only build:
+docs.nvidia.com/deeplearning/tensorrt-rtx/latest/inference-library/timing-cache-migration.html), no
+DLA, no version-compatible engines (an engine runs only with the TensorRT-RTX release that built it:
+.../inference-library/engine-compatibility.html), and target compute capabilities instead
+(default: TensorRT-RTX's own portable set; .../inference-library/cpu-engines.html).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
 from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.tensorrt_flavour import LABELS, RTX, TENSORRT, api_major
 
 # Default optimisation profiles (min, opt, max) per decoder input, by role: see nanosam2.contract.
 DECODER_PROMPTS = C.DEFAULT_PROFILE_PROMPTS
@@ -49,11 +57,13 @@ class BuildRequest:
     dla_core: int | None = None
     allow_gpu_fallback: bool = False
     version_compatible: bool = False
+    compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX: "8.6", "12.0", or "current"
+    timing_cache: bool = False  # a timing cache file was given
 
 
 @dataclass
 class BuildPlan:
-    trt_major: int
+    trt_major: int  # the API generation: 10 or 11 (TensorRT-RTX: 11)
     strongly_typed: bool
     builder_flags: list[str]
     convert_to_fp16: bool
@@ -61,13 +71,32 @@ class BuildPlan:
     profile: Profile
     precision: str
     notes: list[str] = field(default_factory=list)
+    flavour: str = TENSORRT
+    compute_capabilities: list[str] = field(default_factory=list)  # ComputeCapability member names (RTX)
 
 
-def trt_major(version: str) -> int:
-    try:
-        return int(version.split(".")[0])
-    except ValueError:
-        raise NanoSam2Error(f"cannot read the TensorRT version {version!r}") from None
+def trt_major(version: str, flavour: str = TENSORRT) -> int:
+    return api_major(flavour, version)
+
+
+def compute_capability_names(values: tuple[str, ...]) -> list[str]:
+    """``("8.6", "12.0", "current")`` -> ``["SM86", "SM120", "CURRENT"]`` (TensorRT-RTX's ComputeCapability names)."""
+    names = []
+    for value in values:
+        text = value.strip().lower()
+        if text == "current":
+            names.append("CURRENT")
+            continue
+        major, dot, minor = text.partition(".")
+        if not (dot and major.isdigit() and minor.isdigit() and len(minor) == 1):
+            raise NanoSam2Error(f"--computeCapabilities: {value!r} is not a compute capability such as 8.6 or 12.0 "
+                                "(or 'current': the GPU of this machine)")
+        names.append(f"SM{int(major)}{int(minor)}")
+    if "CURRENT" in names and len(names) > 1:
+        raise NanoSam2Error("--computeCapabilities: 'current' stands alone (it means the GPU of this machine)")
+    if len(set(names)) != len(names):
+        raise NanoSam2Error(f"--computeCapabilities: {', '.join(values)} names one twice")
+    return names
 
 
 def read_onnx_info(path: str | Path) -> OnnxInfo:
@@ -153,31 +182,58 @@ def resolve_profile(info: OnnxInfo, request: BuildRequest) -> Profile:
     return profile
 
 
-def plan_build(info: OnnxInfo, request: BuildRequest, trt_version: str) -> BuildPlan:
-    """Dispatch the precision request on the TensorRT major version and the graph's content."""
-    major = trt_major(trt_version)
+def check_flavour_request(request: BuildRequest, flavour: str) -> list[str]:
+    """What one flavour cannot honour, refused before any work; returns the compute capabilities."""
+    if flavour != RTX:
+        if request.compute_capabilities:
+            raise NanoSam2Error("--computeCapabilities is a TensorRT-RTX option (TensorRT builds for the GPU it runs on); "
+                                "use --trt-flavour rtx, or leave it out")
+        return []
+    label = LABELS[RTX]
+    if request.timing_cache:
+        raise NanoSam2Error(f"{label} has no timing cache (it does not change the engine and forces a GPU query that "
+                            "breaks CPU-only builds); leave out --timingCacheFile, and use the runtime's --runtime-cache "
+                            "for its just-in-time kernels")
+    if request.dla_core is not None or request.allow_gpu_fallback:
+        raise NanoSam2Error(f"{label} builds for RTX GPUs and has no DLA; leave out --useDLACore/--allowGPUFallback "
+                            "(Jetson: use JetPack's TensorRT)")
+    if request.version_compatible:
+        raise NanoSam2Error(f"{label} engines run only with the {label} release that built them; leave out "
+                            "--versionCompatible and rebuild after an upgrade")
+    return compute_capability_names(request.compute_capabilities)
+
+
+def plan_build(info: OnnxInfo, request: BuildRequest, trt_version: str, flavour: str = TENSORRT) -> BuildPlan:
+    """Dispatch the precision request on the TensorRT API generation, the flavour and the graph's content."""
+    major = trt_major(trt_version, flavour)
     if major < 10:
-        raise NanoSam2Error(f"TensorRT {trt_version} is too old: nanosam2 needs TensorRT 10 or 11")
+        raise NanoSam2Error(f"TensorRT {trt_version} is too old: nanosam2 needs TensorRT 10 or 11 (or TensorRT-RTX)")
+    capabilities = check_flavour_request(request, flavour)
     profile = resolve_profile(info, request)
     want_fp16 = request.fp16 or request.best
     want_int8 = request.int8 or request.best
     graph_precision = info.contract.precision if info.contract else "fp32"
     notes: list[str] = []
+    if info.contract is not None and info.contract.graph in C.FP32_GRAPHS and (want_fp16 or want_int8):
+        notes.append(f"{info.contract.graph} stays FP32 (the precision policy: nanosam2.contract.FP32_GRAPHS)")
+        want_fp16 = want_int8 = False
     flags: list[str] = []
     convert, calibrate = False, False
     if major >= 11:
         strongly_typed = True
+        api = "TensorRT-RTX" if flavour == RTX else "TensorRT 11"
         if request.calib_cache or request.calib_data:
-            raise NanoSam2Error("TensorRT 11 removed implicit INT8 calibration (--calib/--calib-data); "
+            removed = "TensorRT-RTX has no" if flavour == RTX else "TensorRT 11 removed"
+            raise NanoSam2Error(f"{removed} implicit INT8 calibration (--calib/--calib-data); "
                                 "make a Q/DQ graph: python -m calib.qdq --onnx MODEL.onnx --calib calib/sa1_512.npy "
                                 "--out MODEL.int8.onnx")
-        if request.int8 and not info.has_qdq:
-            raise NanoSam2Error(f"--int8 on TensorRT 11 needs a Q/DQ graph and {info.path.name} has none: "
+        if request.int8 and want_int8 and not info.has_qdq:
+            raise NanoSam2Error(f"--int8 on {api} needs a Q/DQ graph and {info.path.name} has none: "
                                 f"python -m calib.qdq --onnx {info.path.name} --calib calib/sa1_512.npy "
                                 f"--out {info.path.stem}.int8.onnx")
         if want_fp16 and graph_precision == "fp32":
             convert = True
-            notes.append("TensorRT 11 has no FP16 flag: the FP32 graph is converted to an FP16 graph first "
+            notes.append(f"{api} has no FP16 flag: the FP32 graph is converted to an FP16 graph first "
                          "(FP32 I/O, norms and point Fourier features kept in FP32)")
         precision = "int8" if info.has_qdq else ("fp16" if want_fp16 or graph_precision == "fp16" else "fp32")
     else:
@@ -205,4 +261,6 @@ def plan_build(info: OnnxInfo, request: BuildRequest, trt_version: str) -> Build
         notes.append(f"layers on DLA core {request.dla_core}" + (" with GPU fallback" if request.allow_gpu_fallback else ""))
     if request.version_compatible:
         flags.append("VERSION_COMPATIBLE")
-    return BuildPlan(major, strongly_typed, flags, convert, calibrate, profile, precision, notes)
+    if capabilities:
+        notes.append(f"compute capabilities: {', '.join(capabilities)}")
+    return BuildPlan(major, strongly_typed, flags, convert, calibrate, profile, precision, notes, flavour, capabilities)

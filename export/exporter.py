@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from export.examples import decoder_example, encoder_example
-from export.onnx_passes import name_dynamic_axes, save_checked, set_metadata, simplify, to_fp16
+from export.onnx_passes import name_dynamic_axes, save_checked, set_metadata, simplify, tensorrt_type_violations, to_fp16
 from export.verify import OutputError, check_rows, verify_export
 from nanosam2 import contract as C
 from nanosam2.checkpoint import state_digest
@@ -126,8 +126,7 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
     start = time.perf_counter()
     names_in, names_out = C.GRAPH_IO[graph_name]
     dynamic = dynamic_shapes(graph_name)
-    # pre/post stay FP32 (exact); the memory encoder is a few convolutions on one map: FP32 too
-    precision = precision if graph_name in (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION) else "fp32"
+    precision = "fp32" if graph_name in C.FP32_GRAPHS else precision  # the precision policy
     quantized = precision == QAT_PRECISION
     with torch.no_grad():
         if quantized:
@@ -143,6 +142,10 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
             model = to_fp16(model)
         name_dynamic_axes(model, {name: {axis: dim.__name__ for axis, dim in spec.items()}
                                   for name, spec in dynamic.items() if spec})
+        problems = tensorrt_type_violations(model)
+        if problems:  # a graph TensorRT would refuse is not an export
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise NanoSam2Error(f"{graph_name}: {problems[0]}{more}")
         save_checked(model, tmp)
     seconds = time.perf_counter() - start
     logger.info("exported %s (%.1f MB, %.1f s, simplified by %s)", graph_name, tmp.stat().st_size / 1e6, seconds, tool)

@@ -101,6 +101,38 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return wrapper.model
 
 
+UINT8_CASTS_WITH = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+
+
+def tensorrt_type_violations(model: onnx.ModelProto) -> list[str]:
+    """Where ``model`` breaks TensorRT 10's rule for UINT8: a uint8 tensor may only be a graph input or
+    output and go through a Cast from or to float32/float16 (docs.nvidia.com/deeplearning/tensorrt/latest/
+    _static/python-api/infer/FoundationalTypes/DataType.html). TensorRT-RTX's parser refuses a Gather on
+    uint8, and JetPack's TensorRT 10.3 cannot be run here, so the exporter checks the rule itself.
+    One line per offending node (empty: the graph obeys it)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in [*inferred.graph.input, *inferred.graph.output, *inferred.graph.value_info]}
+    types.update({i.name: i.data_type for i in inferred.graph.initializer})
+    uint8 = onnx.TensorProto.UINT8
+    problems = []
+    for node in inferred.graph.node:
+        ins = [types.get(name) for name in node.input if name]
+        outs = [types.get(name) for name in node.output if name]
+        if uint8 not in ins and uint8 not in outs:
+            continue
+        if node.op_type == "Cast" and len(ins) == 1 and len(outs) == 1:
+            other = outs[0] if ins[0] == uint8 else ins[0]
+            if other in UINT8_CASTS_WITH:
+                continue
+            why = f"casts uint8 {'to' if ins[0] == uint8 else 'from'} {onnx.TensorProto.DataType.Name(other)}"
+        else:
+            why = "takes uint8" if uint8 in ins else "makes uint8"
+        problems.append(f"node {node.name or '?'} ({node.op_type}) {why}: TensorRT allows uint8 only at the graph's "
+                        "inputs and outputs, cast from or to float32/float16")
+    return problems
+
+
 def save_checked(model: onnx.ModelProto, path: Path) -> None:
     """Save in one file (external data only above 2 GiB) and run the full ONNX checker on it."""
     large = model.ByteSize() > TWO_GIB

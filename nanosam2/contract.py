@@ -44,6 +44,9 @@ MEMORY_ENCODER = "memory_encoder"  # frame features + mask logits -> the frame's
 IMAGE_GRAPHS = (ENCODER, DECODER, PREPROCESS, POSTPROCESS)  # the image Predictor's runners, in its order
 VIDEO_GRAPHS = (MEMORY_ATTENTION, MEMORY_ENCODER)  # what VideoPredictor adds to the encoder and decoder
 GRAPHS = IMAGE_GRAPHS + VIDEO_GRAPHS
+# The precision policy: these stay FP32 in an FP16 export or engine (pre/post-processing: exact resampling and
+# thresholds; the memory encoder: a few convolutions on one map, where FP16 saves nothing worth its error).
+FP32_GRAPHS = (PREPROCESS, POSTPROCESS, MEMORY_ENCODER)
 
 # Image encoder graph
 IMAGE = "image"

@@ -124,7 +124,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     (["--minShapes=point_coords:1xx2"], "--minShapes: bad dimensions"),
     (["--maxShapes=nope:1x1"], "nope not an input"),
     (["--minShapes=point_coords:9x1x2", "--maxShapes=point_coords:4x1x2"], "min <= opt <= max"),
-    ([], "tensorrt is not installed"),
+    (["--trt-flavour=tensorrt"], "TensorRT is not installed"),
+    (["--computeCapabilities=8.x"], "not a compute capability"),
 ])
 def test_cli_errors_before_any_build(runtime_onnx, tmp_path, extra, message):
     engine = tmp_path / "decoder.engine"
@@ -162,7 +163,7 @@ def test_build_then_predict_end_to_end(runtime_onnx, tmp_path, fake_trt, capsys)
     record = json.loads(C.engine_sidecar_path(encoder).read_text())
     assert record["precision"] == "fp16" and record["tensorrt_version"] == fake_trt.__version__
     assert json.loads(record[C.METADATA_KEY])["graph"] == C.ENCODER and len(record["onnx_sha256"]) == 64
-    first = fake_trt.builds[0]
+    first = fake_trt._builds[0]
     assert first["pools"] == {"WORKSPACE": 2 * 2**30} and first["level"] == 4
     if fake_trt.__version__.startswith("10"):
         assert first["flags"] == ["FP16"] and first["network_flags"] == 0
@@ -187,4 +188,87 @@ def test_implicit_int8_calibration_writes_and_reuses_cache(runtime_onnx, tmp_pat
     assert run_cli(build_main, args) == 0
     assert cache.read_bytes() == b"fake cache: 3 batches"
     assert run_cli(build_main, args) == 0  # second build reads the cache, asks for no batch
-    assert cache.read_bytes() == b"fake cache: 3 batches" and fake_trt.builds[-1]["flags"] == ["INT8"]
+    assert cache.read_bytes() == b"fake cache: 3 batches" and fake_trt._builds[-1]["flags"] == ["INT8"]
+
+
+@pytest.fixture
+def fake_rtx(monkeypatch):
+    """A fake TensorRT-RTX (module ``tensorrt_rtx``) whose "GPU" is an SM89 (Ada) card."""
+    from nanosam2.utils import cuda_api
+    from trt_runtime.runners import tensorrt_runner
+
+    cudart = FakeCudart()
+    trt = FakeTensorRT(cudart, "1.7.1.116", flavour="rtx", gpu_compute_capability="SM89")
+    make_builder_module(trt)
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx", trt)
+    monkeypatch.setattr(tensorrt_runner, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
+    return trt
+
+
+def test_rtx_engines_run_with_a_runtime_cache(runtime_onnx, tmp_path, fake_rtx, caplog):
+    """Build for the default targets and for named ones; predict with a runtime cache: the first run
+    writes it, the second takes it, a corrupt one is said and replaced; an engine built for another
+    GPU family is one line from the validity check, before any GPU work."""
+    from trt_runtime.cli import main as runtime_main
+
+    encoder, decoder, cache = tmp_path / "enc.engine", tmp_path / "dec.engine", tmp_path / "kernels.cache"
+    for onnx_path, engine, extra in ((runtime_onnx[C.ENCODER], encoder, ["--fp16", "--computeCapabilities=8.6,8.9"]),
+                                     (runtime_onnx[C.DECODER], decoder, [])):
+        assert run_cli(build_main, [f"--onnx={onnx_path}", f"--saveEngine={engine}", "--trt-flavour=rtx", *extra]) == 0
+    record = json.loads(C.engine_sidecar_path(encoder).read_text())
+    assert (record["tensorrt_flavour"], record["compute_capabilities"], record["gpu"]) == ("rtx", ["SM86", "SM89"], None)
+    assert fake_rtx._builds[0]["flags"] == [] and fake_rtx._builds[0]["targets"] == ["SM86", "SM89"]
+    assert json.loads(C.engine_sidecar_path(decoder).read_text())["compute_capabilities"] == "default"
+    args = ["predict", "--encoder", str(encoder), "--decoder", str(decoder), "--image", "nanosam2/assets/grace_hopper.jpg",
+            "--box", "120,60,400,420", "--output", str(tmp_path / "out"), "--runtime-cache", str(cache)]
+    assert run_cli(runtime_main, args) == 0
+    assert sorted(json.loads(cache.read_bytes())) == sorted([read_engine_header(encoder.read_bytes())["onnx_name"],
+                                                            read_engine_header(decoder.read_bytes())["onnx_name"]])
+    first = cache.read_bytes()
+    assert run_cli(runtime_main, [*args[:-4], "--output", str(tmp_path / "out2"), *args[-2:]]) == 0
+    assert cache.read_bytes() == first and not list(tmp_path.glob("*.partial"))
+    cache.write_bytes(b"\x00 not a cache")
+    with caplog.at_level("WARNING"):
+        assert run_cli(runtime_main, [*args[:-4], "--output", str(tmp_path / "out3"), *args[-2:]]) == 0
+    assert "compiled again and the file is replaced" in caplog.text and cache.read_bytes() == first
+    fake_rtx._gpu = "SM120"  # the same engines on a Blackwell card: the encoder was built for 8.6 and 8.9 only
+    assert run_cli(runtime_main, [*args[:-4], "--output", str(tmp_path / "out4")]) == 2
+
+
+def test_rtx_refusals_are_one_line(runtime_onnx, tmp_path, fake_rtx, capsys):
+    from trt_runtime.cli import main as runtime_main
+
+    encoder = tmp_path / "enc.engine"
+    assert run_cli(build_main, [f"--onnx={runtime_onnx[C.ENCODER]}", f"--saveEngine={encoder}", "--trt-flavour=rtx",
+                                "--computeCapabilities=8.6"]) == 0
+    fake_rtx._gpu = "SM120"
+    base = ["predict", "--encoder", str(encoder), "--decoder", str(encoder), "--image", "nanosam2/assets/grace_hopper.jpg",
+            "--point", "10,10", "--output", str(tmp_path / "out")]
+    assert run_cli(runtime_main, base) == 2
+    assert "enc.engine cannot run here (unsupported cc): rebuild it" in capsys.readouterr().err
+    record = json.loads(C.engine_sidecar_path(encoder).read_text())  # the record says TensorRT 10 built it
+    C.engine_sidecar_path(encoder).write_text(json.dumps({**record, "tensorrt_flavour": "tensorrt",
+                                                          "tensorrt_version": "10.3.0"}))
+    assert run_cli(runtime_main, base) == 2
+    assert "built by TensorRT 10.3.0; this runner uses TensorRT-RTX 1.7.1.116: run it with --trt-flavour tensorrt" \
+        in capsys.readouterr().err
+    for flags, message in ((["--timingCacheFile=t.cache"], "has no timing cache"),
+                           (["--useDLACore=0"], "has no DLA"), (["--calib=c.cache", "--int8"], "no implicit INT8")):
+        assert run_cli(build_main, [f"--onnx={runtime_onnx[C.ENCODER]}", f"--saveEngine={tmp_path / 'x.engine'}",
+                                    "--trt-flavour=rtx", *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.engine").exists() and not (tmp_path / "out").exists()
+
+
+def test_runtime_cache_needs_rtx(runtime_onnx, tmp_path, fake_trt, capsys):
+    from trt_runtime.cli import main as runtime_main
+
+    engine = tmp_path / "dec.engine"
+    assert run_cli(build_main, [f"--onnx={runtime_onnx[C.DECODER]}", f"--saveEngine={engine}"]) == 0
+    assert run_cli(build_main, [f"--onnx={runtime_onnx[C.DECODER]}", f"--saveEngine={tmp_path / 'x.engine'}",
+                                "--computeCapabilities=8.6"]) == 2
+    assert "--computeCapabilities is a TensorRT-RTX option" in capsys.readouterr().err
+    assert run_cli(runtime_main, ["predict", "--encoder", str(engine), "--decoder", str(engine), "--image",
+                                  "nanosam2/assets/grace_hopper.jpg", "--point", "10,10", "--output", str(tmp_path / "o"),
+                                  "--runtime-cache", str(tmp_path / "k.cache")]) == 2
+    assert "--runtime-cache is a TensorRT-RTX option" in capsys.readouterr().err

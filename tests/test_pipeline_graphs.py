@@ -44,7 +44,7 @@ def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path, cuda_graph
     if backend == "torch":
         return {g: TorchRunner(model=runtime_model, graph=g, device="cpu") for g in C.IMAGE_GRAPHS}
     trt = FakeTensorRT(FakeCudart(), version="10.3.0")
-    stream = EngineStream(CudaRuntime(trt.cudart), cuda_graph)  # one stream for the pipeline, as load_predictor makes
+    stream = EngineStream(CudaRuntime(trt._cudart), cuda_graph)  # one stream for the pipeline, as load_predictor makes
     runners = {}
     for graph in C.IMAGE_GRAPHS:
         path = write_engine(tmp_path / f"{graph}.engine", runtime_onnx[graph], PROFILES[graph])

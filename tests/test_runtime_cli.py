@@ -82,12 +82,20 @@ def test_onnx_that_is_not_ours(tmp_path):
     assert "carries no nanosam2 metadata" in one_error(result)
 
 
-def test_engine_without_tensorrt_names_the_extra(tmp_path):
+@pytest.mark.parametrize("flavour", ["tensorrt", "rtx"])
+def test_engine_without_tensorrt_or_gpu_is_one_line(tmp_path, flavour):
+    """A TensorRT that is not installed names its extra; an installed one on a machine without a GPU
+    (TensorRT-RTX here) says so in one line, not as a CUDA error."""
+    from nanosam2.utils.tensorrt_flavour import installed_flavours
+
     engine = tmp_path / "encoder.engine"
     engine.write_bytes(b"not an engine")
     result = runtime("predict", "--encoder", str(engine), "--decoder", str(engine), "--image", SAMPLE,
-                     "--point", "10,10", "--output", str(tmp_path))
-    assert "pip install 'nanosam2[trt]'" in one_error(result)
+                     "--point", "10,10", "--output", str(tmp_path / "out"), "--trt-flavour", flavour)
+    extra = "rtx" if flavour == "rtx" else "trt"
+    expected = "has none visible" if flavour in installed_flavours() else f"pip install 'nanosam2[{extra}]'"
+    assert expected in one_error(result)
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_file_type(tmp_path):
@@ -115,7 +123,7 @@ def test_predict_with_tensorrt_engines(runtime_onnx, tmp_path, monkeypatch, caps
     assert cudart.graph_launches == 2  # run 2 replays set_image's graph and predict's, captured in run 1
     paths[C.ENCODER].write_bytes(b"corrupt")
     assert run_cli(cli_main, args) == 2
-    assert "is not a TensorRT engine this TensorRT (11.4.1) can load" in capsys.readouterr().err
+    assert "is not a TensorRT engine TensorRT 11.4.1 can load" in capsys.readouterr().err
 
 
 def test_eval_coco_and_metric_commands(runtime_onnx, tmp_path, capsys):

@@ -11,6 +11,7 @@ from typing import Any
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.inference.runner import Runner
+from nanosam2.utils.tensorrt_flavour import FLAVOURS
 from trt_runtime.predictor import Predictor
 
 BACKEND_BY_SUFFIX = {".engine": "tensorrt", ".plan": "tensorrt", ".trt": "tensorrt", ".onnx": "onnxruntime",
@@ -31,13 +32,15 @@ class BackendOptions:
     compile: bool = False  # PyTorch: torch.compile
     config: str | None = None  # PyTorch: config of a Meta SAM2.1 checkpoint
     cuda_graph: bool = False  # TensorRT: replay set_image and predict from CUDA graphs
+    trt_flavour: str | None = None  # TensorRT: "tensorrt" | "rtx" | None (whichever is installed)
+    runtime_cache: str | None = None  # TensorRT-RTX: file of just-in-time compiled kernels, kept between runs
 
     def for_backend(self, kind: str, graph: str) -> dict[str, Any]:
         if kind == "onnxruntime":
             return {"provider": self.provider}
         if kind == "torch":
             return {"device": self.device, "dtype": self.dtype, "compile": self.compile, "config": self.config}
-        return {"cuda_graph": self.cuda_graph}
+        return {"cuda_graph": self.cuda_graph, "flavour": self.trt_flavour}
 
 
 def backend_for(path: str | os.PathLike[str], backend: str | None = None) -> str:
@@ -99,7 +102,7 @@ def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any, cud
             if kind == "tensorrt":
                 from trt_runtime.runners.tensorrt_runner import open_engine_stream
 
-                stream = stream or open_engine_stream(cuda_graph)
+                stream = stream or open_engine_stream(cuda_graph, options.trt_flavour, options.runtime_cache)
                 settings = {"stream": stream}
             runners[graph] = open_runner(path, kind, graph=graph, **settings)
         return make(runners)
@@ -178,8 +181,16 @@ def add_backend_arguments(parser: argparse.ArgumentParser, graphs_required: bool
                        help="TensorRT: capture set_image (preprocess + encoder) and each predict (decoder + "
                             "postprocess) as one CUDA graph each and replay them (captured again when the image size, "
                             "the prompt count or a buffer changes)")
+    group.add_argument("--trt-flavour", choices=FLAVOURS,
+                       help="TensorRT engines: tensorrt (TensorRT 10/11) or rtx (TensorRT-RTX); default: the one "
+                            "installed, tensorrt first (or $NANOSAM2_TRT_FLAVOUR). An engine runs only on the flavour "
+                            "and release that built it")
+    group.add_argument("--runtime-cache", metavar="FILE",
+                       help="TensorRT-RTX: keep the kernels it compiles on this GPU in FILE (read at start, written "
+                            "atomically at the end), so that later runs start fast")
 
 
 def options_from_args(args: argparse.Namespace) -> BackendOptions:
     return BackendOptions(backend=args.backend, provider=args.provider, device=args.device, dtype=args.dtype,
-                          compile=args.compile, config=args.config, cuda_graph=args.cuda_graph)
+                          compile=args.compile, config=args.config, cuda_graph=args.cuda_graph,
+                          trt_flavour=args.trt_flavour, runtime_cache=args.runtime_cache)

@@ -11,6 +11,12 @@ multimask]``), upsampled bilinearly to the image size, thresholded to uint8 mask
 scores and clamped low-res logits. The image size is read from the shape of the ``pixels``
 tensor the preprocess graph took (already on the device; its values are never read).
 
+Both follow TensorRT's rule for UINT8 (docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/
+infer/FoundationalTypes/DataType.html): a uint8 tensor is only a network input or output, converted by a
+Cast from or to float32/float16 and used by nothing else. So the pixels are cast to float before any
+other op reads them (even for their shape), and the masks are selected as float 0/1 and cast to uint8
+last (``export.onnx_passes.tensorrt_type_violations`` checks every exported graph for this).
+
 Both are the numpy reference of ``nanosam2.transforms`` written in torch (the PyTorch backend
 runs them as they are; the exporter writes them to ONNX for ONNX Runtime and TensorRT), and the
 tests hold them to it: encoder input within 1e-4, masks IoU >= 0.999.
@@ -56,7 +62,8 @@ def bilinear_weights(out_len: torch.Tensor, in_size: int) -> torch.Tensor:
 
 
 def _axis(pixels: torch.Tensor, dim: int) -> torch.Tensor:
-    """``arange(pixels.shape[dim])`` in float32, derived from the data so exports keep it dynamic."""
+    """``arange(pixels.shape[dim])`` in float32, derived from the data so exports keep it dynamic.
+    ``pixels`` is already cast to float: TensorRT takes a uint8 tensor into a Cast and nothing else."""
     ones = torch.ones_like(pixels.select(2, 0).select(1 - dim, 0), dtype=torch.float32)
     return torch.cumsum(ones, dim=0) - 1.0
 
@@ -71,9 +78,10 @@ class PreprocessGraph(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(3, 1, 1), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        rows = antialias_bilinear_weights(_axis(pixels, 0), self.image_size)  # [S, H]
-        cols = antialias_bilinear_weights(_axis(pixels, 1), self.image_size)  # [S, W]
-        planes = pixels.permute(2, 0, 1).to(torch.float32) / 255.0  # [3, H, W]
+        values = pixels.to(torch.float32)  # first: every other op reads float
+        rows = antialias_bilinear_weights(_axis(values, 0), self.image_size)  # [S, H]
+        cols = antialias_bilinear_weights(_axis(values, 1), self.image_size)  # [S, W]
+        planes = values.permute(2, 0, 1) / 255.0  # [3, H, W]
         resized = torch.matmul(torch.matmul(rows, planes), cols.transpose(0, 1))
         return ((resized - self.mean) / self.std).unsqueeze(0)
 
@@ -113,8 +121,11 @@ class PostprocessGraph(nn.Module):
         planes, scores = self.candidates(low_res_masks, iou_predictions)
         chosen = torch.index_select(planes, 1, mask_planes)  # [P, K, L, L]
         chosen_scores = torch.index_select(scores, 1, mask_planes)
-        rows = bilinear_weights(_axis(pixels, 0), self.low_res_size)  # [H, L]
-        cols = bilinear_weights(_axis(pixels, 1), self.low_res_size)  # [W, L]
+        image = pixels.to(torch.float16)  # only its shape is read; the cast keeps uint8 at the graph's edge
+        rows = bilinear_weights(_axis(image, 0), self.low_res_size)  # [H, L]
+        cols = bilinear_weights(_axis(image, 1), self.low_res_size)  # [W, L]
         full = torch.matmul(torch.matmul(rows, chosen), cols.transpose(0, 1))  # [P, K, H, W]
-        masks = (full > self.mask_threshold).to(torch.uint8)
+        # 0/1 in float, then float -> uint8 (TensorRT 10 casts to uint8 from float32/float16 only, not from bool)
+        selected = torch.where(full > self.mask_threshold, torch.ones_like(full), torch.zeros_like(full))
+        masks = selected.to(torch.uint8)
         return masks, chosen_scores, torch.clamp(chosen, -LOGIT_CLAMP, LOGIT_CLAMP)

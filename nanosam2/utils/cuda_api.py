@@ -65,6 +65,13 @@ class CudaRuntime:
         except (NanoSam2Error, AttributeError):
             return "unknown"
 
+    def device_count(self) -> int:
+        """How many CUDA GPUs this process sees (0 without a GPU or driver)."""
+        try:
+            return int(self.check(self.rt.cudaGetDeviceCount(), "cudaGetDeviceCount"))
+        except NanoSam2Error:
+            return 0
+
     def stream_handle(self, stream: Any) -> int:
         return int(stream)
 
@@ -140,6 +147,9 @@ class PycudaRuntime:
     def device_name(self, device: int = 0) -> str:
         return str(self.driver.Device(device).name())
 
+    def device_count(self) -> int:
+        return int(self.driver.Device.count())
+
     def stream_handle(self, stream: Any) -> int:
         return int(stream.handle)
 
@@ -181,3 +191,11 @@ def open_cuda(prefer: str | None = None) -> CudaRuntime | PycudaRuntime:
             if prefer == "cuda-python":
                 raise
     return PycudaRuntime()
+
+
+def require_gpu(purpose: str) -> CudaRuntime | PycudaRuntime:
+    """The CUDA runtime, or one line saying there is no GPU (instead of a raw CUDA error later)."""
+    cuda = open_cuda()
+    if cuda.device_count() < 1:
+        raise NanoSam2Error(f"{purpose} needs a CUDA GPU and this machine has none visible")
+    return cuda

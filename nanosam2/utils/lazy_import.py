@@ -24,6 +24,8 @@ _EXTRA_FOR = {
     "onnxslim": "export",
     "pycocotools": "eval",
     "tensorrt": "trt",
+    "tensorrt_rtx": "rtx",
+    "tensorrt_rtx_bindings": "rtx",
     "cuda": "trt",
     "matplotlib": "plot",
     "tqdm": "eval",

@@ -16,6 +16,17 @@ replayed while the same engines run with the same shapes and buffers (cudaStream
 cudaStreamEndCapture / cudaGraphInstantiate / cudaGraphLaunch:
 docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__GRAPH.html; TensorRT's note on capturing
 ``execute_async_v3``: docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/work-with-cuda-graphs.html).
+
+TensorRT-RTX engines run through the same calls (its API is TensorRT 11's). Before deserialising one,
+``Runtime.get_engine_validity`` reads its header, so that an engine of another TensorRT-RTX release or
+for another GPU family is one line, not a TensorRT log (docs.nvidia.com/deeplearning/tensorrt-rtx/latest/
+inference-library/engine-compatibility.html). Its kernels are compiled just in time on the GPU; with a
+runtime cache file (``ICudaEngine.create_runtime_config``, ``IRuntimeConfig.create_runtime_cache`` /
+``set_runtime_cache``, ``IRuntimeCache.serialize`` / ``deserialize``, and the execution context created
+from that config: .../inference-library/work-with-runtime-cache.html) that work is paid once per machine:
+the engines of a pipeline share one cache, read when the first opens and written atomically when the
+last closes. An engine's record (``ENGINE.json``) names the TensorRT flavour and version that built it,
+and a runner of another flavour refuses it in one line.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +44,9 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2.contract import GraphContract, read_engine_sidecar
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.lazy_import import require
+from nanosam2.utils.atomic import atomic_path
 from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
+from nanosam2.utils.tensorrt_flavour import LABELS, RTX, TENSORRT, TensorRT, import_tensorrt, make_logger
 from nanosam2.inference.device import DeviceArray
 from nanosam2.inference.runner import Runner
 
@@ -83,6 +96,38 @@ def contract_for_engine(path: str | os.PathLike[str], input_names: list[str]) ->
     return GraphContract.for_graph(graph, "unknown")
 
 
+class RuntimeCacheFile:
+    """TensorRT-RTX's runtime cache (kernels compiled just in time) kept in one file: read when the first
+    engine opens, shared by the pipeline's engines, written atomically (complete or not at all) on close."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise NanoSam2Error(f"--runtime-cache {self.path} is a folder; give a file name")
+        self.cache: Any = None
+        self.loaded = False  # whether an earlier run's kernels were taken
+
+    def attach(self, config: Any) -> None:
+        """Give an engine's ``IRuntimeConfig`` the shared cache (created and filled on first use)."""
+        if self.cache is None:
+            self.cache = config.create_runtime_cache()
+            if self.path.is_file() and self.path.stat().st_size:
+                self.loaded = bool(self.cache.deserialize(self.path.read_bytes()))
+                if not self.loaded:
+                    logger.warning("%s was written by another GPU, driver or TensorRT-RTX release: its kernels are "
+                                   "compiled again and the file is replaced on close", self.path)
+        if not config.set_runtime_cache(self.cache):
+            raise NanoSam2Error(f"TensorRT-RTX refused the runtime cache {self.path}")
+
+    def save(self) -> None:
+        if self.cache is None:
+            return
+        data = bytes(self.cache.serialize())
+        with atomic_path(self.path) as tmp:
+            tmp.write_bytes(data)
+        logger.info("runtime cache %s: %.1f MB", self.path, len(data) / 1e6)
+
+
 class EngineStream:
     """One CUDA stream shared by the engines of a pipeline, and the CUDA graphs captured on it.
 
@@ -97,8 +142,11 @@ class EngineStream:
     be rewritten afterwards.
     """
 
-    def __init__(self, cuda: CudaRuntime | PycudaRuntime, cuda_graph: bool = False, max_graphs: int = 8) -> None:
+    def __init__(self, cuda: CudaRuntime | PycudaRuntime, cuda_graph: bool = False, max_graphs: int = 8,
+                 tensorrt: TensorRT | None = None, runtime_cache: RuntimeCacheFile | None = None) -> None:
         self.cuda = cuda
+        self.tensorrt = tensorrt  # the TensorRT every engine of the pipeline runs on (None: each runner finds one)
+        self.runtime_cache = runtime_cache
         self.stream = cuda.stream()
         self.use_graphs = cuda_graph and getattr(cuda, "supports_graphs", False)
         self.max_graphs = max_graphs
@@ -124,6 +172,8 @@ class EngineStream:
             self.forget(None)
             self.cuda.destroy_stream(self.stream)
             self.stream = None
+            if self.runtime_cache is not None:
+                self.runtime_cache.save()
 
     def forget(self, runner: "TensorRTRunner | None") -> None:
         """Destroy the graphs that launch ``runner`` (its buffers moved), or every graph (None)."""
@@ -168,17 +218,60 @@ class EngineStream:
             graph = self.cuda.end_capture(self.stream)  # type: ignore[union-attr]
         if not ok:
             self.cuda.destroy_graph(*graph)  # type: ignore[union-attr]
-            raise NanoSam2Error("TensorRT execution failed during CUDA-graph capture (see the TensorRT log above)")
+            reason = next((r._trt_logger.take_error() for r in runners if r._trt_logger.errors), "no reason given")
+            raise NanoSam2Error(f"TensorRT execution failed during CUDA-graph capture: {reason}")
         self.graphs[key] = graph
         self.captures += 1
         while len(self.graphs) > self.max_graphs:
             self.cuda.destroy_graph(*self.graphs.popitem(last=False)[1])  # type: ignore[union-attr]
 
 
-def open_engine_stream(cuda_graph: bool = False) -> EngineStream:
-    """A stream for the engines of one pipeline (checks that TensorRT is there first, for its message)."""
-    require("tensorrt", "the TensorRT backend")
-    return EngineStream(open_cuda(), cuda_graph)
+def open_engine_stream(cuda_graph: bool = False, flavour: str | None = None,
+                       runtime_cache: str | os.PathLike[str] | None = None) -> EngineStream:
+    """A stream for the engines of one pipeline, on one TensorRT (checked first, for its message)."""
+    tensorrt = import_tensorrt(flavour, "the TensorRT backend")
+    cache = RuntimeCacheFile(runtime_cache) if runtime_cache is not None else None
+    if cache is not None and tensorrt.flavour != RTX:
+        raise NanoSam2Error(f"--runtime-cache is a TensorRT-RTX option; {tensorrt.label} compiles its kernels "
+                            "when it builds the engine")
+    cuda = open_cuda()
+    if cuda.device_count() < 1:  # one line here, not a CUDA error from the first allocation
+        raise NanoSam2Error(f"TensorRT engines run on a CUDA GPU and this machine has none visible ({tensorrt.label} "
+                            "can still build engines here: engines/build_engine.py)")
+    return EngineStream(cuda, cuda_graph, tensorrt=tensorrt, runtime_cache=cache)
+
+
+def check_engine_record(path: Path, tensorrt: TensorRT) -> None:
+    """Refuse, in one line, an engine whose record says another TensorRT flavour or release built it."""
+    record = read_engine_sidecar(path) or {}
+    if "tensorrt_version" not in record:  # no build record (plain trtexec): TensorRT itself will judge the engine
+        return
+    # records from before TensorRT-RTX support name no flavour: only TensorRT built engines then
+    flavour, version = record.get("tensorrt_flavour", TENSORRT), record["tensorrt_version"]
+    if flavour not in LABELS:
+        raise NanoSam2Error(f"{path}.json names an unknown TensorRT flavour {flavour!r}")
+    if flavour != tensorrt.flavour:
+        raise NanoSam2Error(f"{path.name} was built by {LABELS[flavour]} {version}; this runner uses {tensorrt.label}: "
+                            f"run it with --trt-flavour {flavour}, or rebuild it with this TensorRT")
+    compatible = "VERSION_COMPATIBLE" in (record.get("builder_flags") or [])
+    if version and version != tensorrt.version and not compatible:
+        raise NanoSam2Error(f"{path.name} was built by {LABELS[flavour]} {version} and {tensorrt.label} cannot load it; "
+                            "rebuild it with engines/build_engine.py")
+
+
+def check_engine_validity(runtime: Any, trt: Any, data: bytes, path: Path) -> None:
+    """TensorRT-RTX's header check before deserialising (one line naming what does not fit)."""
+    validity, diagnostics = runtime.get_engine_validity(data)
+    if validity == trt.EngineValidity.VALID:
+        return
+    reasons = [name.lower().replace("_", " ") for name, member in trt.EngineInvalidityDiagnostics.__members__.items()
+               if int(diagnostics) & int(member)]
+    if validity == trt.EngineValidity.SUBOPTIMAL:
+        logger.warning("%s may run slower on this GPU than on the one it was built for", path.name)
+        return
+    why = ", ".join(reasons) or "invalid here: no GPU or driver TensorRT-RTX can use, or another release's engine"
+    raise NanoSam2Error(f"{path.name} cannot run here ({why}): rebuild it for this "
+                        "GPU and TensorRT-RTX release (engines/build_engine.py --trt-flavour rtx)")
 
 
 class TensorRTRunner(Runner):
@@ -188,26 +281,44 @@ class TensorRTRunner(Runner):
 
     def __init__(self, path: str | os.PathLike[str], cuda_graph: bool = False, profile_index: int = 0,
                  trt: Any = None, cuda: CudaRuntime | PycudaRuntime | None = None,
-                 stream: EngineStream | None = None) -> None:
+                 stream: EngineStream | None = None, flavour: str | None = None) -> None:
         """``stream``: the :class:`EngineStream` of the pipeline this engine is part of (its graph
-        setting applies); without one the runner has a stream of its own, and ``cuda_graph``
-        replays each call of this engine alone."""
+        setting, TensorRT and runtime cache apply); without one the runner has a stream of its own, and
+        ``cuda_graph`` replays each call of this engine alone. ``trt``: a TensorRT module to use
+        (of ``flavour``, default tensorrt); else the stream's, else the one ``flavour`` names or found."""
         super().__init__(path)
-        self.trt = trt if trt is not None else require("tensorrt", "the TensorRT backend")
+        if trt is not None:
+            tensorrt = TensorRT(trt, flavour or TENSORRT)
+        elif stream is not None and stream.tensorrt is not None:
+            tensorrt = stream.tensorrt
+        else:
+            tensorrt = import_tensorrt(flavour, "the TensorRT backend")
+        self.tensorrt = tensorrt
+        self.trt = tensorrt.module
         data = self.path.read_bytes()
         if not data:
             raise NanoSam2Error(f"{self.path} is empty, not a TensorRT engine")
+        check_engine_record(self.path, tensorrt)
         self.cuda = stream.cuda if stream is not None else cuda if cuda is not None else open_cuda()
-        self._trt_logger = self.trt.Logger(self.trt.Logger.WARNING)
+        self._trt_logger: Any = make_logger(self.trt)
         self.runtime: trt_types.Runtime = self.trt.Runtime(self._trt_logger)
+        if tensorrt.flavour == RTX:
+            check_engine_validity(self.runtime, self.trt, data, self.path)
         engine: trt_types.ICudaEngine | None = self.runtime.deserialize_cuda_engine(data)
         if engine is None:
-            raise NanoSam2Error(f"{self.path} is not a TensorRT engine this TensorRT ({self.trt.__version__}) can load: "
-                                "corrupt, or built by another TensorRT version or for another GPU")
+            reason = self._trt_logger.take_error() or "corrupt, or built by another TensorRT version or for another GPU"
+            raise NanoSam2Error(f"{self.path} is not a TensorRT engine {tensorrt.label} can load: {reason}")
         self.engine: trt_types.ICudaEngine | None = engine
-        context: trt_types.IExecutionContext | None = engine.create_execution_context()
+        cache = stream.runtime_cache if stream is not None else None
+        if cache is not None:
+            runtime_config = engine.create_runtime_config()
+            cache.attach(runtime_config)
+            context: trt_types.IExecutionContext | None = engine.create_execution_context(runtime_config)
+        else:
+            context = engine.create_execution_context()
         if context is None:
-            raise NanoSam2Error(f"{self.path}: TensorRT could not create an execution context (out of GPU memory?)")
+            raise NanoSam2Error(f"{self.path}: TensorRT could not create an execution context: "
+                                f"{self._trt_logger.take_error() or 'out of GPU memory?'}")
         self.context: trt_types.IExecutionContext | None = context
         self.profile_index = profile_index
         self.slots: dict[str, TensorSlot] = {}
@@ -226,7 +337,7 @@ class TensorRTRunner(Runner):
         self._outputs = [s.name for s in self.slots.values() if not s.is_input]
         self.contract = contract_for_engine(self.path, self._inputs)
         self.shared = stream is not None
-        self.engine_stream = stream if stream is not None else EngineStream(self.cuda, cuda_graph)
+        self.engine_stream = stream if stream is not None else EngineStream(self.cuda, cuda_graph, tensorrt=tensorrt)
         self.engine_stream.attach(self)
         self.stream = self.engine_stream.stream
         self._bound: dict[str, int] = {}  # tensor name -> the device address TensorRT was given
@@ -284,7 +395,8 @@ class TensorRTRunner(Runner):
         """Queue one execution on the stream with the shapes and addresses set now."""
         ok = bool(self.ctx.execute_async_v3(self.cuda.stream_handle(self.stream)))
         if check and not ok:
-            raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed (see the TensorRT log above)")
+            reason = self._trt_logger.take_error() or "no reason given"
+            raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed: {reason}")
         return ok
 
     def synchronize(self) -> None:
