@@ -82,9 +82,10 @@ def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: Builde
             offered = ", ".join(n for n in known if n.startswith("SM"))
             raise NanoSam2Error(f"{LABELS[plan.flavour]} {trt.__version__} cannot build for {', '.join(unknown)}; "
                                 f"it offers {offered} and CURRENT")
-        config.num_compute_capabilities = len(plan.compute_capabilities)
+        rtx_config: Any = config  # TensorRT-RTX's API: not in TensorRT 10's stubs that mypy checks against
+        rtx_config.num_compute_capabilities = len(plan.compute_capabilities)
         for index, name in enumerate(plan.compute_capabilities):
-            if not config.set_compute_capability(getattr(trt.ComputeCapability, name), index):
+            if not rtx_config.set_compute_capability(getattr(trt.ComputeCapability, name), index):
                 raise NanoSam2Error(f"{LABELS[plan.flavour]} refused compute capability {name}")
     if plan.use_calibrator:
         config.int8_calibrator = calibrator

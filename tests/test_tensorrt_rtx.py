@@ -25,7 +25,7 @@ from nanosam2.utils.tensorrt_flavour import RTX, import_tensorrt
 from .conftest import export_once, made_once
 
 pytestmark = pytest.mark.xdist_group("tensorrt_rtx")
-SIZE = 512  # the graphs' image size (the 512-px video export the tracker tests share)
+SIZE = 512  # resnet18's graphs (the 512-px video export the tracker tests share); hiera_t's image graphs: 1024
 RTX_OPTIONS = BuilderOptions(flavour=RTX)
 BUILT: list[tuple[str, str, str, float, float]] = []  # (model, graph, precision, MB, s): printed for the record
 
@@ -40,19 +40,48 @@ def rtx():
         pytest.skip(str(exc))
 
 
-def _video_export(tmp_path_factory, backbone: str, key: str) -> dict:
-    from export.exporter import export_model
+def _hiera_t_graphs(tmp_path_factory) -> dict:
+    """hiera_t's image graphs are the fidelity tests' 1024-px export (made once per session, shared);
+    its two video graphs are exported here alone (the encoder's export and PyTorch check, which the
+    fidelity and tracker tests do, would double this module's time)."""
+    import torch
 
+    from export.exporter import export_graph, export_model, video_examples
+    from nanosam2.build import build_teacher
+    from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, build_graph_module, graph_contract
+
+    from .conftest import with_trained_logit_scale
     from .test_video import video_model
 
-    return export_once(tmp_path_factory, key, lambda folder: export_model(video_model(backbone, SIZE), backbone, folder))
+    def image_export(folder):  # what test_export_fidelity exports under the same key
+        torch.manual_seed(0)
+        model = with_trained_logit_scale(build_teacher("hiera_t", None, device="cpu"))
+        return export_model(model, "hiera_t", folder, precision="fp32", video=False)
+
+    graphs = export_once(tmp_path_factory, "hiera_t-fp32", image_export)
+
+    def video_export(folder):
+        model = video_model("hiera_t", SIZE).eval()
+        with torch.no_grad():
+            embed = ImageEncoderGraph(model)(torch.zeros(1, 3, SIZE, SIZE))[0]
+        for name in C.VIDEO_GRAPHS:
+            export_graph(name, build_graph_module(name, model).eval(), video_examples(name, model, embed),
+                         folder / f"{name}.onnx", graph_contract(name, model, "hiera_t"), C.DEFAULT_OPSET, "fp32", True)
+
+    folder = made_once(tmp_path_factory, "hiera_t-video-graphs", video_export)
+    return {**graphs, **{name: folder / f"{name}.onnx" for name in C.VIDEO_GRAPHS}}
 
 
 @pytest.fixture(scope="module")
 def exports(rtx, tmp_path_factory):
-    """Every graph of resnet18 (the tracker tests' export) and of hiera_t, FP32, at 512 px."""
-    return {"resnet18": _video_export(tmp_path_factory, "resnet18", "onnx-video-512"),
-            "hiera_t": _video_export(tmp_path_factory, "hiera_t", "onnx-video-512-hiera_t")}
+    """Every graph of resnet18 (the tracker tests' 512-px export) and of hiera_t, FP32."""
+    from export.exporter import export_model
+
+    from .test_video import video_model
+
+    resnet18 = export_once(tmp_path_factory, "onnx-video-512",
+                           lambda folder: export_model(video_model("resnet18", SIZE), "resnet18", folder))
+    return {"resnet18": resnet18, "hiera_t": _hiera_t_graphs(tmp_path_factory)}
 
 
 @pytest.fixture(scope="module")

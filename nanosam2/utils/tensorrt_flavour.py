@@ -17,6 +17,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from nanosam2.errors import MissingDependencyError, NanoSam2Error
 
@@ -99,7 +100,7 @@ def installed_flavours() -> list[str]:
     return [flavour for flavour in FLAVOURS if _import(flavour) is not None]
 
 
-def make_logger(trt: ModuleType, verbose: bool = False) -> object:
+def make_logger(trt: ModuleType, verbose: bool = False) -> Any:
     """A TensorRT logger (``trt.ILogger`` subclass, as the API page's example does) that sends TensorRT's
     messages to Python logging and keeps its errors, so that a failure is reported in one line with
     TensorRT's own reason instead of a raw log on stderr."""
