@@ -11,10 +11,10 @@ rm -rf .whl && mkdir -p .whl
 # binary wheels for CPython 3.12 on x86-64 Linux
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .whl "av>=12" "pycocotools>=2.0.8"
+  -d .whl "av>=12" "pycocotools>=2.0.8" "matplotlib>=3.7" kiwisolver contourpy fonttools
 # pure-Python ones (some are published as source only): built into wheels here
 "$PY" -m pip wheel -q --no-deps -w .whl "hydra-core>=1.3.2" "omegaconf>=2.3" "antlr4-python3-runtime==4.9.3" \
-  "iopath>=0.1.10" "portalocker" "tqdm>=4.66"
+  "iopath>=0.1.10" "portalocker" "tqdm>=4.66" cycler pyparsing python-dateutil six
 # Meta's sam2: the pinned source release, built without its CUDA extension (pure Python then)
 SAM2_BUILD_CUDA=0 "$PY" -m pip wheel -q --no-deps --no-build-isolation --require-hashes -r requirements/sam2.txt -w .whl
 ls -la .whl

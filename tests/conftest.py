@@ -25,10 +25,10 @@ def pytest_collection_modifyitems(config, items):
         has_trt = getattr(tensorrt, "__file__", None) is not None  # tensorrt-stubs alone is a namespace package
     except ImportError:
         has_trt = False
-    for item in items:
-        if "gpu" in item.keywords and not has_cuda:
+    for item in items:  # markers, not keywords: a parameter id such as "tensorrt" is a keyword too
+        if item.get_closest_marker("gpu") and not has_cuda:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none is visible to torch"))
-        if "tensorrt" in item.keywords and not (has_trt and has_cuda):
+        if item.get_closest_marker("tensorrt") and not (has_trt and has_cuda):
             why = "TensorRT is not installed" if not has_trt else "no CUDA GPU"
             item.add_marker(pytest.mark.skip(reason=f"needs TensorRT and a GPU: {why}"))
 
