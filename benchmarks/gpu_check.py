@@ -336,7 +336,13 @@ def part_tensorrt_rtx(plan: Plan, rows: Rows) -> None:
             rows.add("resnet18", "tensorrt-rtx", precision, "pipeline", skipped="no GPU: built, not run")
             continue
         options = BackendOptions(trt_flavour=RTX, runtime_cache=str(work / "runtime.cache"))
-        with load_predictor(engines[C.ENCODER], engines[C.DECODER], options) as predictor:
+        try:
+            opened = load_predictor(engines[C.ENCODER], engines[C.DECODER], options)
+        except NanoSam2Error as exc:  # e.g. a data-centre GPU outside TensorRT-RTX's compute capabilities
+            if "cannot run here" in str(exc):
+                raise Skip(f"TensorRT-RTX {rtx.version} does not run on this GPU: {exc}") from None
+            raise
+        with opened as predictor:
             predictor.set_image(image)
             got = predictor.predict(boxes=box)[0]
             iou = min(mask_iou(a, b) for a, b in zip(want.reshape(-1, *want.shape[-2:]), got.reshape(-1, *got.shape[-2:])))

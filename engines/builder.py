@@ -9,9 +9,9 @@ ITimingCache under docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-a
 ``int8_calibrator`` and ``set_calibration_profile`` (removed in 11, never reached there).
 TensorRT-RTX (same API as 11): ``num_compute_capabilities`` and ``set_compute_capability``
 (docs.nvidia.com/deeplearning/tensorrt-rtx/latest/inference-library/cpu-engines.html); the parser's
-``ParserError.node_name`` / ``node_operator`` / ``desc`` name the node a graph fails on. The
-logger is an ``ILogger`` subclass (.../python-api/infer/Core/Logger.html) that keeps TensorRT's errors
-for the one-line message.
+``ParserError.node_name`` / ``node_operator`` / ``desc`` name the node a graph fails on, reported in one
+line while the logger's ``min_severity`` keeps TensorRT from printing the same error again
+(.../python-api/infer/Core/Logger.html).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import atomic_path
-from nanosam2.utils.tensorrt_flavour import LABELS, make_logger
+from nanosam2.utils.tensorrt_flavour import LABELS, make_logger, quiet
 from engines.plan import BuildPlan
 
 if TYPE_CHECKING:  # checked by mypy against tensorrt-stubs
@@ -60,10 +60,12 @@ def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: Builde
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network: trt_types.INetworkDefinition = builder.create_network(flags)
     parser: trt_types.OnnxParser = trt.OnnxParser(network, trt_logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    with quiet(trt, trt_logger):  # the parser's errors are said once, below
+        parsed = parser.parse_from_file(str(onnx_path))
+    if not parsed:
         if parser.num_errors:
             raise NanoSam2Error(parser_error(parser.get_error(0), onnx_path.name))
-        raise NanoSam2Error(f"TensorRT cannot parse {onnx_path.name}: {trt_logger.take_error() or 'unknown error'}")
+        raise NanoSam2Error(f"TensorRT cannot parse {onnx_path.name} (and recorded no error)")
     config: trt_types.IBuilderConfig = builder.create_builder_config()
     for pool, size in options.memory_pools.items():
         config.set_memory_pool_limit(getattr(trt.MemoryPoolType, pool), size)
@@ -98,7 +100,7 @@ def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: Builde
         config.set_timing_cache(config.create_timing_cache(previous), False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise NanoSam2Error(f"TensorRT could not build {onnx_path.name}: {trt_logger.take_error() or 'no reason given'}")
+        raise NanoSam2Error(f"TensorRT could not build {onnx_path.name} (its log above says why)")
     if options.timing_cache is not None:
         cache = config.get_timing_cache()
         if cache is not None:

@@ -311,12 +311,23 @@ class ILogger:
         pass
 
 
+class Logger(ILogger):
+    INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = (ILogger.Severity.INTERNAL_ERROR, ILogger.Severity.ERROR,
+                                                     ILogger.Severity.WARNING, ILogger.Severity.INFO,
+                                                     ILogger.Severity.VERBOSE)
+
+    def __init__(self, min_severity=ILogger.Severity.WARNING) -> None:
+        super().__init__()
+        self.min_severity = min_severity
+
+
 class FakeTensorRT:
     """Stands in for the ``tensorrt`` module (``flavour="rtx"``: for TensorRT-RTX's, version 1.x)."""
 
     DataType = DataType
     TensorIOMode = TensorIOMode
     ILogger = ILogger
+    Logger = Logger
 
     def __init__(self, cudart: FakeCudart, version: str = "10.3.0", flavour: str = "tensorrt",
                  gpu_compute_capability: str = "SM89") -> None:
@@ -334,7 +345,6 @@ class FakeTensorRT:
 
             def deserialize_cuda_engine(self, data):
                 if not bytes(data).startswith(MAGIC):
-                    self._logger.log(ILogger.Severity.ERROR, "fake: the engine plan file is corrupted")
                     return None
                 return (ICudaEngineRTX if rtx else ICudaEngine)(bytes(data), fake._cudart)
 

@@ -101,33 +101,23 @@ def installed_flavours() -> list[str]:
 
 
 def make_logger(trt: ModuleType, verbose: bool = False) -> Any:
-    """A TensorRT logger (``trt.ILogger`` subclass, as the API page's example does) that sends TensorRT's
-    messages to Python logging and keeps its errors, so that a failure is reported in one line with
-    TensorRT's own reason instead of a raw log on stderr."""
-    import logging
+    """TensorRT's own logger (``trt.Logger``, C++: it prints to stderr). Not a Python ``ILogger`` subclass:
+    TensorRT calls its logger from its own threads too, and a Python one must take the GIL there, which
+    deadlocked an engine build in this test suite. Errors we report ourselves (the parser's) are read from
+    the API (``ParserError``), with the logger quietened meanwhile (:func:`quiet`)."""
+    return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
 
-    log = logging.getLogger("tensorrt")
-    severity = trt.ILogger.Severity
-    levels = {severity.INTERNAL_ERROR: logging.ERROR, severity.ERROR: logging.ERROR, severity.WARNING: logging.WARNING,
-              severity.INFO: logging.INFO, severity.VERBOSE: logging.DEBUG}
-    least = severity.VERBOSE if verbose else severity.WARNING
 
-    class CapturingLogger(trt.ILogger):  # type: ignore[misc,name-defined]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
+class quiet:
+    """``with quiet(trt, logger):`` only internal errors are printed, e.g. while parsing, whose errors the
+    caller reports itself in one line."""
 
-        def log(self, level: object, msg: str) -> None:
-            if level in (severity.INTERNAL_ERROR, severity.ERROR):
-                self.errors.append(str(msg).strip())
-                log.debug("%s", msg)  # said once, in the caller's error line
-            elif int(level) <= int(least):  # type: ignore[call-overload]
-                log.log(levels.get(level, logging.INFO), "%s", msg)
+    def __init__(self, trt: ModuleType, logger: Any) -> None:
+        self.trt, self.logger = trt, logger
 
-        def take_error(self) -> str:
-            """The first error logged since the last call (its first line), and forget them."""
-            first = self.errors[0].splitlines()[0] if self.errors else ""
-            self.errors.clear()
-            return first
+    def __enter__(self) -> None:
+        self.saved = self.logger.min_severity
+        self.logger.min_severity = self.trt.Logger.INTERNAL_ERROR
 
-    return CapturingLogger()
+    def __exit__(self, *exc: object) -> None:
+        self.logger.min_severity = self.saved

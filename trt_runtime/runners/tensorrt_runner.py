@@ -218,8 +218,7 @@ class EngineStream:
             graph = self.cuda.end_capture(self.stream)  # type: ignore[union-attr]
         if not ok:
             self.cuda.destroy_graph(*graph)  # type: ignore[union-attr]
-            reason = next((r._trt_logger.take_error() for r in runners if r._trt_logger.errors), "no reason given")
-            raise NanoSam2Error(f"TensorRT execution failed during CUDA-graph capture: {reason}")
+            raise NanoSam2Error("TensorRT execution failed during CUDA-graph capture (its log above says why)")
         self.graphs[key] = graph
         self.captures += 1
         while len(self.graphs) > self.max_graphs:
@@ -306,8 +305,8 @@ class TensorRTRunner(Runner):
             check_engine_validity(self.runtime, self.trt, data, self.path)
         engine: trt_types.ICudaEngine | None = self.runtime.deserialize_cuda_engine(data)
         if engine is None:
-            reason = self._trt_logger.take_error() or "corrupt, or built by another TensorRT version or for another GPU"
-            raise NanoSam2Error(f"{self.path} is not a TensorRT engine {tensorrt.label} can load: {reason}")
+            raise NanoSam2Error(f"{self.path} is not a TensorRT engine {tensorrt.label} can load: corrupt, or built by "
+                                "another TensorRT version or for another GPU")
         self.engine: trt_types.ICudaEngine | None = engine
         cache = stream.runtime_cache if stream is not None else None
         if cache is not None:
@@ -317,8 +316,7 @@ class TensorRTRunner(Runner):
         else:
             context = engine.create_execution_context()
         if context is None:
-            raise NanoSam2Error(f"{self.path}: TensorRT could not create an execution context: "
-                                f"{self._trt_logger.take_error() or 'out of GPU memory?'}")
+            raise NanoSam2Error(f"{self.path}: TensorRT could not create an execution context (out of GPU memory?)")
         self.context: trt_types.IExecutionContext | None = context
         self.profile_index = profile_index
         self.slots: dict[str, TensorSlot] = {}
@@ -395,8 +393,7 @@ class TensorRTRunner(Runner):
         """Queue one execution on the stream with the shapes and addresses set now."""
         ok = bool(self.ctx.execute_async_v3(self.cuda.stream_handle(self.stream)))
         if check and not ok:
-            reason = self._trt_logger.take_error() or "no reason given"
-            raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed: {reason}")
+            raise NanoSam2Error(f"{self.path.name}: TensorRT execution failed (its log above says why)")
         return ok
 
     def synchronize(self) -> None:
