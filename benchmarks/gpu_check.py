@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds for all parts (default 330)")
     parser.add_argument("--box", action="append", default=[], metavar="PART=SECONDS", help="one part's time box")
     parser.add_argument("--parts", help=f"comma-separated subset of {', '.join(PARTS)}")
-    parser.add_argument("--wheels", default=".whl", help="folder of carried wheels to install first (default .whl)")
+    parser.add_argument("--wheels", help="folder of carried wheels to install first (default .whl, where present)")
     parser.add_argument("--onnx-dir", help="tensorrt-rtx: an export folder to build from (default: export resnet18)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the json/md/png report")
     parser.add_argument("--verbose", action="store_true")
@@ -562,7 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     parts = [p.strip() for p in args.parts.split(",")] if args.parts else None
-    report, written, code = run_check(args.cpu_dry_run, args.budget, Path(args.wheels), Path(args.out),
+    if args.wheels and not Path(args.wheels).is_dir():
+        raise NanoSam2Error(f"--wheels {args.wheels} is not a folder of wheels (make one: bash scripts/gpu_wheels.sh)")
+    wheels = Path(args.wheels or ".whl")
+    report, written, code = run_check(args.cpu_dry_run, args.budget, wheels, Path(args.out),
                                       parse_boxes(args.box), parts, args.onnx_dir)
     print(f"wrote {', '.join(str(p) for p in written.values())}")
     print(compact_table(report))

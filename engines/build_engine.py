@@ -24,6 +24,7 @@ Shapes, names and min <= opt <= max are checked before TensorRT is loaded.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import tempfile
@@ -82,8 +83,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         opt_shapes=parse_shapes(args.optShapes, "optShapes") if args.optShapes else {},
         max_shapes=parse_shapes(args.maxShapes, "maxShapes") if args.maxShapes else {},
         dla_core=args.useDLACore, allow_gpu_fallback=args.allowGPUFallback, version_compatible=args.versionCompatible,
-        compute_capabilities=tuple(args.computeCapabilities.split(",")) if args.computeCapabilities else (),
-        timing_cache=args.timingCacheFile is not None)
+        compute_capabilities=tuple(args.computeCapabilities.split(",")) if args.computeCapabilities else ())
 
 
 def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str | None, seconds: float) -> dict:
@@ -125,8 +125,8 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
     """``build_engine.py`` as a function: check, plan, build, then publish the engine and its
     ``ENGINE.json`` record together. Returns the record."""
     request, options = request or BuildRequest(), options or BuilderOptions()
-    if options.timing_cache is not None:
-        request.timing_cache = True
+    if options.timing_cache is not None and not request.timing_cache:  # the plan judges it (TensorRT-RTX has none)
+        request = dataclasses.replace(request, timing_cache=True)
     engine_path = Path(engine)
     info = check_build_request(onnx, engine_path, request, options.timing_cache)
     tensorrt = import_tensorrt(options.flavour, "building engines")

@@ -58,7 +58,7 @@ class BuildRequest:
     allow_gpu_fallback: bool = False
     version_compatible: bool = False
     compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX: "8.6", "12.0", or "current"
-    timing_cache: bool = False  # a timing cache file was given
+    timing_cache: bool = False  # a timing cache file was given (build_engine sets it from BuilderOptions)
 
 
 @dataclass

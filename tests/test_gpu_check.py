@@ -85,6 +85,7 @@ def test_carried_wheels_are_installed(tmp_path):
     (["--cpu-dry-run", "--parts", "encoder,warp"], "unknown part 'warp'"),
     (["--cpu-dry-run", "--box", "encoder=soon"], "expected PART=SECONDS"),
     (["--cpu-dry-run", "--budget", "0"], "must be positive"),
+    (["--cpu-dry-run", "--wheels", "no-such-folder"], "is not a folder of wheels"),
     ([], "no CUDA GPU is visible"),
 ])
 def test_bad_requests_are_one_line(tmp_path, args, message):

@@ -193,9 +193,10 @@ def open_cuda(prefer: str | None = None) -> CudaRuntime | PycudaRuntime:
     return PycudaRuntime()
 
 
-def require_gpu(purpose: str) -> CudaRuntime | PycudaRuntime:
-    """The CUDA runtime, or one line saying there is no GPU (instead of a raw CUDA error later)."""
-    cuda = open_cuda()
+def require_gpu(purpose: str, cuda: CudaRuntime | PycudaRuntime | None = None) -> CudaRuntime | PycudaRuntime:
+    """The CUDA runtime (``cuda``, else opened here), or one line saying there is no GPU (instead of a raw
+    CUDA error from the first allocation)."""
+    cuda = cuda if cuda is not None else open_cuda()
     if cuda.device_count() < 1:
         raise NanoSam2Error(f"{purpose} needs a CUDA GPU and this machine has none visible")
     return cuda

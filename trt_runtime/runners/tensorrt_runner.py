@@ -45,7 +45,7 @@ from nanosam2 import contract as C
 from nanosam2.contract import GraphContract, read_engine_sidecar
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import atomic_path
-from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
+from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda, require_gpu
 from nanosam2.utils.tensorrt_flavour import LABELS, RTX, TENSORRT, TensorRT, import_tensorrt, make_logger
 from nanosam2.inference.device import DeviceArray
 from nanosam2.inference.runner import Runner
@@ -83,10 +83,11 @@ def _dtype_name(dtype: Any) -> str:
     return str(getattr(dtype, "name", dtype)).split(".")[-1].upper()
 
 
-def contract_for_engine(path: str | os.PathLike[str], input_names: list[str]) -> GraphContract:
-    """The engine's contract from its sidecar; for an engine built without one (plain trtexec),
-    SAM2.1 defaults for the graph its tensor names identify."""
-    sidecar = read_engine_sidecar(path)
+def contract_for_engine(path: str | os.PathLike[str], input_names: list[str],
+                        sidecar: dict[str, Any] | None = None) -> GraphContract:
+    """The engine's contract from its sidecar (``sidecar``: already read); for an engine built without one
+    (plain trtexec), SAM2.1 defaults for the graph its tensor names identify."""
+    sidecar = sidecar if sidecar is not None else read_engine_sidecar(path)
     if sidecar and C.METADATA_KEY in sidecar:
         contract = sidecar[C.METADATA_KEY]
         text = contract if isinstance(contract, str) else json.dumps(contract)
@@ -233,16 +234,12 @@ def open_engine_stream(cuda_graph: bool = False, flavour: str | None = None,
     if cache is not None and tensorrt.flavour != RTX:
         raise NanoSam2Error(f"--runtime-cache is a TensorRT-RTX option; {tensorrt.label} compiles its kernels "
                             "when it builds the engine")
-    cuda = open_cuda()
-    if cuda.device_count() < 1:  # one line here, not a CUDA error from the first allocation
-        raise NanoSam2Error(f"TensorRT engines run on a CUDA GPU and this machine has none visible ({tensorrt.label} "
-                            "can still build engines here: engines/build_engine.py)")
+    cuda = require_gpu(f"running TensorRT engines ({tensorrt.label} can still build them here)", open_cuda())
     return EngineStream(cuda, cuda_graph, tensorrt=tensorrt, runtime_cache=cache)
 
 
-def check_engine_record(path: Path, tensorrt: TensorRT) -> None:
-    """Refuse, in one line, an engine whose record says another TensorRT flavour or release built it."""
-    record = read_engine_sidecar(path) or {}
+def check_engine_record(path: Path, record: dict[str, Any], tensorrt: TensorRT) -> None:
+    """Refuse, in one line, an engine whose record (its sidecar) says another TensorRT flavour or release built it."""
     if "tensorrt_version" not in record:  # no build record (plain trtexec): TensorRT itself will judge the engine
         return
     # records from before TensorRT-RTX support name no flavour: only TensorRT built engines then
@@ -297,7 +294,8 @@ class TensorRTRunner(Runner):
         data = self.path.read_bytes()
         if not data:
             raise NanoSam2Error(f"{self.path} is empty, not a TensorRT engine")
-        check_engine_record(self.path, tensorrt)
+        record = read_engine_sidecar(self.path) or {}
+        check_engine_record(self.path, record, tensorrt)
         self.cuda = stream.cuda if stream is not None else cuda if cuda is not None else open_cuda()
         self._trt_logger: Any = make_logger(self.trt)
         self.runtime: trt_types.Runtime = self.trt.Runtime(self._trt_logger)
@@ -333,7 +331,7 @@ class TensorRTRunner(Runner):
             self.slots[name] = TensorSlot(name, is_input, NUMPY_DTYPES[dtype_name], profile)
         self._inputs = [s.name for s in self.slots.values() if s.is_input]
         self._outputs = [s.name for s in self.slots.values() if not s.is_input]
-        self.contract = contract_for_engine(self.path, self._inputs)
+        self.contract = contract_for_engine(self.path, self._inputs, record)
         self.shared = stream is not None
         self.engine_stream = stream if stream is not None else EngineStream(self.cuda, cuda_graph, tensorrt=tensorrt)
         self.engine_stream.attach(self)
