@@ -26,6 +26,7 @@ from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import check_output_file, staged
+from nanosam2.utils.outputs import check_replaceable_file, record_has
 from nanosam2.utils.cli import ArgumentParser, positive_int, run_cli, setup_logging
 from nanosam2.utils.lazy_import import require
 from nanosam2.utils.ort_session import open_session
@@ -60,6 +61,9 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
     outputs = [out_path, manifest_path(out_path)] + ([decoder_path(out_path)] if encoder else [])
     for path in outputs:
         check_output_file(path, inputs=[images, encoder])
+    for path in outputs:  # replaced only when this command's manifest says it wrote them
+        check_replaceable_file(path, "calib.prepare",
+                               lambda _: record_has(manifest_path(out_path), "images", "count", "image_size"))
     if encoder:
         from export.onnx_passes import read_metadata
 

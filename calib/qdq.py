@@ -35,6 +35,7 @@ from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
 from nanosam2.metrics import cosine, mask_iou
 from nanosam2.utils.atomic import atomic_path, check_output_file, staged
+from nanosam2.utils.outputs import check_replaceable_file, record_has
 from nanosam2.utils.cli import ArgumentParser, existing_file, positive_int, run_cli, setup_logging
 from nanosam2.utils.lazy_import import require
 from nanosam2.utils.ort_session import first_line, open_session
@@ -200,6 +201,10 @@ def quantize(onnx_path: str | Path, feeds: list[dict[str, np.ndarray]], out: str
     return Path(out)
 
 
+QDQ_RECORD_KEYS = ("graph", "calibration_data", "cosine_vs_fp32")
+DEFAULT_HOLDOUT = 4  # samples the report is computed on
+
+
 def report_path(out: str | Path) -> Path:
     """``MODEL.int8.onnx`` -> ``MODEL.int8.onnx.json``: how the graph was made and how close it is to FP32."""
     return Path(f"{out}.json")
@@ -242,8 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="tensorrt: symmetric signed INT8 (TensorRT explicit quantization); "
                              "cpu: unsigned asymmetric activations, fast in ONNX Runtime on CPUs (default tensorrt)")
     parser.add_argument("--num-calib", type=positive_int, help="calibration samples to use (default: all but the held-out ones)")
-    parser.add_argument("--holdout", type=positive_int, default=4,
-                        help="samples kept out of calibration for the report (default 4)")
+    parser.add_argument("--holdout", type=positive_int,
+                        help=f"samples kept out of calibration for the report (default {DEFAULT_HOLDOUT}, or all but "
+                             "one when the data holds fewer)")
     parser.add_argument("--keep-float", nargs="*", help="node names to keep in float, replacing the default list "
                                                       "(first convolution, FPN lateral convs, conv_s0/s1)")
     parser.add_argument("--ops", nargs="*", help="op types to quantize (default: encoder Conv MatMul Gemm ConvTranspose, "
@@ -262,10 +268,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = [args.onnx, args.calib, decoder if use_decoder else None]
     check_output_file(args.out, inputs=inputs, what="--out")
     check_output_file(report_path(args.out), inputs=inputs, what="report")
+    report = report_path(args.out)  # replaced only when a calib.qdq report says it made them
+    check_replaceable_file(args.out, "calib.qdq", lambda _: record_has(report, *QDQ_RECORD_KEYS), "--out")
+    check_replaceable_file(report, "calib.qdq", lambda p: record_has(p, *QDQ_RECORD_KEYS), "report")
     feeds = load_feeds(contract.graph, args.calib, contract.image_size if contract.graph == C.ENCODER else None)
-    holdout = min(args.holdout, len(feeds) - 1)
-    if len(feeds) < 2 or holdout < 1:
+    if len(feeds) < 2:
         raise NanoSam2Error(f"need at least 2 calibration samples (1 held out), found {len(feeds)}")
+    if args.holdout is not None and args.holdout >= len(feeds):
+        raise NanoSam2Error(f"--holdout {args.holdout} leaves no calibration sample of the {len(feeds)} in {args.calib}; "
+                            f"use --holdout {len(feeds) - 1} or fewer")
+    holdout = args.holdout or min(DEFAULT_HOLDOUT, len(feeds) - 1)
+    if args.holdout is None and holdout < DEFAULT_HOLDOUT:
+        logger.info("holding out %d of the %d samples for the report (fewer than the default %d)", holdout, len(feeds),
+                    DEFAULT_HOLDOUT)
+    if args.num_calib is not None and args.num_calib > len(feeds) - holdout:
+        raise NanoSam2Error(f"--num-calib {args.num_calib}: {args.calib} holds {len(feeds)} samples, "
+                            f"{len(feeds) - holdout} after the {holdout} held out")
     calibration = feeds[: len(feeds) - holdout][: args.num_calib]
     with staged([args.out, report_path(args.out)]) as (graph_tmp, report_tmp):
         quantize(args.onnx, calibration, graph_tmp, args.method, args.target, args.keep_float, args.ops)

@@ -36,6 +36,7 @@ from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.inference.runner import file_sha256
 from nanosam2.utils.atomic import check_output_file, staged
+from nanosam2.utils.outputs import check_replaceable_file, record_has
 from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
 from nanosam2.utils.tensorrt_flavour import FLAVOURS, RTX, import_tensorrt
 from engines.builder import BuilderOptions, build_serialized
@@ -86,6 +87,9 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         compute_capabilities=tuple(args.computeCapabilities.split(",")) if args.computeCapabilities else ())
 
 
+ENGINE_RECORD_KEYS = ("tensorrt_version", "precision", "onnx_sha256")
+
+
 def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str | None, seconds: float) -> dict:
     contract = info.contract
     record: dict = {
@@ -113,6 +117,9 @@ def check_build_request(onnx: str | Path, engine: str | Path, request: BuildRequ
     inputs = [onnx, request.calib_data, timing_cache]
     check_output_file(engine, inputs=inputs, what="--saveEngine")
     check_output_file(C.engine_sidecar_path(engine), inputs=inputs, what="engine record")
+    record = C.engine_sidecar_path(engine)  # an engine (and its record) is replaced only when build_engine wrote both
+    check_replaceable_file(engine, "build_engine", lambda _: record_has(record, *ENGINE_RECORD_KEYS), "--saveEngine")
+    check_replaceable_file(record, "build_engine", lambda p: record_has(p, *ENGINE_RECORD_KEYS), "engine record")
     if request.calib_cache:
         check_output_file(request.calib_cache, inputs=[onnx, request.calib_data, engine], what="--calib cache")
     if request.calib_data and not Path(request.calib_data).is_file():
@@ -139,9 +146,9 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
                 {n: f"{lo}..{hi}" for n, (lo, _, hi) in plan.profile.items() if lo != hi})
     cuda = None
     if tensorrt.flavour != RTX:  # TensorRT builds on (and for) a GPU; TensorRT-RTX ahead of time on the CPU
-        from nanosam2.utils.cuda_api import open_cuda
+        from nanosam2.utils.cuda_api import require_gpu
 
-        cuda = open_cuda()
+        cuda = require_gpu(f"building with {tensorrt.label} (TensorRT-RTX builds on the CPU: --trt-flavour rtx)")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         onnx_path = info.path

@@ -55,6 +55,11 @@ def build_serialized(trt: Any, plan: BuildPlan, onnx_path: Path, options: Builde
     """Parse ``onnx_path`` and build a serialized engine as ``plan`` says."""
     trt_logger: Any = make_logger(trt, options.verbose)
     builder: trt_types.Builder = trt.Builder(trt_logger)
+    if options.dla_core is not None:  # before any work: IBuilder.num_DLA_cores (TensorRT 10) says what is there
+        available = int(getattr(builder, "num_DLA_cores", 0))
+        if not 0 <= options.dla_core < available:
+            raise NanoSam2Error(f"--useDLACore={options.dla_core}: this machine has {available} DLA core(s) "
+                                "(DLA is on Jetson AGX Orin / Orin NX); leave it out to build for the GPU")
     flags = 0
     if plan.strongly_typed and plan.trt_major < 11:  # always strongly typed from 11 on
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)

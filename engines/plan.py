@@ -255,6 +255,8 @@ def plan_build(info: OnnxInfo, request: BuildRequest, trt_version: str, flavour:
                 calibrate = True
                 notes.append("implicit INT8 calibration (deprecated since TensorRT 10.1, removed in 11)")
             precision = "int8" if want_int8 else ("fp16" if want_fp16 else graph_precision)
+    if request.allow_gpu_fallback and request.dla_core is None:
+        raise NanoSam2Error("--allowGPUFallback goes with --useDLACore=N (it lets DLA layers fall back to the GPU)")
     if request.dla_core is not None:
         if request.allow_gpu_fallback:
             flags.append("GPU_FALLBACK")

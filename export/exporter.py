@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from export.examples import decoder_example, encoder_example
-from export.onnx_passes import name_dynamic_axes, save_checked, set_metadata, simplify, tensorrt_type_violations, to_fp16
+from export.onnx_passes import (name_dynamic_axes, read_metadata, save_checked, set_metadata, simplify,
+                                tensorrt_type_violations, to_fp16)
 from export.verify import OutputError, check_rows, verify_export
 from nanosam2 import contract as C
 from nanosam2.checkpoint import state_digest
@@ -22,6 +23,7 @@ from nanosam2.modeling.predictor_graphs import (QAT_PRECISION, ImageEncoderGraph
                                                graph_contract, is_quantized)
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import check_output_dir, check_output_file, staged
+from nanosam2.utils.outputs import check_replaceable_file
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +224,15 @@ def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int =
     return graphs
 
 
+def _exported_by_us(path: Path) -> bool:
+    """A graph whose metadata holds this toolkit's contract (an earlier export, safe to replace)."""
+    try:
+        read_metadata(path)
+    except Exception:  # noqa: BLE001 - any unreadable or foreign file is not ours
+        return False
+    return True
+
+
 def load_model(backbone: str, checkpoint: str | os.PathLike[str] | None = None, random_weights: bool = False) -> nn.Module:
     """A student (random weights without ``checkpoint``, said loudly) or a SAM2.1 teacher (needs
     Meta's checkpoint unless ``random_weights``), on the CPU."""
@@ -257,5 +268,6 @@ def export_backbone(backbone: str, output_dir: str | os.PathLike[str] | None = N
     out = check_output_dir(output_dir or Path("outputs") / "onnx" / backbone, inputs=[checkpoint])
     for path in graph_paths(out, precision).values():
         check_output_file(path, inputs=[checkpoint])
+        check_replaceable_file(path, "export.onnx", _exported_by_us)
     model = load_model(backbone, checkpoint, random_weights)
     return export_model(model, backbone, out, opset, precision, do_simplify, verify, video)

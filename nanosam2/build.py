@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nanosam2.checkpoint import copy_heads_from_teacher, load_state_dict_strict, read_checkpoint, save_checkpoint
-from nanosam2.errors import NanoSam2Error
+from nanosam2.errors import CheckpointError, NanoSam2Error
 from nanosam2.modeling.backbones import get_backbone_spec, list_backbones
 from nanosam2.transforms import MaskSelection
 
@@ -172,7 +172,10 @@ def build_nanosam2(
     if config is None:
         if payload is None or "config_spec" not in payload:
             raise NanoSam2Error("build_nanosam2 needs a config, or a nanosam2 checkpoint that records one")
-        spec = dict(payload["config_spec"])
+        try:
+            spec = dict(payload["config_spec"])
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{checkpoint}: its config_spec is not a config record") from None
     else:
         spec = load_student_spec(config)
     model = _instantiate(compose_student_config(spec, apply_postprocessing, video, image_size))

@@ -21,6 +21,8 @@ from nanosam2.utils.atomic import atomic_path
 logger = logging.getLogger(__name__)
 
 ENCODER_PREFIX = "image_encoder."
+NOT_CHECKPOINTS = {".onnx": "an ONNX graph", ".engine": "a TensorRT engine", ".plan": "a TensorRT engine",
+                   ".trt": "a TensorRT engine"}
 
 
 def _preview(keys: Iterable[str], limit: int = 4) -> str:
@@ -34,10 +36,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint not found: {file}")
+    kind = NOT_CHECKPOINTS.get(file.suffix.lower())
+    if kind:
+        raise CheckpointError(f"{file} is {kind}, not a PyTorch checkpoint (.pt/.pth): run it on its own backend "
+                              "(leave out --backend torch)")
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zips, random bytes ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch's advice would be to run the file's code
+            reason = "it holds Python objects besides tensors, which nanosam2 never unpickles (weights_only=True)"
         raise CheckpointError(f"{file} is not a readable PyTorch checkpoint: {reason}") from None
     if not isinstance(payload, Mapping) or not isinstance(payload.get("model"), Mapping):
         found = sorted(payload)[:6] if isinstance(payload, Mapping) else type(payload).__name__

@@ -19,7 +19,7 @@ from PIL import Image
 
 from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
-from nanosam2.utils.atomic import check_output_dir, staged
+from nanosam2.utils.outputs import OutputFolder
 from nanosam2.utils.cli import ArgumentParser, existing_file, run_cli, setup_logging
 
 logger = logging.getLogger("nanosam2.demo")
@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nanosam2.predictor import NanoSam2Predictor
 
     image_path = args.image or sample_image_path()
-    out_dir = check_output_dir(args.output_dir, inputs=[image_path, args.checkpoint])
+    out = OutputFolder(Path(args.output_dir), "demo", "demo.json", files=("overlay.png", "mask.png"),
+                       inputs=(image_path, args.checkpoint))
     image = read_rgb(image_path)
     height, width = image.shape[:2]
     prompts = Prompts.from_cli(args.point, [args.box] if args.box else None)
@@ -96,14 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = int(np.argmax(scores))
     mask = masks[best] > 0
 
-    with staged([out_dir / "overlay.png", out_dir / "mask.png"]) as (overlay_tmp, mask_tmp):
-        overlay_image(image, mask, prompts).save(overlay_tmp, format="PNG")
-        Image.fromarray(mask.astype(np.uint8) * 255).save(mask_tmp, format="PNG")
+    with out.staging() as stage:
+        overlay_image(image, mask, prompts).save(stage / "overlay.png", format="PNG")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(stage / "mask.png", format="PNG")
+        out.publish(stage, {"image": str(image_path), "backbone": args.backbone, "checkpoint": args.checkpoint,
+                            "points": prompts.points.tolist(), "boxes": prompts.boxes.tolist(),
+                            "scores": np.asarray(scores).tolist(), "best": best})
     print(f"image {image_path} ({width}x{height}) on {device}")
     print(f"set_image (preprocess + encoder): {1000 * (encoded - start):.1f} ms; "
           f"predict (prompt encoder + decoder + upsampling): {1000 * (decoded - encoded):.1f} ms")
     print(f"scores {np.round(scores, 3).tolist()}; best mask {best}: {int(mask.sum())} px")
-    print(f"wrote {out_dir / 'overlay.png'} and {out_dir / 'mask.png'}")
+    print(f"wrote {out.path / 'overlay.png'}, {out.path / 'mask.png'} and demo.json")
     return 0
 
 

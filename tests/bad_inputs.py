@@ -52,11 +52,18 @@ class Outcome:
                 and self.case.says.lower() in self.message.lower())
 
 
-def _py(tree: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+CASE_SECONDS = 180  # a bad input answers long before this; a case still running then counts as "ran on"
+
+
+def _py(tree: Path, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
     if args and args[0].endswith(".py") and not os.path.isabs(args[0]):  # a script of the checkout
         args = (str(tree / args[0]), *args[1:])
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, *args]
+    try:
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(command, 0, "", f"(still running after {timeout:.0f} s: killed)\n")
 
 
 def prepare(tree: Path, work: Path) -> None:
@@ -69,6 +76,7 @@ def prepare(tree: Path, work: Path) -> None:
                 "from pathlib import Path\n"
                 "params = inspect.signature(export_model).parameters\n"
                 "quick = {k: False for k in ('verify', 'video') if k in params}\n"
+                "quick.pop('video', None) if sys.argv[1].endswith('a') else None  # a: with the tracker's graphs\n"
                 "export_model(build_nanosam2('resnet18', device='cpu'), 'resnet18', Path(sys.argv[1]), **quick)" % seed)
         result = _py(tree, "-c", code, str(work / name), cwd=work)
         if result.returncode:
@@ -108,6 +116,38 @@ def prepare(tree: Path, work: Path) -> None:
     records = json.loads((work / "results_a.json").read_text())
     records[0]["iou"] = "high"
     (work / "results_text_iou.json").write_text(json.dumps(records))
+    prepare_issue22(tree, work, rng)
+
+
+def prepare_issue22(tree: Path, work: Path, rng: np.random.Generator) -> None:
+    """Fixtures of the second round of trust: frame folders that could be misnumbered, folders that
+    hold a user's files where commands write, prompts that predict refuses, a malformed QAT record."""
+    def frames(folder: str, names: list[str]) -> None:
+        (work / folder).mkdir(exist_ok=True)
+        for name in names:
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(work / folder / name)
+
+    frames("frames", [f"{i:05d}.jpg" for i in range(3)])
+    frames("frames_gaps", ["0.jpg", "1.jpg", "2.jpg", "7.jpg", "8.jpg"])
+    frames("frames_dup", ["0.jpg", "1.jpg", "01.jpg"])
+    frames("frames_negative", ["0.jpg", "-1.jpg"])
+    (work / "prompt_frame3.json").write_text('[{"frame": 3, "obj_id": 1, "box": [1, 1, 30, 30]}]')
+    (work / "prompt_nan.json").write_text('[{"frame": 0, "obj_id": 1, "points": [[NaN, 5]]}]')
+    for folder, name, content in (("users_masks", "masks/mine.png", b"hand-drawn"),
+                                  ("named_record", "track.json", b'{"frames": 1}'),
+                                  ("named_record", "masks/1/00000.png", b"kept"),
+                                  ("video_inside", "overlay.mp4", b"the user's clip"),
+                                  ("ev_foreign", "masks.json", b"[]"), ("pr_foreign", "overlay.png", b"a picture"),
+                                  ("export_foreign", "image_encoder.onnx", b"someone else's graph"),
+                                  ("engines", "enc.engine", b"trtexec made this")):
+        (work / folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / folder / name).write_bytes(content)
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(work / "small.png")
+    code = ("import sys, torch\nckpt = torch.load(sys.argv[1], weights_only=True)\n"
+            "ckpt['quantization'] = {'format': 'modelopt-int8', 'folded_batchnorms': 7}\ntorch.save(ckpt, sys.argv[2])")
+    result = _py(tree, "-c", code, str(work / "run" / "best.pth"), str(work / "qat_malformed.pth"), cwd=work)
+    if result.returncode:
+        raise RuntimeError(result.stderr[-2000:])
 
 
 def cases() -> list[Case]:
@@ -197,6 +237,75 @@ def cases() -> list[Case]:
              absent=["ev"], says="crop_overlap_ratio"),
         Case("everything on a 1x1 image", ["-m", "trt_runtime", "everything", "--image", "tiny.png", "--encoder", enc_a,
                                            "--decoder", dec_a, "--output", "ev"], absent=["ev"], says="2x2"),
+        *issue22_cases(everything, predict, engine, evaluate, enc_a, dec_a),
+    ]
+
+
+def issue22_cases(everything: list[str], predict: list[str], engine: list[str], evaluate: list[str], enc_a: str,
+                  dec_a: str) -> list[Case]:
+    """The second round of trust (issue 22): one class per comment."""
+    track = ["-m", "trt_runtime", "track", "--model-dir", "a", "--no-overlay"]
+    box = ["--box", "2,2,40,40"]
+    return [
+        # 22.1 earlier work destroyed, inputs overwritten
+        Case("track over a user's masks/", [*track, "--video", "frames", *box, "--output", "users_masks"],
+             unchanged=["users_masks/masks/mine.png"], says="in the way"),
+        Case("track over any file named track.json", [*track, "--video", "frames", *box, "--output", "named_record"],
+             unchanged=["named_record/track.json", "named_record/masks/1/00000.png"], says="not the record"),
+        Case("track --video OUT/overlay.mp4", [*track, "--video", "video_inside/overlay.mp4", *box,
+                                               "--output", "video_inside"],
+             unchanged=["video_inside/overlay.mp4"], says="inside what `track` would replace"),
+        Case("everything over a masks.json it did not write", [*everything, "--points-per-side", "2",
+                                                               "--output", "ev_foreign"],
+             unchanged=["ev_foreign/masks.json"], says="in the way"),
+        Case("predict over an overlay.png it did not write", [*predict, "--encoder", enc_a, "--decoder", dec_a,
+                                                              "--output", "pr_foreign"],
+             unchanged=["pr_foreign/overlay.png"], says="in the way"),
+        Case("export over a graph it did not write", ["-m", "export.onnx", "--backbone", "resnet18", "--no-verify",
+                                                      "--output-dir", "export_foreign"],
+             unchanged=["export_foreign/image_encoder.onnx"], says="export.onnx"),
+        Case("engine over an engine it did not build", [*engine, f"--onnx={dec_a}", "--saveEngine=engines/enc.engine"],
+             unchanged=["engines/enc.engine"], says="build_engine"),
+        Case("eval-coco --no-resume over a file it did not write", [*evaluate, "--encoder", enc_a, "--decoder", dec_a,
+                                                                    "--no-resume", "--output", "notes.txt"],
+             unchanged=["notes.txt"], says="not an eval-coco results file"),
+        # 22.2 frames silently renumbered
+        Case("track: a prompt on a frame the folder lacks", [*track, "--video", "frames_gaps", "--prompts",
+                                                             "prompt_frame3.json", "--output", "t_gaps"],
+             absent=["t_gaps"], says="frame 3 is not in the frame folder"),
+        Case("track: 1.jpg and 01.jpg", [*track, "--video", "frames_dup", *box, "--output", "t_dup"], absent=["t_dup"],
+             says="both frame 1"),
+        Case("track: a negative frame name", [*track, "--video", "frames_negative", *box, "--output", "t_neg"],
+             absent=["t_neg"], says="-1.jpg"),
+        # 22.3 prompts predict refuses
+        Case("track: a point outside the frame", [*track, "--video", "frames", "--point", "500,10",
+                                                  "--output", "t_out"], absent=["t_out"], says="outside"),
+        Case("track: a NaN in prompts.json", [*track, "--video", "frames", "--prompts", "prompt_nan.json",
+                                              "--output", "t_nan"], absent=["t_nan"], says="finite"),
+        Case("track: points with two boxes", [*track, "--video", "frames", *box, "--box", "5,5,20,20",
+                                              "--point", "10,10", "--output", "t_two"], absent=["t_two"],
+             says="several --box"),
+        Case("track --preprocess (unused)", [*track, "--video", "frames", *box, "--preprocess", "missing.onnx",
+                                             "--output", "t_pre"], absent=["t_pre"], says="--preprocess"),
+        Case("track --cuda-graph (unused)", [*track, "--video", "frames", *box, "--cuda-graph", "--output", "t_cg"],
+             absent=["t_cg"], says="--cuda-graph"),
+        # 22.4 unbounded work
+        Case("everything --points-per-side 10000", [*everything, "--points-per-side", "10000", "--output", "ev_big"],
+             absent=["ev_big"], says="100,000,000 point prompts"),
+        Case("everything: crops smaller than 2x2", ["-m", "trt_runtime", "everything", "--image", "small.png",
+                                                    "--encoder", enc_a, "--decoder", dec_a, "--crop-n-layers", "3",
+                                                    "--output", "ev_crop"], absent=["ev_crop"], says="crop layer"),
+        # 22.5 smaller ones of the same kinds
+        Case("qdq --holdout past the data", ["-m", "calib.qdq", "--onnx", enc_a, "--calib", "calib.npy", "--holdout", "5",
+                                             "--out", "q/e.onnx"], absent=["q"], says="--holdout"),
+        Case("engine --allowGPUFallback without a DLA", [*engine, f"--onnx={dec_a}", "--saveEngine=out/d.engine",
+                                                         "--allowGPUFallback"], absent=["out"], says="allowGPUFallback"),
+        Case("export from a malformed QAT record", ["-m", "export.onnx", "--backbone", "resnet18", "--checkpoint",
+                                                    "qat_malformed.pth", "--no-verify", "--output-dir", "x_qat"],
+             absent=["x_qat"], says="quantization record"),
+        Case("predict: an ONNX file for the PyTorch backend", [*predict, "--encoder", enc_a, "--decoder", dec_a,
+                                                               "--backend", "torch", "--output", "out_torch"],
+             absent=["out_torch"], says="ONNX graph"),
     ]
 
 
@@ -207,7 +316,7 @@ def _digest(path: Path) -> str | None:
 def run_case(tree: Path, work: Path, case: Case) -> Outcome:
     before = {p: _digest(work / p) for p in case.unchanged}
     backups = {p: (work / p).read_bytes() for p in case.unchanged if (work / p).is_file()}
-    result = _py(tree, *case.argv, cwd=work)
+    result = _py(tree, *case.argv, cwd=work, timeout=CASE_SECONDS)
     stderr = [line for line in result.stderr.strip().splitlines() if line.strip()]
     errors = [line for line in stderr if not line.startswith(("INFO ", "WARNING ", "*** "))]
     left = [p for p in case.absent if (work / p).exists()]

@@ -10,6 +10,7 @@ import pytest
 from nanosam2.errors import NanoSam2Error
 from nanosam2.evaluation.coco_eval import evaluate_coco, load_coco, xywh_to_xyxy
 from nanosam2.evaluation.coco_metrics import load_results, mean_iou, select, size_bucket, summarize
+from nanosam2.transforms import build_prompts
 
 from .coco_synthetic import make_coco
 
@@ -67,6 +68,10 @@ class Oracle:
         self.image_id = next(self.ids)
         info = self.coco.loadImgs(self.image_id)[0]
         assert image.shape == (info["height"], info["width"], 3)
+
+    def build_prompts(self, boxes):
+        info = self.coco.loadImgs(self.image_id)[0]
+        return build_prompts((info["height"], info["width"]), boxes=boxes)
 
     def predict_best(self, prompts):
         anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=self.image_id, iscrowd=None))

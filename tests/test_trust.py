@@ -133,12 +133,16 @@ def test_coco_results_are_resumed_only_by_the_model_that_wrote_them(runtime_onnx
         out.write_text(json.dumps(seed_format))
         with pytest.raises(NanoSam2Error, match="another model"):
             evaluate_coco(predictor, images, ann_file, out, progress=False)
+        with pytest.raises(NanoSam2Error, match="another model"):  # --no-resume replaces only eval-coco's results
+            evaluate_coco(predictor, images, ann_file, out, resume=False, progress=False)
         out.write_text("{not json")
-        with pytest.raises(NanoSam2Error, match="not a results file"):
-            evaluate_coco(predictor, images, ann_file, out, progress=False)
+        for resume in (True, False):
+            with pytest.raises(NanoSam2Error, match="not an eval-coco results file"):
+                evaluate_coco(predictor, images, ann_file, out, resume=resume, progress=False)
         assert out.read_text() == "{not json"  # refused, not overwritten
+        out.write_text(json.dumps([{**r, RUN_KEY: "another-run"} for r in records]))
         records, _ = evaluate_coco(predictor, images, ann_file, out, resume=False, progress=False)
-        assert len(records) == 6
+        assert len(records) == 6 and {r[RUN_KEY] for r in records} != {"another-run"}
 
 
 def test_predict_publishes_together_and_drops_its_own_stale_masks(runtime_onnx, tmp_path, monkeypatch):

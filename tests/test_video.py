@@ -17,6 +17,7 @@ import pytest
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.cli import run_cli
 from tests.conftest import made_once, export_once, with_present_objects, with_trained_logit_scale
 from nanosam2.data.synthetic_video import default_prompts, make_frames, shape_masks, write_jpeg_folder
 
@@ -359,7 +360,7 @@ def test_track_cli_bad_inputs(student_onnx, frames_dir, runtime_onnx, tmp_path):
     for content, message in (("{", "not a valid JSON"), ('[{"frame": 0, "obj_id": 1}]', "give points"),
                              ('[{"frame": -1, "obj_id": 1, "box": [0, 0, 5, 5]}]', "frame must be"),
                              ('[{"frame": 0, "obj_id": 1, "points": [[1, 2]], "labels": [7]}]', "labels must be"),
-                             ('[{"frame": 0, "obj_id": 1, "box": [5, 5, 1, 1]}]', "x1 > x0")):
+                             ('[{"frame": 0, "obj_id": 1, "box": [5, 5, 1, 1]}]', "x0 < x1")):
         bad = tmp_path / f"bad{len(cases)}.json"
         bad.write_text(content)
         cases.append((["--video", str(frames_dir), "--prompts", str(bad)], message))
@@ -371,6 +372,108 @@ def test_track_cli_bad_inputs(student_onnx, frames_dir, runtime_onnx, tmp_path):
                  if line.strip() and not line.startswith("track")]
         assert len(lines) == 1 and __import__("re").search(message, lines[0]), (args, result.stderr)
         assert not out.exists() or not any(out.iterdir()), args  # nothing half-written
+
+
+def test_track_keeps_frame_numbers_and_the_users_files(student_onnx, frames_dir, tmp_path, capsys):
+    """Issue 22: a JPEG folder with gaps keeps its numbers (masks, prompts, overlay); a user's files
+    in OUT, a foreign track.json and inputs inside OUT's outputs are refused before any work; prompts
+    predict refuses are refused; several --box are several objects."""
+    import shutil
+
+    from trt_runtime import cli
+
+    gaps = tmp_path / "gaps"
+    gaps.mkdir()
+    for number, source in zip((0, 1, 2, 7, 8), sorted(frames_dir.iterdir())):
+        shutil.copy(source, gaps / f"{number}.jpg")
+    model = ["track", "--model-dir", str(student_onnx[C.ENCODER].parent), "--no-overlay"]
+    prompts = tmp_path / "late.json"
+    prompts.write_text(json.dumps([{"frame": 7, "obj_id": 3, "box": [100, 120, 300, 330]}]))
+    out = tmp_path / "out"
+    assert run_cli(cli.main, [*model, "--video", str(gaps), "--prompts", str(prompts), "--output", str(out)]) == 0
+    assert sorted(p.name for p in (out / "masks" / "3").iterdir()) == [f"{n:05d}.png" for n in (0, 1, 2, 7, 8)]
+    record = json.loads((out / "track.json").read_text())
+    assert record["frames"] == 5 and record["prompts"][0]["frame"] == 7
+    prompts.write_text(json.dumps([{"frame": 3, "obj_id": 3, "box": [100, 120, 300, 330]}]))
+    assert run_cli(cli.main, [*model, "--video", str(gaps), "--prompts", str(prompts), "--output", str(out)]) == 2
+    assert "frame 3 is not in the frame folder" in capsys.readouterr().err
+
+    def refused(args: list[str], says: str, where: Path = out) -> None:
+        before = {str(p): p.read_bytes() for p in where.rglob("*") if p.is_file()}
+        assert run_cli(cli.main, [*model, *args, "--output", str(where)]) == 2, args
+        assert says in capsys.readouterr().err, args
+        assert {str(p): p.read_bytes() for p in where.rglob("*") if p.is_file()} == before, args
+
+    video = ["--video", str(frames_dir)]
+    (out / "masks" / "3" / "edited.png").write_bytes(b"the user's")  # beside the recorded masks
+    refused([*video, "--box", "10,10,90,90"], "edited.png is in the way")
+    (out / "masks" / "3" / "edited.png").unlink()
+    mine = tmp_path / "mine"
+    (mine / "masks").mkdir(parents=True)
+    (mine / "masks" / "hand.png").write_bytes(b"hand-made")
+    (mine / "track.json").write_text('{"frames": 1}')  # any file named track.json is not a record
+    refused([*video, "--box", "10,10,90,90"], "is not the record of a `track` run", mine)
+    (mine / "track.json").unlink()
+    refused([*video, "--box", "10,10,90,90"], "hand.png is in the way", mine)
+    mask_prompt = out / "masks" / "3" / "00000.png"
+    prompts.write_text(json.dumps([{"frame": 0, "obj_id": 1, "mask": str(mask_prompt)}]))
+    refused([*video, "--prompts", str(prompts)], "lies inside what `track` would replace")
+    refused(["--video", str(out / "overlay.mp4"), "--box", "1,1,9,9"], "no such video")  # not written with --no-overlay
+    for args, says in ((["--point", "600,10"], "outside the 512x512 frame"),
+                       (["--box", "10,10,90,90", "--box", "5,5,50,50", "--point", "20,20"], "several --box"),
+                       (["--box", "10,10,90,90", "--preprocess", "missing.onnx"], "--preprocess"),
+                       (["--box", "10,10,90,90", "--cuda-graph"], "--cuda-graph")):
+        refused([*video, *args], says)
+    prompts.write_text('[{"frame": 0, "obj_id": 1, "points": [[Infinity, 2]]}]')
+    refused([*video, "--prompts", str(prompts)], "finite")
+    two = tmp_path / "two"
+    assert run_cli(cli.main, [*model, *video, "--box", "10,10,200,200", "--box", "250,250,500,500",
+                              "--output", str(two)]) == 0
+    assert sorted(p.name for p in (two / "masks").iterdir()) == ["1", "2"]
+
+
+def test_offline_track_decodes_each_frame_once_and_reads_no_mask_back(student_onnx, frames_dir, tmp_path,
+                                                                       monkeypatch):
+    """Issue 23: the overlay of an offline run drew from the mask PNGs read back and a second decode of
+    every frame; now a forward run decodes each frame once and reads no PNG."""
+    import nanosam2.images as images
+    from trt_runtime import tracking
+
+    decoded: list[str] = []
+    real_read = images.read_rgb
+    monkeypatch.setattr(images, "read_rgb", lambda path: decoded.append(Path(path).name) or real_read(path))
+    opened: list[str] = []
+    real_open = tracking.Image.open
+    monkeypatch.setattr(tracking.Image, "open", lambda path, *a: opened.append(str(path)) or real_open(path, *a))
+    prompts = tracking.parse_prompts([{"frame": 0, "obj_id": 1, "box": [100, 120, 300, 330]}], tmp_path)
+    with onnx_tracker(student_onnx) as predictor:
+        result = tracking.track_video(predictor, str(frames_dir), prompts, tmp_path / "out", overlay=True)
+    assert result.frames == FRAMES and (tmp_path / "out" / "overlay.mp4").stat().st_size > 0
+    assert sorted(decoded) == sorted(f"{t:05d}.jpg" for t in range(FRAMES))
+    assert not [path for path in opened if path.endswith(".png")]  # no mask read back
+
+
+def test_predict_cli_prompts_follow_the_models_image_size(student_onnx, frames_dir, tmp_path):
+    """Issue 23: the predict CLI built prompts for a 1024-px model whatever the graphs said; on this
+    512-px export its masks now equal ``Predictor.predict``'s."""
+    from PIL import Image
+
+    from trt_runtime import cli
+    from trt_runtime.factory import BackendOptions, load_predictor
+
+    image = sorted(frames_dir.iterdir())[0]
+    out = tmp_path / "out"
+    assert run_cli(cli.main, ["predict", "--encoder", str(student_onnx[C.ENCODER]), "--decoder",
+                              str(student_onnx[C.DECODER]), "--image", str(image), "--box", "100,120,300,330",
+                              "--output", str(out)]) == 0
+    with load_predictor(student_onnx[C.ENCODER], student_onnx[C.DECODER]) as predictor:
+        assert predictor.contract.image_size == SIZE
+        from nanosam2.images import read_rgb
+
+        predictor.set_image(read_rgb(image))
+        masks, _, _ = predictor.predict(boxes=np.array([100, 120, 300, 330], np.float32), multimask_output=False)
+    assert (np.asarray(Image.open(out / "mask_0_0.png")) > 0).tolist() == masks[0].astype(bool).tolist()
+    assert BackendOptions(cuda_graph=True, trt_flavour="rtx").for_backend("tensorrt") == {}  # the stream carries them
 
 
 OPEN_GOP = {"x264-params": "open-gop=1:keyint=7:min-keyint=7:scenecut=0:bframes=3:b-pyramid=0"}  # leading B-frames
@@ -483,7 +586,7 @@ def test_camera_runs_until_ctrl_c_or_max_frames(student_onnx, tmp_path, monkeypa
         assert result.frames == 2 and len(list((tmp_path / "two" / "masks" / "1").iterdir())) == 2
         with pytest.raises(NanoSam2Error, match="camera:N"):
             tracking.track_video(predictor, "camera:front", prompts, tmp_path / "bad")
-    assert not any((tmp_path / "bad").iterdir())  # the staging folder is gone
+    assert not (tmp_path / "bad").exists()  # the staging folder, and the folder made for it, are gone
 
 
 def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onnx, tmp_path, capsys):

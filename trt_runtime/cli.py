@@ -26,7 +26,8 @@ from PIL import Image
 from nanosam2.errors import NanoSam2Error
 from nanosam2.images import read_rgb
 from nanosam2.prompts import Prompts, parse_box, parse_point
-from nanosam2.utils.atomic import check_output_dir, check_output_file, staged
+from nanosam2.utils.atomic import check_output_file
+from nanosam2.utils.outputs import OutputFolder
 from nanosam2.utils.cli import ArgumentParser, non_negative_float, non_negative_int, positive_int, setup_logging
 
 logger = logging.getLogger("trt_runtime")
@@ -34,6 +35,7 @@ logger = logging.getLogger("trt_runtime")
 
 def build_parser() -> argparse.ArgumentParser:
     from nanosam2.evaluation.coco_metrics import SIZES
+    from nanosam2.inference.automatic import MAX_PROMPTS
     from trt_runtime.factory import add_backend_arguments
 
     parser = ArgumentParser(prog="python -m trt_runtime", description=__doc__,
@@ -84,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="remove holes and islands of at most this many low-res pixels (default 0: off; "
                                  "needs scipy: pip install 'nanosam2[masks]')")
     everything.add_argument("--single-mask", action="store_true", help="one mask per point instead of SAM2's three")
+    everything.add_argument("--max-prompts", type=positive_int, default=MAX_PROMPTS,
+                            help=f"refuse grids that decode more point prompts than this (default {MAX_PROMPTS:,}; "
+                                 "grids of 8192 or more show a progress bar)")
 
     track = sub.add_parser("track", help="track objects through a video (SAM2.1's memory; JPEG folder, video "
                                          "file or camera:N)")
@@ -96,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--prompts", help='JSON list of {"frame", "obj_id", "points"+"labels" | "box" | "mask": "x.png"}')
     track.add_argument("--point", type=parse_point, action="append", metavar="X,Y[,LABEL]",
                        help="a click on frame 0 for object 1 (shortcut for --prompts); repeatable")
-    track.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1", help="a box on frame 0 for object 1")
+    track.add_argument("--box", type=parse_box, action="append", metavar="X0,Y0,X1,Y1",
+                       help="a box on frame 0; repeat for several objects (ids 1, 2, ... in order)")
     track.add_argument("--fill-hole-area", type=non_negative_int, default=0,
                        help="fill background holes up to N low-res pixels in each mask (SAM2's fill_hole_area; "
                             "Meta's predictor uses 8 with its CUDA extension; needs scipy; default 0)")
@@ -121,17 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 PREDICT_RECORD = "predict.json"
 
 
-def _previous_outputs(out_dir: Path) -> list[str]:
-    """Files an earlier ``predict`` wrote into ``out_dir`` (listed in its predict.json)."""
-    try:
-        record = json.loads((out_dir / PREDICT_RECORD).read_text())
-        return [str(name) for name in record.get("files", []) if Path(str(name)).name == str(name)]
-    except (OSError, ValueError, AttributeError):
-        return []
-
-
 def run_predict(args: argparse.Namespace) -> int:
-    from nanosam2.transforms import build_prompts
     from nanosam2.viz import overlay
     from trt_runtime.factory import load_predictor, options_from_args
 
@@ -141,17 +137,18 @@ def run_predict(args: argparse.Namespace) -> int:
     if prompts.empty:
         raise NanoSam2Error("give at least one --point or --box")
     prompts.check_inside(width, height)
-    out_dir = check_output_dir(args.output, inputs=[args.image, args.encoder, args.decoder, args.preprocess,
-                                                    args.postprocess])
+    planes = 3 if args.multimask else 1
+    mask_names = [f"mask_{p}_{c}.png" for p in range(max(len(prompts.boxes), 1)) for c in range(planes)]
+    out = OutputFolder(Path(args.output), "predict", PREDICT_RECORD, files=(*mask_names, "overlay.png"),
+                       inputs=(args.image, args.encoder, args.decoder, args.preprocess, args.postprocess))
     with load_predictor(args.encoder, args.decoder, options_from_args(args), args.preprocess,
                         args.postprocess) as predictor:
         stage_runs: list[dict[str, float]] = []
         for _ in range(args.runs):
             predictor.set_image(image)
-            decoder_prompts = build_prompts((height, width),
-                                            prompts.points if len(prompts.points) else None,
-                                            prompts.labels if len(prompts.points) else None,
-                                            prompts.boxes if len(prompts.boxes) else None)
+            decoder_prompts = predictor.build_prompts(prompts.points if len(prompts.points) else None,
+                                                      prompts.labels if len(prompts.points) else None,
+                                                      prompts.boxes if len(prompts.boxes) else None)
             result = predictor.predict_prompts(decoder_prompts, multimask_output=args.multimask)
             stage_runs.append(dict(result.timings))
         identity = predictor.identity()
@@ -161,21 +158,19 @@ def run_predict(args: argparse.Namespace) -> int:
              for c in range(result.masks.shape[1])}
     record = {"image": str(args.image), "points": prompts.points.tolist(), "labels": prompts.labels.tolist(),
               "boxes": prompts.boxes.tolist(), "multimask": args.multimask, "scores": result.scores.tolist(),
-              "best": best.tolist(), "model": identity, "files": [*masks, "overlay.png", PREDICT_RECORD]}
-    stale = [name for name in _previous_outputs(out_dir) if name not in record["files"]]
-    names = [*masks, "overlay.png", PREDICT_RECORD]
-    with staged([out_dir / name for name in names]) as temps:  # all of them, or none
-        for tmp, name in zip(temps, masks):
-            Image.fromarray(masks[name].astype(np.uint8) * 255).save(tmp, format="PNG")
-        overlay(image, chosen, prompts.points, prompts.labels, prompts.boxes).save(temps[-2], format="PNG")
-        temps[-1].write_text(json.dumps(record, indent=1))
-    for name in stale:  # masks of an earlier predict with more prompts: they belong to other inputs
-        (out_dir / name).unlink(missing_ok=True)
+              "best": best.tolist(), "model": identity}
+    if sorted(masks) != sorted(mask_names):
+        raise NanoSam2Error(f"internal: predict made {len(masks)} masks, {len(mask_names)} expected")
+    with out.staging() as stage:  # all of them, or none; an earlier predict's extra masks are removed
+        for name, plane in masks.items():
+            Image.fromarray(plane.astype(np.uint8) * 255).save(stage / name, format="PNG")
+        overlay(image, chosen, prompts.points, prompts.labels, prompts.boxes).save(stage / "overlay.png", format="PNG")
+        out.publish(stage, record)
     for p, (scores, b) in enumerate(zip(result.scores, best)):
         print(f"prompt {p}: scores {np.round(scores, 4).tolist()} best {int(b)} ({int(chosen[p].sum())} px)")
     median = {k: float(np.median([r[k] for r in stage_runs])) for k in stage_runs[0]}
     print(timing_line(f"timings (ms, median of {len(stage_runs)})", median))
-    print(f"wrote {len(masks)} masks, overlay.png and {PREDICT_RECORD} to {out_dir}")
+    print(f"wrote {len(masks)} masks, overlay.png and {PREDICT_RECORD} to {out.path}")
     return 0
 
 
@@ -200,11 +195,12 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-EVERYTHING_FILES = ("masks.json", "overlay.png", "everything.json")  # records, picture, what produced them
+EVERYTHING_FILES = ("masks.json", "overlay.png")  # COCO RLE records and the picture
+EVERYTHING_RECORD = "everything.json"  # what produced them
 
 
 def run_everything(args: argparse.Namespace) -> int:
-    from nanosam2.inference.automatic import AutomaticMaskGenerator, check_parameters
+    from nanosam2.inference.automatic import AutomaticMaskGenerator, check_crops, check_parameters
     from nanosam2.masks import rle_to_coco, rle_to_mask
     from nanosam2.viz import masks_overlay
     from trt_runtime.factory import load_predictor, options_from_args
@@ -216,20 +212,22 @@ def run_everything(args: argparse.Namespace) -> int:
               "crop_overlap_ratio": args.crop_overlap_ratio,
               "crop_n_points_downscale_factor": args.crop_n_points_downscale_factor,
               "min_mask_region_area": args.min_mask_region_area}
-    check_parameters(**params, output_mode="uncompressed_rle")
+    check_parameters(**params, output_mode="uncompressed_rle", max_prompts=args.max_prompts)
     if args.min_mask_region_area:
         from nanosam2.utils.lazy_import import require
 
         require("scipy.ndimage", "--min-mask-region-area")
     image = read_rgb(args.image)
-    if min(image.shape[:2]) < 2:
-        raise NanoSam2Error(f"{args.image} is {image.shape[1]}x{image.shape[0]} pixels; at least 2x2 is needed")
-    out_dir = check_output_dir(args.output, inputs=[args.image, args.encoder, args.decoder, args.preprocess,
-                                                    args.postprocess])
+    try:
+        check_crops(image.shape[:2], args.crop_n_layers, args.crop_overlap_ratio)
+    except NanoSam2Error as exc:
+        raise NanoSam2Error(f"{args.image}: {exc}") from None
+    out = OutputFolder(Path(args.output), "everything", EVERYTHING_RECORD, files=EVERYTHING_FILES,
+                       inputs=(args.image, args.encoder, args.decoder, args.preprocess, args.postprocess))
     with load_predictor(args.encoder, args.decoder, options_from_args(args), args.preprocess,
                         args.postprocess) as predictor:
         generator = AutomaticMaskGenerator(predictor, **params, output_mode="uncompressed_rle",
-                                           multimask_output=not args.single_mask)
+                                           multimask_output=not args.single_mask, max_prompts=args.max_prompts)
         records = generator.generate(image)
         identity = predictor.identity()
     rles = [record["segmentation"] for record in records]
@@ -238,15 +236,15 @@ def run_everything(args: argparse.Namespace) -> int:
     order = sorted(range(len(rles)), key=lambda i: -records[i]["area"])  # largest first: small masks stay visible
     run = {"image": str(args.image), "parameters": params, "multimask": not args.single_mask, "masks": len(records),
            "model": identity}
-    with staged([out_dir / name for name in EVERYTHING_FILES]) as temps:  # all three, or none
-        temps[0].write_text(json.dumps(records))
-        masks_overlay(image, (rle_to_mask(rles[i]) for i in order)).save(temps[1], format="PNG")
-        temps[2].write_text(json.dumps(run, indent=1))
+    with out.staging() as stage:  # all three, or none
+        (stage / "masks.json").write_text(json.dumps(records))
+        masks_overlay(image, (rle_to_mask(rles[i]) for i in order)).save(stage / "overlay.png", format="PNG")
+        out.publish(stage, run)
     timings = generator.timings
     print(f"{len(records)} masks from {generator.prompts_decoded} point prompts "
           f"({len(generator.point_grids)} crop layer{'s' if len(generator.point_grids) > 1 else ''})")
     print(timing_line("timings (ms)", timings))
-    print(f"wrote masks.json, overlay.png and everything.json to {out_dir}")
+    print(f"wrote masks.json, overlay.png and {EVERYTHING_RECORD} to {out.path}")
     return 0
 
 
@@ -259,20 +257,31 @@ def timing_line(label: str, ms: dict[str, float], total: str = "total") -> str:
 def run_track(args: argparse.Namespace) -> int:
     from nanosam2 import contract as C
     from trt_runtime.factory import find_graphs, load_video_predictor, options_from_args
-    from trt_runtime.tracking import load_prompts, parse_prompts, track_video
+    from trt_runtime.tracking import load_prompts, parse_prompts, track_outputs, track_video
 
     if args.prompts and (args.point or args.box):
         raise NanoSam2Error("give --prompts, or --point/--box for one object on frame 0, not both")
+    if args.preprocess or args.postprocess:
+        raise NanoSam2Error("track does not use --preprocess/--postprocess graphs (its frames are prepared on the "
+                            "host); leave them out")
     if args.prompts:
         prompts = load_prompts(args.prompts)
     elif args.point or args.box:
-        item: dict = {"frame": 0, "obj_id": 1}
-        if args.point:
-            item["points"] = [[x, y] for x, y, _ in args.point]
-            item["labels"] = [label for _, _, label in args.point]
-        if args.box:
-            item["box"] = list(args.box)
-        prompts = parse_prompts([item], Path("."), "--point/--box")
+        boxes = args.box or [None]
+        if args.point and len(boxes) > 1:
+            raise NanoSam2Error("--point with several --box: which object do the points belong to? give --prompts")
+        items: list[dict] = []
+        for obj_id, box in enumerate(boxes, start=1):
+            item: dict = {"frame": 0, "obj_id": obj_id}
+            if args.point:
+                item["points"] = [[x, y] for x, y, _ in args.point]
+                item["labels"] = [label for _, _, label in args.point]
+            if box is not None:
+                item["box"] = list(box)
+            items.append(item)
+        if len(items) > 1:
+            logger.info("%d boxes: tracked as objects 1..%d", len(items), len(items))
+        prompts = parse_prompts(items, Path("."), "--point/--box")
     else:
         raise NanoSam2Error("give --prompts prompts.json, or --point / --box for one object on frame 0")
     flags = {C.ENCODER: args.encoder, C.DECODER: args.decoder, C.MEMORY_ATTENTION: args.memory_attention,
@@ -287,19 +296,19 @@ def run_track(args: argparse.Namespace) -> int:
         raise NanoSam2Error("--max-frames goes with --stream or a camera")
     if not args.video.startswith("camera:") and not Path(args.video).exists():
         raise NanoSam2Error(f"no such video or frame folder: {args.video}")
-    out_dir = check_output_dir(args.output, inputs=[args.video, args.model_dir, *paths.values()])
+    out = track_outputs(args.output, args.video, prompts, inputs=(args.model_dir, args.prompts, *paths.values()))
     if args.fill_hole_area:
         from nanosam2.utils.lazy_import import require
 
         require("scipy.ndimage", "--fill-hole-area")
     with load_video_predictor(paths, options_from_args(args), args.fill_hole_area, args.max_memory_frames) as predictor:
-        result = track_video(predictor, args.video, prompts, out_dir, not args.no_overlay, args.fps, args.max_frames,
+        result = track_video(predictor, args.video, prompts, out, not args.no_overlay, args.fps, args.max_frames,
                              stream=args.stream)
     per_frame = {stage: ms / max(result.frames, 1) for stage, ms in result.timings.items()}
     print(f"tracked {len(result.objects)} object(s) through {result.frames} frames in {result.seconds:.1f} s "
           f"({result.fps:.2f} FPS, overlay and PNG writing included)")
     print(timing_line("per frame (ms)", per_frame, total="graphs total"))
-    print(f"wrote masks/, {'overlay.mp4, ' if not args.no_overlay else ''}track.json to {out_dir}")
+    print(f"wrote masks/, {'overlay.mp4, ' if not args.no_overlay else ''}track.json to {out.path}")
     return 0
 
 

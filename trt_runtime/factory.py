@@ -35,12 +35,15 @@ class BackendOptions:
     trt_flavour: str | None = None  # TensorRT: "tensorrt" | "rtx" | None (whichever is installed)
     runtime_cache: str | None = None  # TensorRT-RTX: file of just-in-time compiled kernels, kept between runs
 
-    def for_backend(self, kind: str, graph: str) -> dict[str, Any]:
+    def for_backend(self, kind: str) -> dict[str, Any]:
+        """``open_runner``'s settings for a backend. TensorRT runners get none here: they share the
+        pipeline's ``EngineStream`` (:func:`open_pipeline`), which carries ``cuda_graph``,
+        ``trt_flavour`` and ``runtime_cache``."""
         if kind == "onnxruntime":
             return {"provider": self.provider}
         if kind == "torch":
             return {"device": self.device, "dtype": self.dtype, "compile": self.compile, "config": self.config}
-        return {"cuda_graph": self.cuda_graph, "flavour": self.trt_flavour}
+        return {}
 
 
 def backend_for(path: str | os.PathLike[str], backend: str | None = None) -> str:
@@ -86,11 +89,10 @@ def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[s
     with them, resizing and mask upsampling run on the backend instead of in numpy."""
     paths = {C.ENCODER: encoder, C.DECODER: decoder, C.PREPROCESS: preprocess, C.POSTPROCESS: postprocess}
     return open_pipeline({g: p for g, p in paths.items() if p is not None}, options or BackendOptions(),
-                         lambda r: Predictor(r[C.ENCODER], r[C.DECODER], r.get(C.PREPROCESS), r.get(C.POSTPROCESS)),
-                         options.cuda_graph if options else False)
+                         lambda r: Predictor(r[C.ENCODER], r[C.DECODER], r.get(C.PREPROCESS), r.get(C.POSTPROCESS)))
 
 
-def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any, cuda_graph: bool = False) -> Any:
+def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any) -> Any:
     """Open each graph's runner (TensorRT engines share one stream, so their CUDA graphs span engines)
     and ``make(runners)``; on any failure every runner opened so far is closed."""
     runners: dict[str, Runner] = {}
@@ -98,12 +100,12 @@ def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any, cud
     try:
         for graph, path in paths.items():
             kind = backend_for(path, options.backend)
-            settings = options.for_backend(kind, graph)
+            settings = options.for_backend(kind)
             if kind == "tensorrt":
                 from trt_runtime.runners.tensorrt_runner import open_engine_stream
 
-                stream = stream or open_engine_stream(cuda_graph, options.trt_flavour, options.runtime_cache)
-                settings = {"stream": stream}
+                stream = stream or open_engine_stream(options.cuda_graph, options.trt_flavour, options.runtime_cache)
+                settings["stream"] = stream
             runners[graph] = open_runner(path, kind, graph=graph, **settings)
         return make(runners)
     except BaseException:
@@ -151,6 +153,9 @@ def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: Back
     from nanosam2.inference.video import VideoPredictor
 
     graphs = (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)
+    if options is not None and options.cuda_graph:  # the memory count changes the shapes every frame
+        raise NanoSam2Error("--cuda-graph is not supported by the tracker yet (its graphs' shapes change from frame "
+                            "to frame); leave it out")
     missing = [g for g in graphs if g not in paths]
     if missing:
         raise NanoSam2Error(f"the tracker needs the {', '.join(missing)} graph(s) too")

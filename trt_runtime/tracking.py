@@ -2,17 +2,22 @@
 
 Outputs of a run (``track_video``) are written into a staging folder inside OUT and published
 when the run is complete: ``OUT/masks/<obj_id>/<frame:05d>.png`` (0/255 at the video's size, every
-frame and object), ``OUT/overlay.mp4`` and ``OUT/track.json`` (what produced them). An earlier
-run's outputs in OUT are replaced only when ``track.json`` says a track run wrote them.
+frame and object), ``OUT/overlay.mp4`` and ``OUT/track.json`` (what produced them), under the
+toolkit's one output policy (``nanosam2.utils.outputs``): files in the way that no earlier track
+run recorded are refused, inputs inside OUT's outputs are refused.
+
+Frames keep their numbers: a JPEG folder's frames are the integers their names carry (gaps stay
+gaps), and prompt frames and mask names use those numbers; a video file's frames are numbered
+from 0 in decode order.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import shutil
+import logging
+import math
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -22,15 +27,17 @@ from PIL import Image, ImageDraw
 
 from nanosam2.errors import NanoSam2Error
 from nanosam2.inference.video import Frames, TrackingState, VideoPredictor, apply_prompt, read_video
+from nanosam2.prompts import Prompts
+from nanosam2.utils.outputs import OutputFolder
 
+logger = logging.getLogger("trt_runtime")
 TRACK_RECORD = "track.json"
-OUTPUTS = ("masks", "overlay.mp4", TRACK_RECORD)
 
 
 def _number_list(value: Any, length: int | None, what: str) -> list[float]:
     if not isinstance(value, list) or (length is not None and len(value) != length) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise NanoSam2Error(f"{what} must be a list of {length or 'some'} numbers, got {json.dumps(value)[:80]}")
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        raise NanoSam2Error(f"{what} must be a list of {length or 'some'} finite numbers, got {json.dumps(value)[:80]}")
     return [float(v) for v in value]
 
 
@@ -69,10 +76,7 @@ def parse_prompts(data: Any, base: Path, source: str = "prompts") -> list[dict[s
         elif "labels" in item:
             raise NanoSam2Error(f"{where}: labels without points")
         if "box" in item:
-            box = _number_list(item["box"], 4, f"{where}.box")
-            if box[2] <= box[0] or box[3] <= box[1]:
-                raise NanoSam2Error(f"{where}: box must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
-            prompt["box"] = box
+            prompt["box"] = _number_list(item["box"], 4, f"{where}.box")
         if "mask" in item:
             if not isinstance(item["mask"], str):
                 raise NanoSam2Error(f"{where}: mask must be the path of a PNG")
@@ -80,6 +84,7 @@ def parse_prompts(data: Any, base: Path, source: str = "prompts") -> list[dict[s
 
             prompt["mask"] = read_rgb(base / item["mask"]).max(axis=2) > 127
             prompt["mask_file"] = item["mask"]
+            prompt["mask_path"] = str(base / item["mask"])
         prompts.append(prompt)
     return prompts
 
@@ -95,14 +100,32 @@ def load_prompts(path: str | Path) -> list[dict[str, Any]]:
     return parse_prompts(data, file.parent, str(file))
 
 
-def check_prompts(prompts: list[dict[str, Any]], num_frames: int | None, height: int, width: int) -> None:
-    for prompt in prompts:
-        if num_frames is not None and prompt["frame"] >= num_frames:
-            raise NanoSam2Error(f"a prompt is on frame {prompt['frame']}, past the end of the video "
-                                f"({num_frames} frames)")
+def track_outputs(out_dir: str | Path, video: str, prompts: list[dict[str, Any]],
+                  inputs: Iterable[str | Path | None] = ()) -> OutputFolder:
+    """OUT of a track run (checked before any work): masks/, overlay.mp4 and track.json; the video,
+    the mask prompts' files and ``inputs`` (graphs, the prompts file) must not lie inside them."""
+    masks = [p["mask_path"] for p in prompts if "mask_path" in p]
+    return OutputFolder(Path(out_dir), "track", TRACK_RECORD, files=("overlay.mp4",), folders=("masks",),
+                        inputs=(video, *masks, *inputs))
+
+
+def place_prompts(prompts: list[dict[str, Any]], frames: Frames | None, height: int, width: int,
+                  count: int | None = None) -> list[dict[str, Any]]:
+    """Each prompt checked against the video (its frame exists among the first ``count``, its points
+    and box inside the frame, its mask of the frame's size) with the frame's position added
+    (``"position"``); ``frames`` None (a camera): frame numbers are positions."""
+    placed = []
+    for index, prompt in enumerate(prompts):
+        where = f"prompt {index} (frame {prompt['frame']}, object {prompt['obj_id']})"
+        position = frames.position(prompt["frame"]) if frames is not None else prompt["frame"]
+        if count is not None and position >= count:
+            raise NanoSam2Error(f"{where} is past the end of the frames to track ({count})")
+        Prompts.from_dict(prompt).check_inside(width, height, where, "frame")
         if "mask" in prompt and prompt["mask"].shape != (height, width):
             raise NanoSam2Error(f"mask {prompt['mask_file']} is {prompt['mask'].shape[1]}x{prompt['mask'].shape[0]}, "
                                 f"the video {width}x{height}")
+        placed.append({**prompt, "position": position})
+    return placed
 
 
 @dataclass
@@ -128,11 +151,11 @@ def _progress(iterable: Any, total: int | None, desc: str) -> Any:
     return tqdm(iterable, total=total, desc=desc, unit="frame")
 
 
-def _write_masks(folder: Path, frame_idx: int, obj_ids: list[Any], logits: np.ndarray) -> None:
+def _write_masks(folder: Path, number: int, obj_ids: list[Any], logits: np.ndarray) -> None:
     for obj_id, plane in zip(obj_ids, logits[:, 0]):
         target = folder / str(obj_id)
         target.mkdir(exist_ok=True)
-        Image.fromarray(np.where(plane > 0, 255, 0).astype(np.uint8)).save(target / f"{frame_idx:05d}.png")
+        Image.fromarray(np.where(plane > 0, 255, 0).astype(np.uint8)).save(target / f"{number:05d}.png")
 
 
 class OverlayWriter:
@@ -176,46 +199,12 @@ class OverlayWriter:
         self.container.close()
 
 
-def _staging(out_dir: Path) -> Path:
-    """A fresh folder inside OUT; refuses an OUT holding outputs that no track run recorded."""
-    existing = [name for name in OUTPUTS if (out_dir / name).exists()]
-    if existing and not (out_dir / TRACK_RECORD).is_file():
-        raise NanoSam2Error(f"{out_dir} already holds {', '.join(existing)} that no track run recorded; "
-                            "choose another --output")
-    stage = out_dir / f".track-{uuid.uuid4().hex[:8]}"
-    stage.mkdir(parents=True)
-    (stage / "masks").mkdir()
-    return stage
-
-
-def _publish(stage: Path, out_dir: Path) -> None:
-    """Replace the earlier run's outputs with the staged ones (the record last)."""
-    for name in ("masks", "overlay.mp4", TRACK_RECORD):
-        old = out_dir / name
-        if old.is_dir():
-            shutil.rmtree(old)
-        elif old.exists():
-            old.unlink()
-    for name in ("masks", "overlay.mp4", TRACK_RECORD):
-        if (stage / name).exists():
-            (stage / name).rename(out_dir / name)
-    stage.rmdir()
-
-
-def _frames_masks(stage: Path, frame_idx: int, obj_ids: list[Any]) -> dict[Any, np.ndarray]:
-    out = {}
-    for obj_id in obj_ids:
-        file = stage / "masks" / str(obj_id) / f"{frame_idx:05d}.png"
-        if file.exists():
-            out[obj_id] = np.asarray(Image.open(file)) > 127
-    return out
-
-
-def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], out_dir: Path,
+def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], out: OutputFolder | Path,
                 overlay: bool = True, fps: float = 30.0, max_frames: int | None = None,
                 identity: dict[str, Any] | None = None, stream: bool = False) -> TrackResult:
     """Track the prompted objects through ``video`` (a JPEG folder, a video file or ``camera:N``) and
-    write the masks (and overlay) into ``out_dir``; nothing is published unless the run completes.
+    write the masks (and overlay) into ``out`` (an :class:`OutputFolder` from :func:`track_outputs`,
+    or a folder); nothing is published unless the run completes.
 
     ``stream`` (always for a camera): frames are read once, in order, and the memory stays bounded
     (``VideoPredictor.track_stream``): for long videos. A prompt acts from its frame on; without
@@ -223,21 +212,22 @@ def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, A
     the first prompted frame and backwards from it, and what the memory keeps grows with the video
     (~0.8 MB per frame and object at 1024 px).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = _staging(out_dir)
+    if not isinstance(out, OutputFolder):
+        out = track_outputs(out, video, prompts)
     camera = video.startswith("camera:")
-    try:
+    with out.staging() as stage:
+        (stage / "masks").mkdir()
         start = time.perf_counter()
         if camera:
             frames_done, obj_ids = _track_stream(predictor, prompts, stage, overlay, fps,
-                                                 _camera_frames(video, max_frames), max_frames, camera=True)
+                                                 _camera_frames(video, max_frames), max_frames, None)
         elif stream:
             frames = Frames(video)
             try:
                 count = len(frames) if max_frames is None else min(max_frames, len(frames))
-                check_prompts(prompts, count, frames.height, frames.width)
-                frames_done, obj_ids = _track_stream(predictor, prompts, stage, overlay, fps,
-                                                     itertools.islice(frames, count), count)
+                placed = place_prompts(prompts, frames, frames.height, frames.width, count)
+                frames_done, obj_ids = _track_stream(predictor, placed, stage, overlay, fps,
+                                                     itertools.islice(frames, count), count, frames.numbers)
             finally:
                 frames.close()
         else:
@@ -245,16 +235,12 @@ def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, A
         seconds = time.perf_counter() - start
         record = {"video": video, "mode": "stream" if stream or camera else "offline",
                   "frames": frames_done, "objects": obj_ids,
-                  "prompts": [{k: v for k, v in p.items() if k != "mask"} for p in prompts],
+                  "prompts": [{k: v for k, v in p.items() if k not in ("mask", "position")} for p in prompts],
                   "fill_hole_area": predictor.fill_hole_area, "memory_frames": predictor.recent_frames,
                   "seconds": seconds, "timings_ms": predictor.timings, "calls": predictor.calls,
                   "model": identity or predictor.identity()}
-        (stage / TRACK_RECORD).write_text(json.dumps(record, indent=1, default=str))
-        _publish(stage, out_dir)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return TrackResult(frames_done, obj_ids, seconds, dict(predictor.timings), dict(predictor.calls), out_dir, record)
+        out.publish(stage, record)
+    return TrackResult(frames_done, obj_ids, seconds, dict(predictor.timings), dict(predictor.calls), out.path, record)
 
 
 def _track_offline(predictor: VideoPredictor, video: str, prompts: list[dict[str, Any]], stage: Path,
@@ -269,27 +255,47 @@ def _track_offline(predictor: VideoPredictor, video: str, prompts: list[dict[str
 
 def _track_offline_state(predictor: VideoPredictor, state: TrackingState, prompts: list[dict[str, Any]], stage: Path,
                          overlay: bool, fps: float) -> tuple[int, list[Any]]:
-    check_prompts(prompts, state.num_frames, state.video_height, state.video_width)
-    for prompt in sorted(prompts, key=lambda p: p["frame"]):
-        apply_prompt(predictor, state, prompt["frame"], prompt)
-    first = min(p["frame"] for p in prompts)
+    frames = state.frames
+    assert frames is not None
+    placed = place_prompts(prompts, frames, state.video_height, state.video_width)
+    for prompt in sorted(placed, key=lambda p: p["position"]):
+        apply_prompt(predictor, state, prompt["position"], prompt)
+    first = min(p["position"] for p in placed)
     total = state.num_frames or 0
     masks_dir = stage / "masks"
     passes = [(first, False)] + ([(first, True)] if first > 0 else [])
-    done: set[int] = set()
-    for start, reverse in passes:
-        count = (first + 1) if reverse else (total - first)
-        for frame_idx, obj_ids, logits in _progress(predictor.propagate_in_video(state, start, reverse=reverse),
-                                                    count, "track (reverse)" if reverse else "track"):
-            _write_masks(masks_dir, frame_idx, obj_ids, logits)
-            done.add(frame_idx)
-    if overlay:
-        writer = OverlayWriter(stage / "overlay.mp4", state.video_width, state.video_height, fps)
-        try:
-            for frame_idx in range(total):
-                writer.write(state.frames[frame_idx], _frames_masks(stage, frame_idx, state.obj_ids),  # type: ignore[index]
-                             [p for p in prompts if p["frame"] == frame_idx], state.obj_ids)
-        finally:
+    writer = OverlayWriter(stage / "overlay.mp4", state.video_width, state.video_height, fps) if overlay else None
+    kept: dict[int, dict[Any, np.ndarray]] = {}  # packed masks of frames the overlay cannot take yet (reverse pass)
+    next_overlay = 0
+
+    def draw(position: int, masks: dict[Any, np.ndarray]) -> None:
+        assert writer is not None
+        writer.write(frames[position], masks,
+                     [p for p in placed if p["position"] == position], state.obj_ids)
+
+    try:
+        done: set[int] = set()
+        for start, reverse in passes:
+            count = (first + 1) if reverse else (total - first)
+            for position, obj_ids, logits in _progress(predictor.propagate_in_video(state, start, reverse=reverse),
+                                                       count, "track (reverse)" if reverse else "track"):
+                _write_masks(masks_dir, frames.numbers[position], obj_ids, logits)
+                done.add(position)
+                if writer is None:
+                    continue
+                masks = {obj_id: plane > 0 for obj_id, plane in zip(obj_ids, logits[:, 0])}
+                if position == next_overlay:  # in order: drawn at once (a video file's frame is still cached)
+                    draw(position, masks)
+                    next_overlay += 1
+                else:
+                    kept[position] = {obj_id: np.packbits(m) for obj_id, m in masks.items()}
+                while next_overlay in kept:
+                    shape = (state.video_height, state.video_width)
+                    draw(next_overlay, {obj_id: np.unpackbits(m, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+                                        for obj_id, m in kept.pop(next_overlay).items()})
+                    next_overlay += 1
+    finally:
+        if writer is not None:
             writer.close()
     return len(done), state.obj_ids
 
@@ -306,17 +312,21 @@ def _camera_frames(video: str, max_frames: int | None) -> Iterator[np.ndarray]:
 
 def _track_stream(predictor: VideoPredictor, prompts: list[dict[str, Any]], stage: Path, overlay: bool,
                   fps: float, frames: Iterable[np.ndarray], total: int | None,
-                  camera: bool = False) -> tuple[int, list[Any]]:
-    """Frames read once, in order; a camera run ends at Ctrl-C, and what was tracked is published."""
+                  numbers: list[int] | None) -> tuple[int, list[Any]]:
+    """Frames read once, in order; a camera (``numbers`` None: positions are numbers) runs until
+    Ctrl-C, and what was tracked is published; its prompts are checked on its first frame."""
+    camera = numbers is None
     by_frame: dict[int, list[dict[str, Any]]] = {}
     for prompt in prompts:
-        by_frame.setdefault(prompt["frame"], []).append(prompt)
+        by_frame.setdefault(prompt.get("position", prompt["frame"]), []).append(prompt)
     writer: OverlayWriter | None = None
     count, obj_ids = 0, []
     last: list[np.ndarray] = []
 
     def remembered() -> Iterator[np.ndarray]:  # the overlay draws on the frame just tracked
         for item in frames:
+            if camera and not last:  # a camera's size is known at its first frame
+                place_prompts(prompts, None, np.asarray(item).shape[0], np.asarray(item).shape[1])
             last[:] = [np.asarray(item)]
             yield last[0]
 
@@ -324,12 +334,12 @@ def _track_stream(predictor: VideoPredictor, prompts: list[dict[str, Any]], stag
         for frame_idx, obj_ids, logits in _progress(predictor.track_stream(remembered(), by_frame),
                                                     total, "track (stream)"):
             frame = last[0]
-            _write_masks(stage / "masks", frame_idx, obj_ids, logits)
+            _write_masks(stage / "masks", numbers[frame_idx] if numbers else frame_idx, obj_ids, logits)
             if overlay:
                 if writer is None:
                     writer = OverlayWriter(stage / "overlay.mp4", frame.shape[1], frame.shape[0], fps)
-                writer.write(frame, {k: m[0] > 0 for k, m in zip(obj_ids, logits)},
-                             [p for p in prompts if p["frame"] == frame_idx], obj_ids)
+                writer.write(frame, {k: m[0] > 0 for k, m in zip(obj_ids, logits)}, by_frame.get(frame_idx, []),
+                             obj_ids)
             count += 1
     except KeyboardInterrupt:
         if not camera:

@@ -39,6 +39,8 @@ class BoxPredictor(Protocol):
 
     def set_image(self, image: np.ndarray) -> None: ...
 
+    def build_prompts(self, boxes: np.ndarray) -> T.DecoderPrompts: ...
+
     def predict_best(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -84,17 +86,24 @@ def load_coco(annotation_file: str | os.PathLike[str]):
         raise NanoSam2Error(f"{annotation_file} is not a COCO annotation file: {exc}") from None
 
 
-def _read_partial(output: Path, run: str) -> list[dict]:
-    """Records of an earlier run of the same model on the same annotations; anything else is refused."""
+def _read_partial(output: Path, run: str, resume: bool = True) -> list[dict]:
+    """Records of an earlier run of the same model on the same annotations (``resume``); a file that
+    is not an eval-coco results file is refused either way (it is never replaced)."""
     if not output.is_file():
         return []
     fix = "pass --no-resume to start over, or choose another --output"
+    foreign = f"{output} exists and is not an eval-coco results file; choose another --output or move it away"
     try:
         records = json.loads(output.read_text())
     except (ValueError, UnicodeDecodeError):
-        raise NanoSam2Error(f"{output} exists and is not a results file; {fix}") from None
+        raise NanoSam2Error(foreign) from None
     if not isinstance(records, list) or not all(isinstance(r, dict) and "image_id" in r for r in records):
-        raise NanoSam2Error(f"{output} exists and is not a results file; {fix}")
+        raise NanoSam2Error(foreign)
+    if any(RUN_KEY not in r for r in records):
+        raise NanoSam2Error(f"{output} holds results of another model or tool (no record of the run that made them); "
+                            "choose another --output or move it away")
+    if not resume:
+        return []
     others = {str(r.get(RUN_KEY)) for r in records if r.get(RUN_KEY) != run}
     if others:
         raise NanoSam2Error(f"{output} holds results of another model or annotation file (run {sorted(others)[0]}, "
@@ -130,7 +139,7 @@ def evaluate_coco(
     if not image_ids:
         raise NanoSam2Error(f"{coco_ann} has no annotated images to evaluate")
     run = run_id(predictor, coco_ann)
-    records = _read_partial(out_path, run) if (out_path and resume) else []
+    records = _read_partial(out_path, run, resume) if out_path else []
     done = {r["image_id"] for r in records}
     todo = [i for i in image_ids if i not in done]
     if done:
@@ -147,7 +156,7 @@ def evaluate_coco(
         anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=None))
         predictor.set_image(image)
         boxes = np.array([xywh_to_xyxy(a["bbox"]) for a in anns], np.float32)
-        masks, _ = predictor.predict_best(T.build_prompts(image.shape[:2], boxes=boxes))
+        masks, _ = predictor.predict_best(predictor.build_prompts(boxes=boxes))
         for ann, mask in zip(anns, masks):
             records.append({
                 "id": ann["id"], "area": ann["area"], "category_id": ann["category_id"],

@@ -25,10 +25,13 @@ import numpy as np
 from nanosam2 import masks as M
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.lazy_import import require
 from nanosam2.inference.predictor import Predictor, as_rgb_array
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 EDGE_TOLERANCE = 20.0  # px: a mask this close to a crop's inner edge is cut off by it (sam2.utils.amg)
+MAX_PROMPTS = 100_000  # point prompts one generate() decodes unless told otherwise (SAM2's default: 32*32 = 1024)
+PROGRESS_FROM = 8192  # prompts: larger grids show a progress bar
 UPSAMPLE_BYTES = 8 << 20  # float32 logits upsampled at once, at most (cache-sized: 256 MB groups ran 9x slower per mask)
 
 
@@ -43,6 +46,28 @@ def point_grid(n_per_side: int) -> np.ndarray:
 def layer_point_grids(n_per_side: int, n_layers: int, scale_per_layer: int) -> list[np.ndarray]:
     """One grid per crop layer, ``n_per_side / scale_per_layer**i`` points a side in layer i."""
     return [point_grid(int(n_per_side / (scale_per_layer ** i))) for i in range(n_layers + 1)]
+
+
+def work_size(points_per_side: int | None, crop_n_layers: int, downscale: int,
+              point_grids: list[np.ndarray] | None = None) -> tuple[int, int]:
+    """(point prompts, crops) that one ``generate`` decodes and encodes: layer i has 4**i crops of
+    ``points_per_side / downscale**i`` squared points each (or the given grids' points)."""
+    if point_grids is not None:
+        per_crop = [len(np.asarray(g).reshape(-1, 2)) for g in point_grids]
+    else:
+        per_crop = [int(points_per_side / downscale ** i) ** 2 for i in range(crop_n_layers + 1)]  # type: ignore[operator]
+    return sum(4 ** i * n for i, n in enumerate(per_crop)), sum(4 ** i for i in range(len(per_crop)))
+
+
+def check_crops(hw: tuple[int, int], crop_n_layers: int, crop_overlap_ratio: float) -> None:
+    """Every crop of an image of ``hw`` is at least 2x2 pixels (checked before any work)."""
+    if min(hw) < 2:
+        raise NanoSam2Error(f"the image is {hw[1]}x{hw[0]} pixels; at least 2x2 is needed")
+    for box, layer in zip(*crop_boxes(hw, crop_n_layers, crop_overlap_ratio)):
+        width, height = box[2] - box[0], box[3] - box[1]
+        if min(width, height) < 2:
+            raise NanoSam2Error(f"crop layer {layer} cuts the {hw[1]}x{hw[0]} image into crops as small as "
+                                f"{width}x{height} pixels (at least 2x2 is needed); use fewer --crop-n-layers")
 
 
 def crop_boxes(hw: tuple[int, int], n_layers: int, overlap_ratio: float) -> tuple[list[list[int]], list[int]]:
@@ -105,8 +130,9 @@ def check_parameters(points_per_side: int | None = 32, points_per_batch: int | N
                      box_nms_thresh: float = 0.7, crop_n_layers: int = 0, crop_nms_thresh: float = 0.7,
                      crop_overlap_ratio: float = 512 / 1500, crop_n_points_downscale_factor: int = 1,
                      point_grids: list[np.ndarray] | None = None, min_mask_region_area: int = 0,
-                     output_mode: str = "binary_mask") -> list[np.ndarray]:
-    """One-line errors for parameters the generator cannot use; returns the point grid of each crop layer.
+                     output_mode: str = "binary_mask", max_prompts: int | None = MAX_PROMPTS) -> list[np.ndarray]:
+    """One-line errors for parameters the generator cannot use, and for work above ``max_prompts``
+    point prompts (None: no limit); returns the point grid of each crop layer.
     (A command checks these before it loads any model.)"""
     if (points_per_side is None) == (point_grids is None):
         raise NanoSam2Error("give exactly one of points_per_side and point_grids")
@@ -128,15 +154,20 @@ def check_parameters(points_per_side: int | None = 32, points_per_batch: int | N
     for ok, message in checks:
         if not ok:
             raise NanoSam2Error(message)
+    if points_per_side is not None and int(points_per_side / crop_n_points_downscale_factor ** crop_n_layers) < 1:
+        raise NanoSam2Error(f"points_per_side {points_per_side} / crop_n_points_downscale_factor "
+                            f"{crop_n_points_downscale_factor}**{crop_n_layers} leaves no points in the last crop layer")
+    if point_grids is not None and len(point_grids) != crop_n_layers + 1:
+        raise NanoSam2Error(f"point_grids has {len(point_grids)} grids; crop_n_layers {crop_n_layers} needs "
+                            f"{crop_n_layers + 1}")
+    prompts, crops = work_size(points_per_side, crop_n_layers, crop_n_points_downscale_factor, point_grids)
+    if max_prompts is not None and prompts > max_prompts:
+        raise NanoSam2Error(f"these parameters decode {prompts:,} point prompts over {crops:,} crop(s), more than "
+                            f"max_prompts {max_prompts:,} (--max-prompts); fewer --points-per-side or "
+                            "--crop-n-layers, or raise --max-prompts to run it")
     if points_per_side is not None:
-        if int(points_per_side / crop_n_points_downscale_factor ** crop_n_layers) < 1:
-            raise NanoSam2Error(f"points_per_side {points_per_side} / crop_n_points_downscale_factor "
-                                f"{crop_n_points_downscale_factor}**{crop_n_layers} leaves no points in the last crop layer")
         return layer_point_grids(points_per_side, crop_n_layers, crop_n_points_downscale_factor)
-    grids = [np.asarray(g, np.float64).reshape(-1, 2) for g in point_grids or []]
-    if len(grids) != crop_n_layers + 1:
-        raise NanoSam2Error(f"point_grids has {len(grids)} grids; crop_n_layers {crop_n_layers} needs {crop_n_layers + 1}")
-    return grids
+    return [np.asarray(g, np.float64).reshape(-1, 2) for g in point_grids or []]
 
 
 class AutomaticMaskGenerator:
@@ -153,11 +184,14 @@ class AutomaticMaskGenerator:
                  mask_threshold: float = 0.0, box_nms_thresh: float = 0.7, crop_n_layers: int = 0,
                  crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
                  crop_n_points_downscale_factor: int = 1, point_grids: list[np.ndarray] | None = None,
-                 min_mask_region_area: int = 0, output_mode: str = "binary_mask", multimask_output: bool = True) -> None:
+                 min_mask_region_area: int = 0, output_mode: str = "binary_mask", multimask_output: bool = True,
+                 max_prompts: int | None = MAX_PROMPTS, progress: bool | None = None) -> None:
         grids = check_parameters(points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh,
                                  stability_score_offset, mask_threshold, box_nms_thresh, crop_n_layers, crop_nms_thresh,
                                  crop_overlap_ratio, crop_n_points_downscale_factor, point_grids, min_mask_region_area,
-                                 output_mode)
+                                 output_mode, max_prompts)
+        self.total_prompts = work_size(None, crop_n_layers, 1, grids)[0]
+        self.progress = self.total_prompts >= PROGRESS_FROM if progress is None else progress  # a bar for big grids
         self.predictor = predictor
         self.point_grids = grids
         self.points_per_batch = points_per_batch or predictor.decoder.max_batch() or 64
@@ -169,12 +203,12 @@ class AutomaticMaskGenerator:
         self.multimask_output = multimask_output
         self.timings: dict[str, float] = {}
         self.prompts_decoded = 0
+        self._bar: Any = None
 
     def generate(self, image: Any) -> list[dict[str, Any]]:
         """Records for every mask found in ``image`` (HxWx3 uint8 RGB, or a PIL image)."""
         rgb = as_rgb_array(image)
-        if min(rgb.shape[:2]) < 2:
-            raise NanoSam2Error(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; at least 2x2 is needed")
+        check_crops(rgb.shape[:2], self.crop_n_layers, self.crop_overlap_ratio)
         self.timings = {"encoder_ms": 0.0, "decoder_ms": 0.0, "masks_ms": 0.0, "nms_ms": 0.0}
         self.prompts_decoded = 0
         found = self._generate_masks(rgb)
@@ -195,8 +229,15 @@ class AutomaticMaskGenerator:
     def _generate_masks(self, image: np.ndarray) -> MaskSet:
         boxes, layers = crop_boxes(image.shape[:2], self.crop_n_layers, self.crop_overlap_ratio)
         found = MaskSet()
-        for box, layer in zip(boxes, layers):
-            found.extend(self._process_crop(image, box, layer))
+        self._bar = None
+        if self.progress:
+            self._bar = require("tqdm", "progress bars").tqdm(total=self.total_prompts, desc="everything", unit="prompt")
+        try:
+            for box, layer in zip(boxes, layers):
+                found.extend(self._process_crop(image, box, layer))
+        finally:
+            if self._bar is not None:
+                self._bar.close()
         if len(boxes) > 1 and len(found):
             start = time.perf_counter()
             widths, heights = found.crop_boxes[:, 2] - found.crop_boxes[:, 0], found.crop_boxes[:, 3] - found.crop_boxes[:, 1]
@@ -231,6 +272,8 @@ class AutomaticMaskGenerator:
                                   image_size=self.predictor.contract.image_size)
         low, iou = self.predictor.decode(prompts)
         self.prompts_decoded += len(points)
+        if self._bar is not None:
+            self._bar.update(len(points))
         decoded = time.perf_counter()
         low, iou = T.select_masks(low, iou, self.multimask_output, self.predictor.selection)
         planes = low.shape[1]

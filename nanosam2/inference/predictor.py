@@ -208,6 +208,15 @@ class Predictor:
         self.timings["postprocess_ms"] = 1000 * (time.perf_counter() - start)
         return masks, iou[rows, best]
 
+    def build_prompts(self, points: np.ndarray | None = None, labels: np.ndarray | None = None,
+                      boxes: np.ndarray | None = None, mask_input: np.ndarray | None = None) -> T.DecoderPrompts:
+        """Prompts in the image's pixels as one decoder call's arrays, in the frame of this model's
+        contract (its image size), for the image set last."""
+        try:
+            return T.build_prompts(self.orig_hw, points, labels, boxes, mask_input, self.contract.image_size)
+        except ValueError as exc:
+            raise NanoSam2Error(str(exc)) from None
+
     def predict(
         self,
         points: np.ndarray | None = None,
@@ -223,10 +232,7 @@ class Predictor:
         in original pixels; ``mask_input`` [1,256,256] logits. Returns masks [C,H,W], scores
         [C] and low-res logits [C,256,256], with a leading P axis for a batch of P > 1 prompts.
         """
-        try:
-            prompts = T.build_prompts(self.orig_hw, points, labels, boxes, mask_input, self.contract.image_size)
-        except ValueError as exc:
-            raise NanoSam2Error(str(exc)) from None
+        prompts = self.build_prompts(points, labels, boxes, mask_input)
         result = self.predict_prompts(prompts, multimask_output, return_logits)
         if result.masks.shape[0] == 1:
             return result.masks[0], result.scores[0], result.low_res_logits[0]

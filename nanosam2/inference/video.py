@@ -24,6 +24,7 @@ Two ways to use it:
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -78,16 +79,23 @@ class ObjectState:
 
 class Frames:
     """Random access to a video's frames (RGB uint8), decoded when asked for: a folder of
-    ``<index>.jpg`` frames, a video file (``VideoFile``: never decoded in full) or a list of arrays."""
+    ``<index>.jpg`` frames, a video file (``VideoFile``: never decoded in full) or a list of arrays.
+
+    Frames are read by position (0 .. len-1); ``numbers`` are the frames' own numbers: the integers a
+    JPEG folder's names carry (gaps stay gaps: 00000, 00004, ... keep their numbers), the position
+    for a video file or a list. Prompts and output names use the numbers (:meth:`position`)."""
 
     def __init__(self, source: Any) -> None:
         self.files: list[Path] = []
         self.arrays: list[np.ndarray] = []
         self.video: VideoFile | None = None
+        self.numbers: list[int] = []
+        self._recent: OrderedDict[int, np.ndarray] = OrderedDict()  # the last decoded JPEG frames
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if path.is_dir():
-                self.files = jpeg_frames(path)
+                numbered = jpeg_frames(path)
+                self.numbers, self.files = [n for n, _ in numbered], [f for _, f in numbered]
             elif path.is_file():
                 self.video = VideoFile(path)
             else:
@@ -96,19 +104,36 @@ class Frames:
             self.arrays = [np.asarray(frame) for frame in source]
             if not self.arrays:
                 raise NanoSam2Error("the video has no frames")
+        if not self.numbers:
+            self.numbers = list(range(len(self)))
+        self._positions = {number: index for index, number in enumerate(self.numbers)}
         first = self[0]
         self.height, self.width = int(first.shape[0]), int(first.shape[1])
 
     def __len__(self) -> int:
         return len(self.video) if self.video is not None else len(self.files) or len(self.arrays)
 
+    def position(self, number: int) -> int:
+        """The position of the frame numbered ``number``; a number the video lacks is an error."""
+        if number not in self._positions:
+            if self.files and 0 <= number <= self.numbers[-1]:
+                raise NanoSam2Error(f"frame {number} is not in the frame folder (its frames are numbered "
+                                    f"{_number_ranges(self.numbers)})")
+            raise NanoSam2Error(f"frame {number} is past the end of the video (frames "
+                                f"{_number_ranges(self.numbers)})")
+        return self._positions[number]
+
     def __getitem__(self, index: int) -> np.ndarray:
         if self.video is not None:
             return self.video[index]
         if self.files:
-            from nanosam2.images import read_rgb
+            if index not in self._recent:  # the overlay asks for the frame the tracker just read: decoded once
+                from nanosam2.images import read_rgb
 
-            return read_rgb(self.files[index])
+                self._recent[index] = read_rgb(self.files[index])
+                while len(self._recent) > 2:
+                    self._recent.popitem(last=False)
+            return self._recent[index]
         frame = self.arrays[index]
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise NanoSam2Error(f"frame {index}: expected RGB uint8 [H, W, 3], got {frame.dtype} {tuple(frame.shape)}")
@@ -122,16 +147,38 @@ class Frames:
             self.video.close()
 
 
-def jpeg_frames(folder: Path) -> list[Path]:
-    """Meta's layout: ``<frame index>.jpg`` files, sorted by index."""
+def _number_ranges(numbers: list[int]) -> str:
+    """``0-2, 7-8`` for [0, 1, 2, 7, 8]."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans[:4])
+    return text + (", ..." if len(spans) > 4 else "")
+
+
+FRAME_NAME = re.compile(r"[0-9]+")
+
+
+def jpeg_frames(folder: Path) -> list[tuple[int, Path]]:
+    """Meta's layout: ``<frame number>.jpg`` files, as (number, path) sorted by number. Names that are
+    not a non-negative integer, and two files of one number (``1.jpg`` and ``01.jpg``), are refused:
+    a frame must never take another's place."""
     names = [p for p in folder.iterdir() if p.suffix in JPEG_SUFFIXES]
     if not names:
         raise NanoSam2Error(f"{folder}: no JPEG frames (<index>.jpg) in the folder")
-    try:
-        return sorted(names, key=lambda p: int(p.stem))
-    except ValueError:
-        bad = next(p.name for p in names if not p.stem.isdigit())
-        raise NanoSam2Error(f"{folder}: frame file {bad} is not named by its frame index (00000.jpg, ...)") from None
+    bad = sorted(p.name for p in names if not FRAME_NAME.fullmatch(p.stem))
+    if bad:
+        raise NanoSam2Error(f"{folder}: frame file {bad[0]} is not named by its frame number (00000.jpg, ...)")
+    numbered: dict[int, Path] = {}
+    for path in sorted(names):
+        number = int(path.stem)
+        if number in numbered:
+            raise NanoSam2Error(f"{folder}: {numbered[number].name} and {path.name} are both frame {number}")
+        numbered[number] = path
+    return sorted(numbered.items())
 
 
 def _open_video(path: str | os.PathLike[str], **options: Any) -> Any:

@@ -69,8 +69,19 @@ def quantization_state(model: nn.Module, pairs: list[tuple[str, str]]) -> dict[s
 
 def restore_quantization(model: nn.Module, state: dict[str, Any], source: str) -> None:
     """Re-create the folded, quantized encoder structure so a QAT state dict loads strictly."""
-    if state.get("format") != FORMAT:
-        raise CheckpointError(f"{source}: unknown quantization format {state.get('format')!r} (expected {FORMAT})")
-    fold_batchnorms(model.image_encoder, [tuple(p) for p in state["folded_batchnorms"]])
-    _mto().restore_from_modelopt_state(model.image_encoder, state["modelopt_state"])
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{source}: unknown quantization format {found!r} (expected {FORMAT})")
+    pairs = state.get("folded_batchnorms")
+    if not isinstance(pairs, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 and
+                                              all(isinstance(n, str) for n in p) for p in pairs):
+        raise CheckpointError(f"{source}: malformed quantization record (folded_batchnorms must be [conv, bn] name pairs)")
+    if not isinstance(state.get("modelopt_state"), dict):
+        raise CheckpointError(f"{source}: malformed quantization record (no modelopt_state)")
+    try:
+        fold_batchnorms(model.image_encoder, [tuple(p) for p in pairs])
+        _mto().restore_from_modelopt_state(model.image_encoder, state["modelopt_state"])
+    except (KeyError, AttributeError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"{source}: its quantization record does not fit the model ({type(exc).__name__}: "
+                              f"{str(exc)[:120]})") from None
 

@@ -1,0 +1,211 @@
+"""The one output policy of every command that writes results (torch-free).
+
+A command replaces only what a record it wrote says it wrote:
+
+- **Folders** (``predict``, ``everything``, ``track``, the demo): :class:`OutputFolder`. The command
+  names the files and sub-folders it writes and its record (``predict.json``, ...). Before any work,
+  every existing file in its way must be listed in that record, written by the same command;
+  anything else (a user's own ``masks/…``, a ``track.json`` another tool wrote) is refused in one
+  line. Results are written into a hidden staging folder inside OUT and published when complete:
+  the record is first rewritten to own old and new files (``"complete": false``, so a crash in
+  between leaves nothing that the next run would refuse to clean), then the files are renamed in,
+  the earlier run's files this run did not write again are removed, and the final record is
+  written last. Other files in OUT are left alone.
+- **Files** (graphs, engines, calibration data, results JSON): :func:`check_replaceable_file`: an
+  existing file is replaced only when its own record (the graph's metadata, the engine's
+  ``.json`` sidecar, the calibration manifest, the results' run keys) says this command wrote it.
+- **Inputs are never inside what a command replaces**: an input file at a path the command would
+  write or remove, or an input folder inside one of its output folders, is refused before any work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from nanosam2.errors import NanoSam2Error
+from nanosam2.utils.atomic import _make_parents, _remove_empty, atomic_path, check_output_dir
+
+PathLike = str | os.PathLike[str]
+OUTPUT_KEY = "outputs"  # in a record: {"command": ..., "files": [...], "complete": bool}
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _resolved(path: PathLike) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A JSON object, or None when the file is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class OutputFolder:
+    """What one run of ``command`` writes into ``path``: ``files`` (names) and ``folders`` (every file
+    under them is the command's), described by ``record`` (a JSON file in ``path``)."""
+
+    path: Path
+    command: str
+    record: str
+    files: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
+    inputs: tuple[PathLike | None, ...] = ()
+    owned: set[str] = field(default_factory=set, init=False)  # files the earlier run recorded
+
+    def __post_init__(self) -> None:
+        self.path = check_output_dir(self.path, inputs=self.inputs)
+        self.owned = self._earlier_files()
+        self._check_inputs()
+        self.check_in_the_way(self.existing())
+
+    # -- before the work -------------------------------------------------------------------------
+    def _earlier_files(self) -> set[str]:
+        record_path = self.path / self.record
+        if not record_path.exists():
+            return set()
+        data = read_record(record_path)
+        outputs = data.get(OUTPUT_KEY) if data else None
+        if not isinstance(outputs, dict) or outputs.get("command") != self.command or not isinstance(
+                outputs.get("files"), list):
+            raise NanoSam2Error(f"{record_path} exists and is not the record of a `{self.command}` run; "
+                                "choose another --output or move it away")
+        return {str(name) for name in outputs["files"] if isinstance(name, str) and _safe_name(name)}
+
+    def _ours(self, name: str) -> bool:
+        return name in self.files or name == self.record or any(
+            name == folder or name.startswith(folder + "/") for folder in self.folders)
+
+    def existing(self) -> list[str]:
+        """Files now in the places this command writes (relative names)."""
+        found = [name for name in (*self.files, self.record) if (self.path / name).exists()]
+        for folder in self.folders:
+            root = self.path / folder
+            if root.is_file() or root.is_symlink():
+                found.append(folder)
+            elif root.is_dir():
+                found += [str(p.relative_to(self.path)) for p in sorted(root.rglob("*")) if not p.is_dir()]
+        return found
+
+    def check_in_the_way(self, names: Iterable[str]) -> None:
+        strangers = [name for name in names if name != self.record and name not in self.owned]
+        if strangers:
+            more = f" (and {len(strangers) - 1} more)" if len(strangers) > 1 else ""
+            raise NanoSam2Error(f"{self.path / strangers[0]}{more} is in the way and no earlier `{self.command}` "
+                                f"run recorded writing it in {self.record}; choose another --output or move it away")
+
+    def _check_inputs(self) -> None:
+        root = _resolved(self.path)
+        replaced = [root / name for name in (*self.files, self.record, *self.owned)]
+        folders = [root / name for name in self.folders]
+        for item in self.inputs:
+            if item is None or str(item).startswith("camera:"):
+                continue
+            source = _resolved(item)
+            if any(source == target for target in replaced) or any(_inside(source, f) for f in folders):
+                raise NanoSam2Error(f"input {item} lies inside what `{self.command}` would replace in {self.path}; "
+                                    "choose another --output")
+
+    # -- the work and its publication --------------------------------------------------------------
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A hidden folder inside OUT for this run's results; removed (with the folders it made)
+        unless :meth:`publish` took them."""
+        created: list[Path] = []
+        _make_parents(self.path, created)
+        stage = self.path / f".{self.command}-{uuid.uuid4().hex[:8]}.partial"
+        stage.mkdir()
+        try:
+            yield stage
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            _remove_empty(created)
+            raise
+        shutil.rmtree(stage, ignore_errors=True)
+
+    def publish(self, stage: Path, record: dict[str, Any]) -> list[str]:
+        """Move the staged files into OUT, remove the earlier run's files not written again, and
+        write ``record`` (with the list of files) last. Returns the files published."""
+        new = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if not p.is_dir())
+        unexpected = [name for name in new if not self._ours(name) or name == self.record]
+        if unexpected:
+            raise NanoSam2Error(f"internal: `{self.command}` staged {unexpected[0]}, which it does not declare")
+        self.check_in_the_way(name for name in new if (self.path / name).exists())  # appeared during the run
+        self.check_in_the_way(self.existing())
+        files = [*new, self.record]
+        self._write_record({**record, OUTPUT_KEY: {"command": self.command, "files": sorted(self.owned | set(files)),
+                                                   "complete": False}})
+        for name in new:
+            target = self.path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir():
+                raise NanoSam2Error(f"cannot write {target}: it is a folder")
+            os.replace(stage / name, target)
+        for name in sorted(self.owned - set(files)):  # the earlier run's, not written again
+            (self.path / name).unlink(missing_ok=True)
+            _prune(self.path / name, self.path)
+        self._write_record({**record, OUTPUT_KEY: {"command": self.command, "files": files, "complete": True}})
+        self.owned = set(files)
+        return files
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        with atomic_path(self.path / self.record) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, default=str))
+
+
+def _safe_name(name: str) -> bool:
+    """A record's file name stays inside its folder."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
+
+
+def _prune(removed: Path, root: Path) -> None:
+    """Remove the folders a removed file leaves empty, up to ``root``."""
+    folder = removed.parent
+    while folder != root and _inside(folder, root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def check_replaceable_file(path: PathLike, command: str, is_ours: Callable[[Path], bool],
+                           what: str = "output") -> Path:
+    """Refuse to replace an existing file unless ``is_ours`` finds the record that ``command`` wrote it."""
+    target = Path(path)
+    if target.is_file() and not is_ours(target):
+        raise NanoSam2Error(f"{what} {target} exists and no record says `{command}` wrote it; "
+                            "choose another path or move it away")
+    return target
+
+
+def check_inputs_not_replaced(outputs: Iterable[PathLike], inputs: Iterable[PathLike | None], command: str) -> None:
+    """No input is one of the files a command is about to write."""
+    targets = {_resolved(p) for p in outputs}
+    for item in inputs:
+        if item is not None and _resolved(item) in targets:
+            raise NanoSam2Error(f"input {item} is also an output of `{command}`; choose another output path")
+
+
+def record_has(path: Path, *keys: str) -> bool:
+    """``path`` holds a JSON object with every one of ``keys`` (a command's record of its output)."""
+    data = read_record(path)
+    return data is not None and all(key in data for key in keys)
