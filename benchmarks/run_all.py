@@ -95,7 +95,7 @@ def load_model(backbone: str, checkpoint_dir: Path | None):
 @functools.lru_cache(maxsize=1)
 def sample_image() -> np.ndarray:
     """The bundled image, read once (callers must not modify it)."""
-    from nanosam2.demo import sample_image_path
+    from nanosam2.samples import sample_image_path
     from nanosam2.images import read_rgb
 
     return read_rgb(sample_image_path())

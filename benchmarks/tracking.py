@@ -56,7 +56,7 @@ def first_timed_frame(num_frames: int) -> int:
 
 def write_video(work_dir: Path, num_frames: int, size: tuple[int, int] = VIDEO_SIZE) -> Path:
     """The synthetic video (``size``: height, width) as JPEG frames, written once per work folder."""
-    from nanosam2.data.synthetic_video import write_jpeg_folder
+    from nanosam2.samples import write_jpeg_folder
 
     folder = work_dir / f"video-{size[1]}x{size[0]}"
     if len(list(folder.glob("*.jpg"))) != num_frames:
@@ -69,7 +69,7 @@ def write_video(work_dir: Path, num_frames: int, size: tuple[int, int] = VIDEO_S
 def track_prompts(count: int, size: tuple[int, int] = VIDEO_SIZE) -> list[dict]:
     """``count`` (1..3) objects on frame 0: a click on the rectangle, a box on the disc, a click on
     the background."""
-    from nanosam2.data.synthetic_video import default_prompts
+    from nanosam2.samples import default_prompts
 
     height, width = size
     prompts = default_prompts(height, width)

@@ -45,3 +45,4 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
         raise NanoSam2Error(f"no such image: {path}") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise NanoSam2Error(f"cannot read image {path}: {exc}") from None
+

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# The main job: set up .venv, segment the bundled sample image with the default student, then
-# time it on every backend this machine has (quick mode) and write a table and a plot.
+# The main job: set up .venv, then show what nanosam2 does on bundled inputs - a click and segment
+# everything on the sample image, tracking through a short clip - with one timing table
+# (python -m trt_runtime.demo; about 1.5 minutes on 2 CPU cores after the install).
 # Without --checkpoint the weights are RANDOM (the masks are meaningless, the timings are real).
-# Arguments go to `python -m nanosam2.demo` (see --help); NANOSAM2_SKIP_BENCHMARK=1 skips the timing.
+# Arguments go to `python -m trt_runtime.demo` (see --help). Every backend and precision compared:
+# bash benchmarks/run_all.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/setup_env.sh
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-python -m nanosam2.demo "$@"
-if [ "${NANOSAM2_SKIP_BENCHMARK:-0}" != "1" ]; then
-  bash benchmarks/run_all.sh --quick --backbones resnet18
-fi
+python -m trt_runtime.demo "$@"

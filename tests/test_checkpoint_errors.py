@@ -85,7 +85,7 @@ def test_unknown_teacher_config():
 def test_demo_cli_reports_bad_checkpoint_in_one_line(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"nope")
-    result = subprocess.run([sys.executable, "-m", "nanosam2.demo", "--checkpoint", str(junk),
+    result = subprocess.run([sys.executable, "-m", "trt_runtime.demo", "--checkpoint", str(junk),
                              "--output-dir", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

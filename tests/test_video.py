@@ -19,7 +19,7 @@ from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.cli import run_cli
 from tests.conftest import made_once, export_once, with_present_objects, with_trained_logit_scale
-from nanosam2.data.synthetic_video import default_prompts, make_frames, shape_masks, write_jpeg_folder
+from nanosam2.samples import default_prompts, make_frames, shape_masks, write_jpeg_folder
 
 SIZE, FRAMES = 512, 6
 GRAPHS = (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)
@@ -485,7 +485,7 @@ def test_video_file_frames_by_index(tmp_path, codec, suffix, options):
     """Frames of a video file read in any order (backwards, shuffled) are exactly the frames a
     sequential decode gives: keyframe seeks, B-frame reordering, open GOPs, and a raw H.264 stream
     without timestamps (numbered by decoding order); the cache stays within its bytes."""
-    from nanosam2.data.synthetic_video import write_video_file
+    from nanosam2.samples import write_video_file
     from nanosam2.inference.video import VideoFile, read_video
 
     path = write_video_file(tmp_path / f"clip.{suffix}", make_frames(30, 48, 64), codec, gop=7, b_frames=3,
@@ -517,7 +517,7 @@ def test_video_file_bad_inputs(tmp_path):
 def test_tracker_reads_a_video_file_as_its_decoded_frames(student_onnx, tmp_path):
     """A video file tracks exactly as the list of its decoded frames (offline, with a prompt on a
     later frame so that tracking also runs backwards through the file)."""
-    from nanosam2.data.synthetic_video import write_video_file
+    from nanosam2.samples import write_video_file
     from nanosam2.inference.video import read_video
 
     path = write_video_file(tmp_path / "clip.mp4", make_frames(FRAMES, SIZE // 2, SIZE // 2))
@@ -539,7 +539,7 @@ def test_track_cli_streams_a_video_file(student_onnx, tmp_path):
     after an object's prompt, the overlay, and a record saying how it ran."""
     import av
 
-    from nanosam2.data.synthetic_video import write_video_file
+    from nanosam2.samples import write_video_file
 
     path = write_video_file(tmp_path / "clip.mp4", make_frames(FRAMES, SIZE // 2, SIZE // 2))
     prompts = tmp_path / "prompts.json"

@@ -100,7 +100,7 @@ def load_prompts(path: str | Path) -> list[dict[str, Any]]:
     return parse_prompts(data, file.parent, str(file))
 
 
-def track_outputs(out_dir: str | Path, video: str, prompts: list[dict[str, Any]],
+def track_outputs(out_dir: str | Path, video: str | None, prompts: list[dict[str, Any]],
                   inputs: Iterable[str | Path | None] = ()) -> OutputFolder:
     """OUT of a track run (checked before any work): masks/, overlay.mp4 and track.json; the video,
     the mask prompts' files and ``inputs`` (graphs, the prompts file) must not lie inside them."""

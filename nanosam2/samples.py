@@ -1,12 +1,22 @@
-"""Synthetic videos for the tracker's tests and benchmarks (no dataset can be downloaded there):
-moving shapes on a noisy background, JPEG frames named by frame index (Meta's layout), and the
-prompts that pick the shapes on frame 0. Torch-free."""
+"""The bundled inputs (torch-free): the sample image, and the synthetic clip of the demo, the
+tracker's tests and benchmarks (no dataset can be downloaded there): moving shapes on a noisy
+background, JPEG frames named by frame number (Meta's layout), and the prompts that pick the
+shapes on frame 0."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+SAMPLE_IMAGE = "grace_hopper.jpg"
+
+
+def sample_image_path() -> Path:
+    """The bundled public-domain sample image (see nanosam2/assets/README.md)."""
+    from importlib import resources
+
+    return Path(str(resources.files("nanosam2") / "assets" / SAMPLE_IMAGE))
 
 
 def shape_masks(height: int, width: int, frame: int) -> dict[str, np.ndarray]:
