@@ -19,6 +19,7 @@ from torch import nn
 from nanosam2.checkpoint import copy_heads_from_teacher, load_state_dict_strict, read_checkpoint, save_checkpoint
 from nanosam2.errors import CheckpointError, NanoSam2Error
 from nanosam2.modeling.backbones import get_backbone_spec, list_backbones
+from nanosam2.seed_checkpoint import map_seed_state, seed_backbone
 from nanosam2.transforms import MaskSelection
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ def build_nanosam2(
     ``image_size``: other than the config's 1024 (the checkpoint's weights do not depend on it).
     """
     payload = read_checkpoint(checkpoint) if checkpoint is not None else None
+    seed = seed_backbone(payload["model"]) if payload is not None else None
+    if config is None and seed is not None and "config_spec" not in payload:  # type: ignore[operator]
+        config = student_config_name(seed)  # a seed urbste/nanosam2 checkpoint: its trunk says which student
     if config is None:
         if payload is None or "config_spec" not in payload:
             raise NanoSam2Error("build_nanosam2 needs a config, or a nanosam2 checkpoint that records one")
@@ -185,7 +189,8 @@ def build_nanosam2(
             from nanosam2.qat.modelopt_int8 import restore_quantization
 
             restore_quantization(model, payload["quantization"], str(checkpoint))
-        load_state_dict_strict(model, payload["model"], str(checkpoint))
+        state = map_seed_state(payload["model"], spec["trunk"]["backbone"], str(checkpoint))
+        load_state_dict_strict(model, state, str(checkpoint))
         logger.info("loaded student checkpoint %s", checkpoint)
     elif teacher_checkpoint is not None:
         count = copy_heads_from_teacher(model, read_checkpoint(teacher_checkpoint)["model"], str(teacher_checkpoint))
