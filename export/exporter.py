@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.examples import decoder_example, encoder_example
+from export.examples import decoder_example, encoder_example, video_examples
 from export.onnx_passes import (name_dynamic_axes, read_metadata, save_checked, set_metadata, simplify,
                                 tensorrt_type_violations, to_fp16)
 from export.verify import OutputError, check_rows, verify_export
@@ -99,24 +99,6 @@ def pipeline_examples(graph_name: str, low_res_size: int) -> tuple[torch.Tensor,
         return (pixels,)
     logits = torch.randn(3, 4, low_res_size, low_res_size, generator=gen) * 8
     return (logits, torch.rand(3, 4, generator=gen), pixels, torch.tensor([1, 2, 3], dtype=torch.int64))
-
-
-def video_examples(graph_name: str, model: nn.Module, image_embed: torch.Tensor, memories: int = 3, pointers: int = 5,
-                   seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Example inputs of the memory-attention / memory-encoder graphs for one image's ``image_embed``
-    [1, C, h, w] (sizes other than 0/1, which torch.export would specialise)."""
-    gen = torch.Generator().manual_seed(seed)
-    h, w = image_embed.shape[-2:]
-    if graph_name == C.MEMORY_ATTENTION:
-        num_maskmem = int(model.num_maskmem)
-        features = (torch.randn(memories, int(model.mem_dim), h, w, generator=gen)).to(torch.bfloat16).float()
-        slots = torch.arange(memories, dtype=torch.int64) % num_maskmem
-        offsets = torch.arange(1, pointers + 1, dtype=torch.float32) / float(C.EXPORT_MAX_POINTERS - 1)
-        present = (torch.arange(pointers) % 3 != 2).to(torch.float32)
-        return (image_embed, features, slots, torch.randn(pointers, int(model.hidden_dim), generator=gen), offsets, present)
-    low_res = int(model.image_size) // 4
-    return (image_embed, torch.randn(1, 1, low_res, low_res, generator=gen) * 8, torch.tensor([1.0]),
-            torch.tensor([[2.0]]))
 
 
 def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], tmp: Path,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.examples import decoder_example, encoder_example
+from export.examples import decoder_example, encoder_example, video_examples
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.metrics import cosine
@@ -91,7 +91,6 @@ def verify_video_graphs(model: nn.Module, paths: dict[str, Path], precision: str
                         seed: int = 123) -> list[OutputError]:
     """The memory-attention graph on banks of several lengths and the memory encoder on a predicted
     (low-res) mask, binarised or not, and on a mask prompt at full size: ONNX Runtime vs PyTorch."""
-    from export.exporter import video_examples
     from nanosam2.modeling.predictor_graphs import build_graph_module
 
     rows: list[OutputError] = []

@@ -46,7 +46,8 @@ def _hiera_t_graphs(tmp_path_factory) -> dict:
     fidelity and tracker tests do, would double this module's time)."""
     import torch
 
-    from export.exporter import export_graph, export_model, video_examples
+    from export.examples import video_examples
+    from export.exporter import export_graph, export_model
     from nanosam2.build import build_teacher
     from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, build_graph_module, graph_contract
 

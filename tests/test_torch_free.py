@@ -79,3 +79,44 @@ def test_inference_and_export_never_load_training_code():
                              "'modelopt'))))"], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
+
+
+def test_no_module_imports_itself_back():
+    """No import cycle between the project's modules, lazy imports included (``export.exporter`` and
+    ``export.verify`` imported each other until the examples moved to ``export.examples``)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    modules = {}
+    for stage in STAGES:
+        for path in (root / stage).rglob("*.py"):
+            name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+            modules[name] = path
+    graph = {name: {m for m in (_resolve(i, modules) for i in _imports(path)) if m and m != name}
+             for name, path in modules.items()}
+    cycles, state = [], {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, cycles
+
+
+def _resolve(imported, modules):
+    """The project module an import names (``from a.b import c``: a.b.c when it is a module, else a.b)."""
+    parts = imported.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in modules:
+            return candidate
+        parts.pop()
+    return None

@@ -118,7 +118,7 @@ def test_fp16_memory_attention_matches_fp32(student_onnx, tmp_path):
     import onnx
     import torch
 
-    from export.exporter import video_examples
+    from export.examples import video_examples
     from export.onnx_passes import save_checked, to_fp16
     from nanosam2.metrics import cosine
     from trt_runtime.factory import open_runner
@@ -636,7 +636,7 @@ def test_fake_tensorrt_runs_the_memory_graphs(student_onnx, tmp_path, monkeypatc
 
     from engines import build_engine
     from engines.plan import BuildRequest, read_onnx_info, resolve_profile
-    from export.exporter import video_examples
+    from export.examples import video_examples
     from nanosam2.utils import cuda_api
     from nanosam2.utils.cli import run_cli
     from tests.fake_tensorrt import FakeCudart, FakeTensorRT, make_builder_module
