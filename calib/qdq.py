@@ -268,9 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = [args.onnx, args.calib, decoder if use_decoder else None]
     check_output_file(args.out, inputs=inputs, what="--out")
     check_output_file(report_path(args.out), inputs=inputs, what="report")
-    report = report_path(args.out)  # replaced only when a calib.qdq report says it made them
-    check_replaceable_file(args.out, "calib.qdq", lambda _: record_has(report, *QDQ_RECORD_KEYS), "--out")
-    check_replaceable_file(report, "calib.qdq", lambda p: record_has(p, *QDQ_RECORD_KEYS), "report")
+    report_file = report_path(args.out)  # replaced only when a calib.qdq report says it made them
+    check_replaceable_file(args.out, "calib.qdq", lambda _: record_has(report_file, *QDQ_RECORD_KEYS), "--out")
+    check_replaceable_file(report_file, "calib.qdq", lambda p: record_has(p, *QDQ_RECORD_KEYS), "report")
     feeds = load_feeds(contract.graph, args.calib, contract.image_size if contract.graph == C.ENCODER else None)
     if len(feeds) < 2:
         raise NanoSam2Error(f"need at least 2 calibration samples (1 held out), found {len(feeds)}")

@@ -11,7 +11,6 @@ import pytest
 from .bad_inputs import cases, prepare, run_case
 from .conftest import made_once
 
-pytestmark = pytest.mark.xdist_group("bad_inputs")
 ROOT = Path(__file__).resolve().parents[1]
 
 

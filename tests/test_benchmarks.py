@@ -94,7 +94,8 @@ def test_accuracy_plot_from_coco_results(tmp_path):
         assert png.format == "PNG" and png.size[0] > 100
 
 
-@pytest.mark.xdist_group("benchmark_cli")
+@pytest.mark.slow  # ~3 min: exports, calibrates and times a 1024-px student; fast twins below time the same
+@pytest.mark.xdist_group("benchmark_cli")  # measurement code on torch (test_torch_cases_...) and ONNX graphs
 def test_run_all_on_a_real_backbone(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--backbones", "mobilenet_v3_large",
                              "--backends", "onnxruntime,tensorrt", "--quick", "--everything-points", "3",
@@ -153,3 +154,16 @@ def test_torch_cases_time_the_numpy_and_the_graph_pipeline(tmp_path):
     stages = {(m.precision, m.stage) for m in report.measurements if m.median_ms}
     assert {("fp32", "encoder"), ("fp32", "pipeline"), ("fp32", "host"), ("fp32+graphs", "pipeline"),
             ("fp32+graphs", "host")} <= stages
+
+
+def test_onnxruntime_cases_time_the_numpy_and_the_graph_pipeline(runtime_onnx, tmp_path):
+    """The fast twin of test_run_all_on_a_real_backbone's ONNX Runtime rows, on the session's export."""
+    from benchmarks.run_all import Settings, onnxruntime_cases
+
+    report = Report({"host": "test", "date": "2026-11-26T00:00:00", "cpu": "stub"})
+    onnxruntime_cases(report, "resnet18", runtime_onnx, None,
+                      Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path, everything_points=2))
+    measured = {(m.backend, m.precision, m.stage): m.median_ms for m in report.measurements if m.median_ms}
+    for precision in ("fp32", "fp32+graphs"):
+        assert 0 < measured[("onnxruntime-cpu", precision, "host")] < measured[("onnxruntime-cpu", precision, "pipeline")]
+    assert ("onnxruntime-cpu", "fp32", "everything") in measured
