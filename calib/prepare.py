@@ -61,9 +61,9 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
     outputs = [out_path, manifest_path(out_path)] + ([decoder_path(out_path)] if encoder else [])
     for path in outputs:
         check_output_file(path, inputs=[images, encoder])
-    for path in outputs:  # replaced only when this command's manifest says it wrote them
-        check_replaceable_file(path, "calib.prepare",
-                               lambda _: record_has(manifest_path(out_path), "images", "count", "image_size"))
+    ours = record_has(manifest_path(out_path), "images", "count", "image_size")  # the manifest says it wrote them
+    for path in outputs:
+        check_replaceable_file(path, "calib.prepare", lambda _: ours)
     if encoder:
         from export.onnx_passes import read_metadata
 

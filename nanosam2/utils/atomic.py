@@ -93,7 +93,7 @@ def check_writable_dir(path: PathLike) -> Path:
     return out
 
 
-def _make_parents(folder: Path, created: list[Path]) -> None:
+def make_parents(folder: Path, created: list[Path]) -> None:
     missing = []
     current = folder.absolute()
     while not current.exists():
@@ -104,7 +104,7 @@ def _make_parents(folder: Path, created: list[Path]) -> None:
         created.append(item)
 
 
-def _remove_empty(created: list[Path]) -> None:
+def remove_empty(created: list[Path]) -> None:
     for folder in reversed(created):
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -140,7 +140,7 @@ def staged(paths: Sequence[PathLike]) -> Iterator[list[Path]]:
     published = False
     try:
         for final in finals:
-            _make_parents(final.parent, created)
+            make_parents(final.parent, created)
             try:
                 temps.append(_temporary(final))
             except OSError as exc:
@@ -154,7 +154,7 @@ def staged(paths: Sequence[PathLike]) -> Iterator[list[Path]]:
             if tmp.exists():
                 tmp.unlink()
         if not published:
-            _remove_empty(created)
+            remove_empty(created)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.atomic import _make_parents, _remove_empty, atomic_path, check_output_dir
+from nanosam2.utils.atomic import make_parents, remove_empty, atomic_path, check_output_dir
 
 PathLike = str | os.PathLike[str]
 OUTPUT_KEY = "outputs"  # in a record: {"command": ..., "files": [...], "complete": bool}
@@ -129,14 +129,14 @@ class OutputFolder:
         """A hidden folder inside OUT for this run's results; removed (with the folders it made)
         unless :meth:`publish` took them."""
         created: list[Path] = []
-        _make_parents(self.path, created)
+        make_parents(self.path, created)
         stage = self.path / f".{self.command}-{uuid.uuid4().hex[:8]}.partial"
         stage.mkdir()
         try:
             yield stage
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
-            _remove_empty(created)
+            remove_empty(created)
             raise
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -147,8 +147,7 @@ class OutputFolder:
         unexpected = [name for name in new if not self._ours(name) or name == self.record]
         if unexpected:
             raise NanoSam2Error(f"internal: `{self.command}` staged {unexpected[0]}, which it does not declare")
-        self.check_in_the_way(name for name in new if (self.path / name).exists())  # appeared during the run
-        self.check_in_the_way(self.existing())
+        self.check_in_the_way(self.existing())  # again: files may have appeared during the run
         files = [*new, self.record]
         self._write_record({**record, OUTPUT_KEY: {"command": self.command, "files": sorted(self.owned | set(files)),
                                                    "complete": False}})
@@ -195,14 +194,6 @@ def check_replaceable_file(path: PathLike, command: str, is_ours: Callable[[Path
         raise NanoSam2Error(f"{what} {target} exists and no record says `{command}` wrote it; "
                             "choose another path or move it away")
     return target
-
-
-def check_inputs_not_replaced(outputs: Iterable[PathLike], inputs: Iterable[PathLike | None], command: str) -> None:
-    """No input is one of the files a command is about to write."""
-    targets = {_resolved(p) for p in outputs}
-    for item in inputs:
-        if item is not None and _resolved(item) in targets:
-            raise NanoSam2Error(f"input {item} is also an output of `{command}`; choose another output path")
 
 
 def record_has(path: Path, *keys: str) -> bool:
