@@ -7,8 +7,11 @@ are named differently (read from its model code, ``sam2/modeling/backbones/{resn
 - resnet18: ``trunk.conv1`` / ``trunk.bn1`` (our stem's convolution and norm), ``trunk.layerK.*``
   (torchvision's block names, ours under ``trunk.body``);
 - mobilenet_v3_large: ``trunk.base.N.*`` = torchvision's ``features.N.*`` (ours ``trunk.body.features``);
-- casvit_s: ``patch_embed``, ``network.N``, ``normN`` and block-internal names: recognised (so a
-  checkpoint is never loaded into another backbone) but not mapped yet.
+- casvit_s (its ``casvit.py``, ``RCViT(fork_feat=True)``): ``patch_embed`` = our ``stem``; ``network`` holds
+  the stages at 0/2/4/6 (ours ``stages.0-3``) and the downsampling embeddings at 1/3/5 (``proj``/``norm``;
+  ours ``downsamples.1-3.0/1``); ``norm0/2/4/6`` = our ``out_norms.0-3``; inside a block
+  ``local_perception.network`` = ``local.body``, ``oper_q``/``oper_k`` = ``context_q``/``context_k`` (their
+  gates' ``block`` = ``gate``), ``dwc`` = ``mix``; the rest (norm1/2, qkv, proj, mlp.fc1/fc2) is named alike.
 
 A seed QAT checkpoint (torch.ao ``prepare_qat``) adds ``weight_fake_quant`` / ``activation_post_process``
 entries: they are dropped and the checkpoint loads as its float weights (said in the log line).
@@ -18,7 +21,8 @@ The load stays strict afterwards: a real mismatch still names the keys.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+import re
+from typing import Any, Callable, Mapping
 
 from nanosam2.errors import CheckpointError
 
@@ -26,10 +30,29 @@ logger = logging.getLogger(__name__)
 
 TRUNK = "image_encoder.trunk."
 OURS = TRUNK + "body."
-# backbone: (seed prefix under the trunk, ours), first match wins
-RENAMES: dict[str, list[tuple[str, str]]] = {
-    "resnet18": [("conv1.", "body.stem.0."), ("bn1.", "body.stem.1."), ("layer", "body.layer")],
-    "mobilenet_v3_large": [("base.", "body.features.")],
+
+
+def _casvit_network(match: re.Match[str]) -> str:
+    index = int(match.group(1))
+    if index % 2 == 0:
+        return f"body.stages.{index // 2}."
+    part = {"proj": 0, "norm": 1}[match.group(2)]
+    return f"body.downsamples.{(index + 1) // 2}.{part}."
+
+
+# backbone: (pattern, replacement) over the key under the trunk, applied in order, each at most once
+RENAMES: dict[str, list[tuple[str, str | Callable[[re.Match[str]], str]]]] = {
+    "resnet18": [(r"^conv1\.", "body.stem.0."), (r"^bn1\.", "body.stem.1."), (r"^layer", "body.layer")],
+    "mobilenet_v3_large": [(r"^base\.", "body.features.")],
+    "casvit_s": [
+        (r"^patch_embed\.", "body.stem."),
+        (r"^network\.([1357])\.(proj|norm)\.", _casvit_network),
+        (r"^network\.([0246])\.()", _casvit_network),
+        (r"^norm([0246])\.", lambda m: f"body.out_norms.{int(m.group(1)) // 2}."),
+        (r"\.local_perception\.network\.", ".local.body."),
+        (r"\.attn\.oper_([qk])\.([01])\.block\.", r".attn.context_\1.\2.gate."),
+        (r"\.attn\.dwc\.", ".attn.mix."),
+    ],
 }
 MARKERS = {"resnet18": ("conv1.", "layer1."), "mobilenet_v3_large": ("base.",),
            "casvit_s": ("patch_embed.", "network.")}  # trunk key prefixes that name a seed layout
@@ -54,9 +77,6 @@ def map_seed_state(state: Mapping[str, Any], backbone: str, source: str) -> dict
     if found != backbone:
         raise CheckpointError(f"{source} is a seed urbste/nanosam2 {found} checkpoint; this model's backbone is "
                               f"{backbone} (build the {found} student, or give a {backbone} checkpoint)")
-    if found not in RENAMES:
-        raise CheckpointError(f"{source}: seed urbste/nanosam2 {found} checkpoints are recognised but not mapped yet "
-                              f"(mapped: {', '.join(RENAMES)})")
     dropped = [k for k in state if any(f".{entry}" in k for entry in QAT_ENTRIES)]
     mapped: dict[str, Any] = {}
     renamed = 0
@@ -65,10 +85,9 @@ def map_seed_state(state: Mapping[str, Any], backbone: str, source: str) -> dict
             continue
         if key.startswith(TRUNK) and not key.startswith(OURS):
             rest = key[len(TRUNK):]
-            for seed, ours in RENAMES[found]:
-                if rest.startswith(seed):
-                    rest, renamed = ours + rest[len(seed):], renamed + 1
-                    break
+            for pattern, replacement in RENAMES[found]:
+                rest = re.sub(pattern, replacement, rest, count=1)
+            renamed += 1
             key = TRUNK + rest
         mapped[key] = value
     qat = f"; {len(dropped)} QAT observer entries dropped: loads as its float weights" if dropped else ""

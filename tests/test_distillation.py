@@ -185,3 +185,27 @@ def test_coco_validation_during_training_picks_best_by_miou(sa1b, tmp_path):
     best = torch.load(out / "best.pth", weights_only=True)
     assert best["metrics"]["all"] == pytest.approx(max(scores))
     assert best["epoch"] == int(np.argmax(scores))
+
+
+def test_distilling_continues_from_a_seed_checkpoint(sa1b, tmp_path, caplog, capsys):
+    """``--init-from`` takes the seed urbste/nanosam2's checkpoint (trunk names mapped); its backbone is the
+    student's, and a --backbone that contradicts it is refused naming both."""
+    import logging
+
+    from tests.test_seed_checkpoint import seed_checkpoint
+
+    seed, ours = seed_checkpoint("mobilenet_v3_large", tmp_path / "seed_mobilenet.pth")
+    out = tmp_path / "run"
+    args = ["--images", str(sa1b), "--output-dir", str(out), *TINY, "--init-from", str(seed)]
+    with caplog.at_level(logging.INFO):
+        assert run_cli(train_main, [*args, "--stop-after-steps", "1", "--lr", "1e-12"]) == 0
+    assert "seed urbste/nanosam2 checkpoint: trunk names mapped (mobilenet_v3_large" in caplog.text
+    student = build_nanosam2(checkpoint=out / "last.pth", device="cpu")
+    assert student.nanosam2_spec["trunk"]["backbone"] == "mobilenet_v3_large"
+    started = ours.image_encoder.trunk.state_dict()
+    trained = student.image_encoder.trunk.state_dict()
+    assert all(torch.allclose(started[k].float(), trained[k].float(), atol=1e-6) for k in started
+               if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))  # BN statistics move in training
+    assert run_cli(train_main, ["--images", str(sa1b), "--output-dir", str(tmp_path / "other"), *TINY,
+                                "--init-from", str(seed), "--backbone", "resnet18"]) == 2
+    assert "seed urbste/nanosam2 mobilenet_v3_large checkpoint; this model's backbone is resnet18" in capsys.readouterr().err

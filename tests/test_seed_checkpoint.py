@@ -21,15 +21,28 @@ TRUNK = "image_encoder.trunk."
 SIZE = 256
 
 
+def module_order(backbone: str, seed_key: str) -> tuple[int, ...]:
+    """Where a seed trunk key's container sits in our module order. resnet18 and mobilenet_v3_large
+    declare their modules in our order; casvit_s keeps stages and downsamplings in one ``network`` list
+    and the output norms last, where ours has stem, downsamples, stages, out_norms."""
+    if backbone != "casvit_s":
+        return (0,)
+    head, _, rest = seed_key.partition(".")
+    if head == "network":
+        index = int(rest.split(".")[0])
+        return (2, index // 2) if index % 2 == 0 else (1, (index + 1) // 2)
+    return (0,) if head == "patch_embed" else (3, int(head.removeprefix("norm")))
+
+
 def seed_checkpoint(backbone: str, path: Path, qat: bool = False) -> tuple[Path, torch.nn.Module]:
     """A seed-format checkpoint of random weights, and our model holding the same tensors. Ours are
-    placed by position: the seed's trunk keys and ours come in the same module order with the same
-    shapes (an independent check of the name mapping)."""
+    placed by position: the seed's trunk keys (in our container order, :func:`module_order`) and ours come
+    in the same order with the same shapes (an independent check of the name mapping)."""
     torch.manual_seed(0)
     ours = build_nanosam2(student_config_name(backbone), device="cpu", image_size=SIZE)
     state = ours.state_dict()
     our_trunk = [k for k in state if k.startswith(TRUNK)]
-    seed_trunk = list(SEED_KEYS[backbone].items())
+    seed_trunk = sorted(SEED_KEYS[backbone].items(), key=lambda item: module_order(backbone, item[0]))
     assert len(our_trunk) == len(seed_trunk)
     seed_state = {k: v for k, v in state.items() if not k.startswith(TRUNK)}
     for ours_key, (seed_key, shape) in zip(our_trunk, seed_trunk):
@@ -48,7 +61,7 @@ def seed_checkpoint(backbone: str, path: Path, qat: bool = False) -> tuple[Path,
     return path, ours.eval()
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v3_large"])
+@pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v3_large", "casvit_s"])
 def test_a_seed_checkpoint_loads_and_computes_what_ours_does(backbone, tmp_path, caplog):
     path, ours = seed_checkpoint(backbone, tmp_path / "seed.pth")
     with caplog.at_level(logging.INFO):
@@ -74,10 +87,10 @@ def test_a_seed_checkpoint_of_another_backbone_is_refused_naming_both(tmp_path):
     with pytest.raises(CheckpointError, match="seed urbste/nanosam2 resnet18 checkpoint; this model's backbone is "
                                               "mobilenet_v3_large"):
         build_nanosam2(student_config_name("mobilenet_v3_large"), checkpoint=path, device="cpu")
-    casvit = {"model": {TRUNK + "patch_embed.0.weight": torch.zeros(1)}}
-    torch.save(casvit, tmp_path / "casvit.pth")
-    with pytest.raises(CheckpointError, match="casvit_s checkpoints are recognised but not mapped yet"):
-        build_nanosam2(checkpoint=tmp_path / "casvit.pth", device="cpu")
+    path, _ = seed_checkpoint("casvit_s", tmp_path / "casvit.pth")
+    with pytest.raises(CheckpointError, match="seed urbste/nanosam2 casvit_s checkpoint; this model's backbone is "
+                                              "resnet18"):
+        build_nanosam2(student_config_name("resnet18"), checkpoint=path, device="cpu")
 
 
 def test_the_runtime_and_the_exporter_take_a_seed_checkpoint(tmp_path):

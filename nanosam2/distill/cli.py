@@ -28,8 +28,11 @@ def build_parser(prog: str, description: str, qat: bool = False) -> argparse.Arg
         model.add_argument("--checkpoint", dest="init_checkpoint", required=True,
                            help="the FP32 student to quantize (a nanosam2 checkpoint, e.g. best.pth)")
     else:
-        model.add_argument("--backbone", default="resnet18", choices=list_backbones(), help="student backbone")
-        model.add_argument("--init-checkpoint", help="start from this student checkpoint instead of a new student")
+        model.add_argument("--backbone", choices=list_backbones(),
+                           help="student backbone (default: resnet18, or the --init-from checkpoint's)")
+        model.add_argument("--init-from", "--init-checkpoint", dest="init_checkpoint", metavar="CHECKPOINT",
+                           help="continue distilling from this student: a nanosam2 checkpoint or the seed "
+                                "urbste/nanosam2's (trunk names mapped); new optimizer and schedule")
         model.add_argument("--pretrained-backbone", action="store_true",
                            help="initialise the trunk with torchvision's ImageNet weights (downloads them)")
     model.add_argument("--teacher-config", default="sam2.1_hiera_s",
@@ -83,7 +86,7 @@ def config_from_args(args: argparse.Namespace, qat: bool = False) -> TrainConfig
         raise NanoSam2Error("--teacher-checkpoint is required (Meta's sam2.1_hiera_*.pt); "
                             "--random-teacher runs with a random one for smoke tests")
     return TrainConfig(
-        images=args.images, output_dir=args.output_dir, backbone=getattr(args, "backbone", "resnet18"),
+        images=args.images, output_dir=args.output_dir, backbone=getattr(args, "backbone", None),
         teacher_config=args.teacher_config, teacher_checkpoint=args.teacher_checkpoint,
         init_checkpoint=args.init_checkpoint, pretrained_backbone=getattr(args, "pretrained_backbone", False),
         chunks=parse_chunks(args.chunks), num_images=args.num_images, image_size=args.image_size,

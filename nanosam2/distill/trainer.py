@@ -45,11 +45,14 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 RESUME_INVARIANTS = ("batch_size", "grad_accum", "seed", "num_images", "image_size", "world_size", "qat")
 
 
+DEFAULT_BACKBONE = "resnet18"
+
+
 @dataclass
 class TrainConfig:
     images: str
     output_dir: str
-    backbone: str = "resnet18"
+    backbone: str | None = None  # None: the starting checkpoint's, else resnet18; given: checked against it
     teacher_config: str = "sam2.1_hiera_s"
     teacher_checkpoint: str | None = None
     init_checkpoint: str | None = None  # a student checkpoint to start from (QAT: the FP32 result)
@@ -224,16 +227,18 @@ class Distiller:
         if self.resume_state is not None:  # structure (incl. quantizers) and weights from last.pth
             model = build_nanosam2(checkpoint=self.resume_path, device=dev, mode="train")
             return model, self.resume_state.get("quantization")
-        if cfg.init_checkpoint:
-            model = build_nanosam2(checkpoint=cfg.init_checkpoint, device=dev, mode="train")
+        if cfg.init_checkpoint:  # ours, or the seed's (urbste/nanosam2: trunk names mapped when it loads)
+            config = student_config_name(cfg.backbone) if cfg.backbone else None
+            model = build_nanosam2(config, checkpoint=cfg.init_checkpoint, device=dev, mode="train")
         else:
-            model = build_nanosam2(student_config_name(cfg.backbone), teacher_checkpoint=cfg.teacher_checkpoint,
+            backbone = cfg.backbone or DEFAULT_BACKBONE
+            model = build_nanosam2(student_config_name(backbone), teacher_checkpoint=cfg.teacher_checkpoint,
                                    device=dev, mode="train")
             if cfg.pretrained_backbone:
                 from nanosam2.modeling.backbones import create_backbone
 
-                model.image_encoder.trunk.body.load_state_dict(create_backbone(cfg.backbone, pretrained=True).state_dict())
-                logger.info("trunk initialised from %s ImageNet weights", cfg.backbone)
+                model.image_encoder.trunk.body.load_state_dict(create_backbone(backbone, pretrained=True).state_dict())
+                logger.info("trunk initialised from %s ImageNet weights", backbone)
         if not cfg.qat:
             return model, None
         from nanosam2.qat.modelopt_int8 import quantize_image_encoder
