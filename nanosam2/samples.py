@@ -80,3 +80,53 @@ def default_prompts(height: int, width: int) -> list[dict]:
     box = [float(xs.min()) - 2, float(ys.min()) - 2, float(xs.max()) + 2, float(ys.max()) + 2]
     return [{"frame": 0, "obj_id": 1, "points": [click], "labels": [1]},
             {"frame": 0, "obj_id": 2, "box": box}]
+
+
+def vos_objects(height: int, width: int, frame: int, sequence: int) -> dict[int, np.ndarray]:
+    """The true masks {object id: mask} of a synthetic VOS sequence's frame. Sequence 0: the rectangle
+    (1) and the disc (2) throughout; odd sequences: the disc leaves after frame 2 and a blue square (3)
+    enters on frame 2 (an object absent from the first frame); further sequences shift the shapes."""
+    shapes = shape_masks(height, width, frame + 2 * (sequence // 2))
+    objects = {1: shapes["rect"]}
+    if sequence % 2 == 0 or frame <= 2:
+        objects[2] = shapes["disc"]
+    if sequence % 2 == 1 and frame >= 2:
+        yy, xx = np.mgrid[:height, :width]
+        y0, x0 = int(height * (0.62 - 0.02 * frame)), int(width * (0.1 + 0.03 * frame))
+        objects[3] = (yy >= y0) & (yy < y0 + height // 5) & (xx >= x0) & (xx < x0 + width // 5)
+    return objects
+
+
+VOS_COLOURS = {1: (220, 40, 40), 2: (40, 200, 90), 3: (50, 90, 230)}
+
+
+def write_vos_dataset(root: Path, sequences: int = 2, num_frames: int = 6, height: int = 512, width: int = 512,
+                      per_object: bool = False) -> Path:
+    """A DAVIS-layout set of moving shapes (:func:`vos_objects`): ``JPEGImages/<seq>/00000.jpg`` and
+    ``Annotations/<seq>/00000.png`` (palette, pixel = object id) on every frame, or with ``per_object``
+    SA-V's ``Annotations/<seq>/<obj:03d>/00000.png`` on every other frame (sparse)."""
+    from PIL import Image
+
+    from nanosam2.evaluation.vos_data import davis_palette, write_mask_png
+
+    palette = davis_palette()
+    for index in range(sequences):
+        name = f"shapes-{index}"
+        images, annotations = root / "JPEGImages" / name, root / "Annotations" / name
+        images.mkdir(parents=True, exist_ok=True)
+        annotations.mkdir(parents=True, exist_ok=True)
+        gen = np.random.default_rng(index)
+        for t in range(num_frames):
+            frame = gen.integers(0, 60, size=(height, width, 3), dtype=np.uint8)
+            ids = np.zeros((height, width), np.uint8)
+            objects = vos_objects(height, width, t, index)
+            for obj in sorted(objects, reverse=True):
+                frame[objects[obj]], ids[objects[obj]] = VOS_COLOURS[obj], obj
+            Image.fromarray(frame).save(images / f"{t:05d}.jpg", quality=95)
+            if not per_object:
+                write_mask_png(annotations / f"{t:05d}.png", ids, palette)
+            elif t % 2 == 0 or t == num_frames - 1:
+                for obj in (1, 2, 3) if index % 2 else (1, 2):
+                    (annotations / f"{obj:03d}").mkdir(exist_ok=True)
+                    write_mask_png(annotations / f"{obj:03d}" / f"{t:05d}.png", (ids == obj).astype(np.uint8), palette)
+    return root

@@ -8,6 +8,9 @@
     python -m trt_runtime everything --encoder E --decoder D --image IMG [--points-per-side N] ... --output OUT_DIR
     python -m trt_runtime track --model-dir DIR --video PATH (--prompts prompts.json | --point X,Y[,L] | --box ...)
                                 [--fill-hole-area N] [--max-memory-frames N] --output OUT_DIR
+    python -m trt_runtime eval-vos --model-dir DIR --images JPEGImages --annotations Annotations
+                                   [--later-objects] [--sequences A,B] [--limit N] --output PRED_DIR
+    python -m trt_runtime vos-metric GT_DIR PRED_DIR [--csv FILE]     (J&F, J, F with vos-benchmark)
 
 Runs on a Jetson with numpy, pillow, tensorrt and cuda-python only (TensorRT engines).
 """
@@ -92,11 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     track = sub.add_parser("track", help="track objects through a video (SAM2.1's memory; JPEG folder, video "
                                          "file or camera:N)")
-    track.add_argument("--model-dir", help="an export folder (python -m export.onnx) or a folder of engines built from "
-                                           "it; --encoder/--decoder/--memory-attention/--memory-encoder override a graph")
-    add_backend_arguments(track, graphs_required=False)
-    track.add_argument("--memory-attention", help="memory attention graph (.onnx or .engine)")
-    track.add_argument("--memory-encoder", help="memory encoder graph (.onnx or .engine)")
+    add_video_model_arguments(track)
     track.add_argument("--video", required=True, help="folder of <index>.jpg frames, a video file, or camera:N")
     track.add_argument("--prompts", help='JSON list of {"frame", "obj_id", "points"+"labels" | "box" | "mask": "x.png"}')
     track.add_argument("--point", type=parse_point, action="append", metavar="X,Y[,LABEL]",
@@ -117,11 +116,82 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--no-overlay", action="store_true", help="write the masks only, not overlay.mp4")
     track.add_argument("--output", required=True, help="folder for masks/<obj_id>/<frame>.png, overlay.mp4, track.json")
 
+    vos = sub.add_parser("eval-vos", help="semi-supervised video object segmentation on a DAVIS-layout set "
+                                          "(Meta's vos_inference protocol); score it with vos-metric")
+    add_video_model_arguments(vos)
+    vos.add_argument("--dataset", help="a folder holding JPEGImages/ and Annotations/ (or give both below)")
+    vos.add_argument("--images", help="frame folders: IMAGES/<sequence>/<frame>.jpg (DAVIS: JPEGImages/480p)")
+    vos.add_argument("--annotations", help="ANNOTATIONS/<sequence>/<frame>.png palette masks, or SA-V's "
+                                           "<sequence>/<obj>/<frame>.png (DAVIS: Annotations/480p)")
+    vos.add_argument("--later-objects", action="store_true",
+                     help="objects join on the first frame they appear (MOSE, SA-V, YouTube-VOS; Meta's "
+                          "--track_object_appearing_later_in_video); default: every object on the first frame (DAVIS)")
+    vos.add_argument("--sequences", type=parse_names, help="comma-separated sequence names (default: every one)")
+    vos.add_argument("--limit", type=positive_int, help="only the first N sequences (sorted names)")
+    vos.add_argument("--fill-hole-area", type=non_negative_int, default=0,
+                     help="fill background holes up to N low-res pixels (needs scipy; default 0)")
+    vos.add_argument("--max-memory-frames", type=non_negative_int,
+                     help="recent frames in the memory (SAM2: num_maskmem - 1 = 6)")
+    vos.add_argument("--output", required=True, help="PRED_DIR/<sequence>/<frame>.png and eval-vos.json (resumed "
+                                                     "if it holds this model's and protocol's results)")
+    vos.add_argument("--no-resume", action="store_true", help="start over, replacing an earlier eval-vos run's results")
+
+    jf = sub.add_parser("vos-metric", help="J&F, J and F (percent) of eval-vos results, computed with vos-benchmark")
+    jf.add_argument("gt", help="the annotations (ANNOTATIONS/<sequence>/..., or a folder holding Annotations/)")
+    jf.add_argument("predictions", help="PRED_DIR/<sequence>/<frame>.png (eval-vos's --output)")
+    jf.add_argument("--sequences", type=parse_names, help="comma-separated sequence names (default: every one)")
+    jf.add_argument("--predicted-only", action="store_true",
+                    help="score the sequences PRED_DIR has (default: every ground-truth sequence must be predicted)")
+    jf.add_argument("--keep-first-and-last", action="store_true",
+                    help="also score the first and last annotated frame (not the DAVIS / SA-V convention)")
+    jf.add_argument("--csv", help="per-sequence, per-object table (default PRED_DIR/vos-metric.csv)")
+
     metric = sub.add_parser("coco-metric", help="mean IoU of a results file by size bucket")
     metric.add_argument("results", help="results JSON written by eval-coco")
     metric.add_argument("--size", default="all", choices=SIZES, help="COCO size bucket (default all)")
     metric.add_argument("--category-id", type=int, help="only this COCO category id")
     return parser
+
+
+def add_video_model_arguments(parser: argparse.ArgumentParser) -> None:
+    from trt_runtime.factory import add_backend_arguments
+
+    parser.add_argument("--model-dir", help="an export folder (python -m export.onnx), a folder of engines built from "
+                                            "it, or a .pt/.pth checkpoint (PyTorch); --encoder/--decoder/"
+                                            "--memory-attention/--memory-encoder override a graph")
+    add_backend_arguments(parser, graphs_required=False)
+    parser.add_argument("--memory-attention", help="memory attention graph (.onnx or .engine)")
+    parser.add_argument("--memory-encoder", help="memory encoder graph (.onnx or .engine)")
+
+
+def parse_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def video_graph_paths(args: argparse.Namespace) -> dict[str, str | Path]:
+    """The four graphs of a tracker: --model-dir (an export or engine folder, or one checkpoint for all
+    four), each overridden by its own flag."""
+    from nanosam2 import contract as C
+    from trt_runtime.factory import find_graphs
+
+    if args.preprocess or args.postprocess:
+        raise NanoSam2Error(f"{args.command} does not use --preprocess/--postprocess graphs (its frames are prepared "
+                            "on the host); leave them out")
+    flags = {C.ENCODER: args.encoder, C.DECODER: args.decoder, C.MEMORY_ATTENTION: args.memory_attention,
+             C.MEMORY_ENCODER: args.memory_encoder}
+    missing = tuple(graph for graph, path in flags.items() if not path)
+    if missing and not args.model_dir:
+        raise NanoSam2Error("give --model-dir (an export folder or a checkpoint), or all of --encoder, --decoder, "
+                            "--memory-attention and --memory-encoder")
+    found: dict[str, str | Path] = {}
+    if missing and Path(args.model_dir).is_file():
+        found = {graph: args.model_dir for graph in missing}  # a checkpoint runs every graph (PyTorch)
+    elif missing:
+        found = dict(find_graphs(args.model_dir, missing))
+    return {**found, **{graph: path for graph, path in flags.items() if path}}
 
 
 PREDICT_RECORD = "predict.json"
@@ -255,15 +325,12 @@ def timing_line(label: str, ms: dict[str, float], total: str = "total") -> str:
 
 
 def run_track(args: argparse.Namespace) -> int:
-    from nanosam2 import contract as C
-    from trt_runtime.factory import find_graphs, load_video_predictor, options_from_args
+    from trt_runtime.factory import load_video_predictor, options_from_args
     from trt_runtime.tracking import load_prompts, parse_prompts, track_outputs, track_video
 
     if args.prompts and (args.point or args.box):
         raise NanoSam2Error("give --prompts, or --point/--box for one object on frame 0, not both")
-    if args.preprocess or args.postprocess:
-        raise NanoSam2Error("track does not use --preprocess/--postprocess graphs (its frames are prepared on the "
-                            "host); leave them out")
+    paths = video_graph_paths(args)
     if args.prompts:
         prompts = load_prompts(args.prompts)
     elif args.point or args.box:
@@ -284,14 +351,6 @@ def run_track(args: argparse.Namespace) -> int:
         prompts = parse_prompts(items, Path("."), "--point/--box")
     else:
         raise NanoSam2Error("give --prompts prompts.json, or --point / --box for one object on frame 0")
-    flags = {C.ENCODER: args.encoder, C.DECODER: args.decoder, C.MEMORY_ATTENTION: args.memory_attention,
-             C.MEMORY_ENCODER: args.memory_encoder}
-    missing = tuple(graph for graph, path in flags.items() if not path)
-    if missing and not args.model_dir:
-        raise NanoSam2Error("give --model-dir (an export folder), or all of --encoder, --decoder, --memory-attention "
-                            "and --memory-encoder")
-    paths = {**(find_graphs(args.model_dir, missing) if missing else {}),
-             **{graph: path for graph, path in flags.items() if path}}
     if args.max_frames and not (args.stream or args.video.startswith("camera:")):
         raise NanoSam2Error("--max-frames goes with --stream or a camera")
     if not args.video.startswith("camera:") and not Path(args.video).exists():
@@ -312,6 +371,45 @@ def run_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_eval_vos(args: argparse.Namespace) -> int:
+    from nanosam2.evaluation.vos_eval import evaluate_vos, plan_vos, video_predictor_tracker
+    from trt_runtime.factory import load_video_predictor, options_from_args
+
+    if args.dataset and (args.images or args.annotations):
+        raise NanoSam2Error("give --dataset, or --images and --annotations, not both")
+    if not args.dataset and not (args.images and args.annotations):
+        raise NanoSam2Error("give --dataset ROOT (JPEGImages/ and Annotations/ inside), or --images and --annotations")
+    images = args.images or str(Path(args.dataset) / "JPEGImages")
+    annotations = args.annotations or str(Path(args.dataset) / "Annotations")
+    paths = video_graph_paths(args)
+    if args.fill_hole_area:
+        from nanosam2.utils.lazy_import import require
+
+        require("scipy.ndimage", "--fill-hole-area")
+    protocol = "later-objects" if args.later_objects else "first-frame"
+    plan = plan_vos(images, annotations, args.output, protocol, args.sequences, args.limit,
+                    inputs=(args.model_dir, *paths.values()))
+    with load_video_predictor(paths, options_from_args(args), args.fill_hole_area, args.max_memory_frames) as predictor:
+        identity = {"graphs": predictor.identity(), "fill_hole_area": args.fill_hole_area,
+                    "max_memory_frames": args.max_memory_frames}
+        run = evaluate_vos(plan, video_predictor_tracker(predictor), identity, resume=not args.no_resume)
+    print(f"tracked {len(run.evaluated)} sequence(s), {run.frames} frames in {run.seconds:.1f} s ({run.fps:.2f} FPS, "
+          f"PNG writing included); {len(run.sequences)} sequence(s) in {run.output}")
+    print(f"score them: python -m trt_runtime vos-metric {annotations} {run.output}")
+    return 0
+
+
+def run_vos_metric(args: argparse.Namespace) -> int:
+    from nanosam2.evaluation.vos_metrics import score, write_csv
+
+    scores = score(args.gt, args.predictions, args.sequences, args.predicted_only,
+                   skip_first_and_last=not args.keep_first_and_last)
+    path = write_csv(scores, args.csv or Path(args.predictions) / "vos-metric.csv")
+    print(scores.line())
+    print(f"per object: {path}")
+    return 0
+
+
 def run_metric(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.coco_metrics import load_results, mean_iou, select
 
@@ -326,5 +424,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     commands = {"predict": run_predict, "eval-coco": run_eval, "everything": run_everything, "track": run_track,
-                "coco-metric": run_metric}
+                "eval-vos": run_eval_vos, "vos-metric": run_vos_metric, "coco-metric": run_metric}
     return commands[args.command](args)

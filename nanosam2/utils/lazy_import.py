@@ -33,6 +33,9 @@ _EXTRA_FOR = {
     "av": "video",
     "modelopt": "qat",
     "tensorboard": "train",
+    "vos_benchmark": "vos",
+    "cv2": "vos",
+    "skimage": "vos",
 }
 
 

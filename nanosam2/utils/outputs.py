@@ -140,15 +140,16 @@ class OutputFolder:
             raise
         shutil.rmtree(stage, ignore_errors=True)
 
-    def publish(self, stage: Path, record: dict[str, Any]) -> list[str]:
-        """Move the staged files into OUT, remove the earlier run's files not written again, and
-        write ``record`` (with the list of files) last. Returns the files published."""
+    def publish(self, stage: Path, record: dict[str, Any], replace: bool = True) -> list[str]:
+        """Move the staged files into OUT, remove the earlier run's files not written again (``replace``;
+        else they stay, a command that adds to its results a part at a time), and write ``record`` (with
+        the list of files) last. Returns the files the record lists."""
         new = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if not p.is_dir())
         unexpected = [name for name in new if not self._ours(name) or name == self.record]
         if unexpected:
             raise NanoSam2Error(f"internal: `{self.command}` staged {unexpected[0]}, which it does not declare")
         self.check_in_the_way(self.existing())  # again: files may have appeared during the run
-        files = [*new, self.record]
+        files = [*new, self.record] if replace else sorted(self.owned | {*new, self.record})
         self._write_record({**record, OUTPUT_KEY: {"command": self.command, "files": sorted(self.owned | set(files)),
                                                    "complete": False}})
         for name in new:

@@ -1,0 +1,187 @@
+"""J&F of video object segmentation results, computed by ``vos-benchmark`` (the evaluator Meta's SA-V
+benchmark is adapted from; ``pip install 'nanosam2[vos]'``).
+
+J is region similarity (mask IoU), F boundary accuracy (the F-measure of boundary pixels matched
+within 0.8 % of the image diagonal); both are averaged over a object's frames from the first frame
+where it appears (in the ground truth or the prediction), then over every object of every sequence
+(vos-benchmark's global score), in percent. The first and the last annotated frame of a sequence are
+not scored (the DAVIS semi-supervised convention, also SA-V's); ``skip_first_and_last=False`` scores
+them. Only annotated frames are scored (SA-V annotates every 4th). Each object is scored on its own
+mask, so one code path serves the palette layout (DAVIS, MOSE: equal to vos-benchmark's own
+``benchmark()`` on the same folders) and the per-object one (SA-V, where objects may overlap).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from nanosam2.errors import NanoSam2Error
+from nanosam2.evaluation.vos_data import PathLike, read_mask_png
+from nanosam2.utils.atomic import atomic_path
+from nanosam2.utils.outputs import check_replaceable_file
+
+CSV_HEADER = ["sequence", "object", "J&F", "J", "F"]
+
+
+@dataclass
+class VosScores:
+    """Per (sequence, object) J and F in percent."""
+
+    j: dict[tuple[str, int], float] = field(default_factory=dict)
+    f: dict[tuple[str, int], float] = field(default_factory=dict)
+    sequences: list[str] = field(default_factory=list)
+
+    @property
+    def global_j(self) -> float:
+        return float(np.mean(list(self.j.values()))) if self.j else float("nan")
+
+    @property
+    def global_f(self) -> float:
+        return float(np.mean(list(self.f.values()))) if self.f else float("nan")
+
+    @property
+    def global_jf(self) -> float:
+        return (self.global_j + self.global_f) / 2
+
+    def line(self) -> str:
+        return (f"J&F {self.global_jf:.2f}  J {self.global_j:.2f}  F {self.global_f:.2f}  "
+                f"({len(self.j)} objects in {len(self.sequences)} sequences)")
+
+    def csv_text(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        writer.writerow(["Global score", "", f"{self.global_jf:.3f}", f"{self.global_j:.3f}", f"{self.global_f:.3f}"])
+        for (sequence, obj), j in self.j.items():
+            f = self.f[(sequence, obj)]
+            writer.writerow([sequence, obj, f"{(j + f) / 2:.3f}", f"{j:.3f}", f"{f:.3f}"])
+        return out.getvalue()
+
+
+def _frames(folder: Path) -> dict[str, dict[int, Path]]:
+    """frame name -> {object id (0: a palette PNG of every object): path}, in either layout."""
+    frames: dict[str, dict[int, Path]] = {}
+    objects = sorted(p for p in folder.iterdir() if p.is_dir())
+    if objects:
+        for obj_dir in objects:
+            if not obj_dir.name.isdigit():
+                raise NanoSam2Error(f"{obj_dir}: an object folder is named by the object's id (001, ...)")
+            for path in obj_dir.glob("*.png"):
+                frames.setdefault(path.stem, {})[int(obj_dir.name)] = path
+    for path in folder.glob("*.png"):
+        if objects:
+            raise NanoSam2Error(f"{folder}: both frame PNGs and object folders; one layout a sequence")
+        frames[path.stem] = {0: path}
+    return frames
+
+
+def _read(paths: dict[int, Path], shape: tuple[int, ...] | None = None) -> dict[int, np.ndarray]:
+    """{object id: bool mask} of one frame."""
+    masks: dict[int, np.ndarray] = {}
+    for obj, path in paths.items():
+        ids, _ = read_mask_png(path)
+        if shape is not None and ids.shape != shape:
+            raise NanoSam2Error(f"{path}: {ids.shape[1]}x{ids.shape[0]}, the ground truth is {shape[1]}x{shape[0]}")
+        if obj:
+            masks[obj] = ids > 0
+        else:
+            masks.update({int(i): ids == i for i in np.unique(ids) if i != 0})
+    return masks
+
+
+def _order(name: str) -> tuple[int, str]:
+    return (int(name), name) if name.isdigit() else (1 << 62, name)
+
+
+def score_sequence(gt_dir: Path, pred_dir: Path, skip_first_and_last: bool = True) -> tuple[dict[int, float], dict[int, float]]:
+    """vos-benchmark's per-object J and F (percent) of one sequence."""
+    from nanosam2.utils.lazy_import import require
+
+    Evaluator = require("vos_benchmark.evaluator", "J&F (vos-metric)").Evaluator
+    gt_frames = _frames(gt_dir)
+    names = sorted(gt_frames, key=_order)
+    if skip_first_and_last:
+        names = names[1:-1]
+    if not pred_dir.is_dir():
+        raise NanoSam2Error(f"no predictions for sequence {gt_dir.name}: {pred_dir} is missing")
+    pred_frames = _frames(pred_dir)
+    evaluators: dict[int, object] = {}
+    for name in names:
+        if name not in pred_frames:
+            raise NanoSam2Error(f"{pred_dir / (name + '.png')}: missing; predictions cover every annotated frame")
+        gt = _read(gt_frames[name])
+        shape = next(iter(gt.values())).shape if gt else read_mask_png(next(iter(gt_frames[name].values())))[0].shape
+        pred = _read(pred_frames[name], shape)
+        for obj in set(gt) | set(pred) | set(evaluators):
+            if obj not in evaluators:
+                evaluators[obj] = Evaluator(name=f"{gt_dir.name}/{obj}")
+            empty = np.zeros(shape, bool)
+            evaluators[obj].feed_frame(pred.get(obj, empty).astype(np.uint8), gt.get(obj, empty).astype(np.uint8))  # type: ignore[attr-defined]
+    j: dict[int, float] = {}
+    f: dict[int, float] = {}
+    for obj, evaluator in sorted(evaluators.items()):
+        iou, boundary = evaluator.conclude()  # type: ignore[attr-defined]
+        if 1 in iou:  # scored only where the ground truth has the object
+            j[obj], f[obj] = float(iou[1]), float(boundary[1])
+    return j, f
+
+
+def ground_truth_root(gt: PathLike) -> Path:
+    root = Path(gt)
+    if not root.is_dir():
+        raise NanoSam2Error(f"no such ground-truth folder: {root}")
+    return root / "Annotations" if (root / "Annotations").is_dir() else root
+
+
+def score(gt: PathLike, predictions: PathLike, sequences: Iterable[str] | None = None, predicted_only: bool = False,
+          skip_first_and_last: bool = True) -> VosScores:
+    """J&F of the predictions in ``predictions`` against the annotations in ``gt`` (every sequence of
+    ``gt``, or ``sequences``; ``predicted_only``: those ``predictions`` has)."""
+    gt_root, pred_root = ground_truth_root(gt), Path(predictions)
+    if not pred_root.is_dir():
+        raise NanoSam2Error(f"no such prediction folder: {pred_root}")
+    names = list(sequences) if sequences else sorted(p.name for p in gt_root.iterdir() if p.is_dir())
+    if not names:
+        raise NanoSam2Error(f"{gt_root}: no sequence folders")
+    unknown = [n for n in names if not (gt_root / n).is_dir()]
+    if unknown:
+        raise NanoSam2Error(f"sequence {unknown[0]} is not in {gt_root}")
+    if predicted_only:
+        names = [n for n in names if (pred_root / n).is_dir()]
+        if not names:
+            raise NanoSam2Error(f"{pred_root} has none of the ground truth's sequences")
+    else:
+        missing = [n for n in names if not (pred_root / n).is_dir()]
+        if missing:
+            raise NanoSam2Error(f"{pred_root} lacks {len(missing)} of {len(names)} sequences (first: {missing[0]}); "
+                                "evaluate them, or pass --predicted-only or --sequences")
+    scores = VosScores(sequences=names)
+    for name in names:
+        j, f = score_sequence(gt_root / name, pred_root / name, skip_first_and_last)
+        for obj in j:
+            scores.j[(name, obj)], scores.f[(name, obj)] = j[obj], f[obj]
+    if not scores.j:
+        raise NanoSam2Error(f"{gt_root}: no object in any scored frame")
+    return scores
+
+
+def _is_metric_csv(path: Path) -> bool:
+    try:
+        with open(path, newline="") as handle:
+            return next(csv.reader(handle), None) == CSV_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_csv(scores: VosScores, path: PathLike) -> Path:
+    """The per-sequence, per-object table (replacing only a table vos-metric wrote)."""
+    target = check_replaceable_file(path, "vos-metric", _is_metric_csv, what="--csv")
+    with atomic_path(target) as tmp:
+        tmp.write_text(scores.csv_text())
+    return target
