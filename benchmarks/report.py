@@ -123,13 +123,16 @@ class Report:
         rows = self.extra.get("memory_tradeoff", [])
         if not rows:
             return ""
-        lines = ["Memory length (one object; IoU against the full-memory masks over every tracked frame):", "",
+        jf = all("jf" in r for r in rows)  # J&F on a dataset (--vos-dataset)
+        lines = ["Memory length (one object; IoU against the full-memory masks over every tracked frame"
+                 + ("; J&F, J, F on the --vos-dataset set" if jf else "") + "):", "",
                  "| config | spatial memories | frame ms | memory attention ms | mean IoU vs full | min IoU vs full | "
-                 "full-memory mask share |", "|" + " --- |" * 7]
+                 "full-memory mask share |" + (" J&F | J | F |" if jf else ""), "|" + " --- |" * (10 if jf else 7)]
         for r in rows:
             share = r.get("full_mask_fraction", float("nan"))
             lines.append(f"| {r['config']} | {r['spatial_memories']} | {r['frame_ms']:.1f} | {r['memory_attention_ms']:.1f} "
-                         f"| {r['mean_iou_vs_full']:.4f} | {r['min_iou_vs_full']:.4f} | {share:.4f} |")
+                         f"| {r['mean_iou_vs_full']:.4f} | {r['min_iou_vs_full']:.4f} | {share:.4f} |"
+                         + (f" {r['jf']:.2f} | {r['j']:.2f} | {r['f']:.2f} |" if jf else ""))
         return "\n".join(lines)
 
     def write(self, out_dir: Path, stem: str) -> dict[str, Path]:
@@ -143,7 +146,7 @@ class Report:
         if self.tracked_configurations():
             paths["tracking_plot"] = out_dir / f"{stem}-tracking.png"
             plot_tracking(self, paths["tracking_plot"])
-        if self.extra.get("coco_miou"):
+        if self.extra.get("coco_miou") or self.extra.get("vos_jf"):
             paths["accuracy_plot"] = out_dir / f"{stem}-accuracy.png"
             plot_accuracy(self, paths["accuracy_plot"])
         return paths
@@ -204,20 +207,26 @@ def plot_tracking(report: Report, path: Path) -> None:
 
 
 def plot_accuracy(report: Report, path: Path) -> None:
-    """COCO mIoU (all) against full-pipeline FPS, one point per configuration with results."""
+    """Accuracy against speed, one point per configuration with results: COCO mIoU (all) against the
+    full predict pipeline's FPS, and video J&F against the tracker's FPS (one object), side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for key, miou in report.extra["coco_miou"].items():
-        pipeline = report.get(tuple(key.split("/")), "pipeline")  # type: ignore[arg-type]
-        if pipeline is None or not pipeline.fps:
-            continue
-        ax.scatter(pipeline.fps, miou)
-        ax.annotate(key, (pipeline.fps, miou), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("full predict pipeline FPS (batch 1)")
-    ax.set_ylabel("COCO val2017 box-prompt mIoU (all)")
-    ax.set_title("accuracy vs speed", fontsize=9)
+    panels = [(key, stage, xlabel, ylabel) for key, stage, xlabel, ylabel in (
+        ("coco_miou", "pipeline", "full predict pipeline FPS (batch 1)", "COCO val2017 box-prompt mIoU (all)"),
+        ("vos_jf", track_stage(1, TRACK_FRAME), "tracking FPS (one object)", "video J&F (%)"))
+        if report.extra.get(key)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (key, stage, xlabel, ylabel) in zip(axes[0], panels):
+        for config, value in report.extra[key].items():
+            measured = report.get(tuple(config.split("/")), stage)  # type: ignore[arg-type]
+            if measured is None or not measured.fps:
+                continue
+            ax.scatter(measured.fps, value)
+            ax.annotate(config, (measured.fps, value), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title("accuracy vs speed", fontsize=9)
     save_figure(fig, path)

@@ -18,8 +18,10 @@ objects on each backend, peak memory, Meta's SAM2VideoPredictor (hiera_t, hiera_
 same synthetic video, and the memory-length trade-off (--max-memory-frames) on ONNX Runtime.
 Every timing warms up first, synchronises before reading the clock
 (runners return host arrays) and reports median and p90. Writes
-benchmarks/results/HOST-DATE.{json,md,png}, and with --coco-results an accuracy-vs-FPS plot
-HOST-DATE-accuracy.png.
+benchmarks/results/HOST-DATE.{json,md,png}, and with --coco-results (eval-coco files) and/or
+--vos-results + --vos-gt (eval-vos folders) an accuracy-vs-FPS plot HOST-DATE-accuracy.png: COCO mIoU
+against pipeline FPS, video J&F against tracking FPS. --vos-dataset adds J&F on a DAVIS-layout set
+to the memory-length trade-off.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Settings:
     track_objects: tuple[int, ...] = (1, 3)
     track_size: tuple[int, int] = VIDEO_SIZE  # height, width of the tracking video
     memory_frames: tuple[int, ...] = MEMORY_FRAMES  # max_memory_frames values of the trade-off
+    vos_dataset: Path | None = None  # a DAVIS-layout set: the trade-off reports J&F on it
+    vos_protocol: str = "first-frame"  # eval-vos's protocol on it (later-objects: MOSE, SA-V)
 
 
 def everything_params(settings: Settings) -> dict:
@@ -350,17 +354,23 @@ def encoder_gflops(model) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def default_settings(quick: bool, output_dir: Path, everything_points: int = 32) -> Settings:
+    settings = Settings(3 if quick else 10, 5 if quick else 20, 1 if quick else 2, output_dir / "work",
+                        everything_points, QUICK_TRACK_FRAMES if quick else TRACK_FRAMES)
+    if quick:  # one object, three memory lengths: the demo's table stays a few minutes long
+        settings.track_objects, settings.memory_frames = (1,), (MEMORY_FRAMES[0], 2, 0)
+    return settings
+
+
 def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_dir: Path,
         backends: set[str] | None = None, settings: Settings | None = None,
         coco_results: Path | None = None, everything_points: int = 32,
-        track_frames: int | None = None) -> tuple[Report, dict[str, Path]]:
+        track_frames: int | None = None, vos_results: Path | None = None,
+        vos_gt: Path | None = None) -> tuple[Report, dict[str, Path]]:
     from calib.qdq import quantize
     from export.exporter import export_model
 
-    settings = settings or Settings(3 if quick else 10, 5 if quick else 20, 1 if quick else 2, output_dir / "work",
-                                    everything_points, QUICK_TRACK_FRAMES if quick else TRACK_FRAMES)
-    if quick:  # one object, three memory lengths: the demo's table stays a few minutes long
-        settings.track_objects, settings.memory_frames = (1,), (MEMORY_FRAMES[0], 2, 0)
+    settings = settings or default_settings(quick, output_dir, everything_points)
     if track_frames is not None:
         settings.track_frames = track_frames
     report = Report(machine_info())
@@ -393,6 +403,10 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
             meta_tracking_cases(report, {t: find_checkpoint(t, checkpoint_dir) for t in META_TEACHERS}, settings)
     if coco_results is not None:
         attach_coco_results(report, coco_results)
+    if vos_results is not None and vos_gt is not None:
+        from benchmarks.vos import vos_jf
+
+        report.extra["vos_jf"] = vos_jf(vos_gt, vos_results)
     stem = f"{report.machine['host']}-{report.machine['date'][:10]}"
     return report, report.write(output_dir, stem)
 
@@ -475,6 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--coco-results", type=Path,
                         help="folder of BACKBONE.BACKEND.PRECISION.json files from `trt_runtime eval-coco` "
                              "(e.g. resnet18.onnxruntime-cpu.int8.json): adds an accuracy-vs-FPS plot")
+    parser.add_argument("--vos-results", type=Path,
+                        help="folder of BACKBONE.BACKEND.PRECISION/ prediction folders from `trt_runtime eval-vos`, "
+                             "scored against --vos-gt: J&F beside COCO mIoU in the accuracy-vs-FPS plot")
+    parser.add_argument("--vos-gt", type=Path, help="the annotations the --vos-results were made for")
+    parser.add_argument("--vos-dataset", type=Path,
+                        help="a DAVIS-layout set (JPEGImages/, Annotations/): the memory-length trade-off reports "
+                             "J&F on it besides the IoU against full memory")
+    parser.add_argument("--vos-later-objects", action="store_true",
+                        help="--vos-dataset's objects join when they appear (MOSE, SA-V; eval-vos --later-objects)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -496,9 +519,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise NanoSam2Error(f"--track-frames must be 0 or at least {MIN_TRACK_FRAMES}, got {args.track_frames}")
     if args.coco_results and not args.coco_results.is_dir():
         raise NanoSam2Error(f"no such COCO results folder: {args.coco_results}")
-    report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends,
+    if bool(args.vos_results) != bool(args.vos_gt):
+        raise NanoSam2Error("--vos-results and --vos-gt go together")
+    for folder, flag in ((args.vos_results, "--vos-results"), (args.vos_gt, "--vos-gt"), (args.vos_dataset, "--vos-dataset")):
+        if folder is not None and not folder.is_dir():
+            raise NanoSam2Error(f"no such {flag} folder: {folder}")
+    settings = None
+    if args.vos_dataset:
+        settings = default_settings(args.quick, args.output_dir, args.everything_points)
+        settings.vos_dataset = args.vos_dataset
+        settings.vos_protocol = "later-objects" if args.vos_later_objects else "first-frame"
+    report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends, settings,
                         coco_results=args.coco_results, everything_points=args.everything_points,
-                        track_frames=args.track_frames)
+                        track_frames=args.track_frames, vos_results=args.vos_results, vos_gt=args.vos_gt)
     if any(w == "random" for w in report.extra["weights"].values()):
         print("*** RANDOM WEIGHTS where no checkpoint was given: timings are real, masks are not ***")
     print(report.table())

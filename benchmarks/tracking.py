@@ -190,9 +190,11 @@ def tracking_cases(report: Report, backbone: str, openers: dict[tuple[str, str],
 def memory_tradeoff(report: Report, backbone: str, open_predictor: Callable[[int], Any], settings: Any,
                     label: str = "onnxruntime-cpu/fp32", memory_frames: tuple[int, ...] = MEMORY_FRAMES) -> None:
     """One object, ``max_memory_frames`` from SAM2's 6 recent spatial memories down to none: frame and
-    memory-attention latency, and mask IoU against the full-memory masks on every tracked frame."""
+    memory-attention latency, and mask IoU against the full-memory masks on every tracked frame; with
+    ``settings.vos_dataset`` (DAVIS layout) also the J&F of each memory length on it (``eval-vos``'s protocol)."""
     from nanosam2.metrics import mask_iou
 
+    vos = getattr(settings, "vos_dataset", None)
     folder = write_video(settings.work_dir, settings.track_frames, settings.track_size)
     first = first_timed_frame(settings.track_frames)
     full: Tracked | None = None
@@ -207,6 +209,10 @@ def memory_tradeoff(report: Report, backbone: str, open_predictor: Callable[[int
                "mean_iou_vs_full": round(float(np.mean(ious)), 4), "min_iou_vs_full": round(float(np.min(ious)), 4),
                # the full-memory masks' mean foreground share: near 0 or 1 (random weights) the IoU says little
                "full_mask_fraction": round(float(np.mean([full.masks[t].mean() for t in full.masks if t > 0])), 4)}
+        if vos is not None:
+            with open_predictor(recent) as predictor:
+                row.update(vos_accuracy(predictor, vos, settings.work_dir / f"vos-memory-{recent}",
+                                        getattr(settings, "vos_protocol", "first-frame")))
         report.extra.setdefault("memory_tradeoff", []).append(row)
         logger.info("max_memory_frames %d: %.0f ms/frame (memory attention %.0f), IoU vs full memory %.4f mean, "
                     "%.4f min", recent, row["frame_ms"], row["memory_attention_ms"], row["mean_iou_vs_full"],
@@ -232,3 +238,16 @@ def meta_tracking_cases(report: Report, checkpoints: dict[str, Path | None], set
             record(report, (teacher, "meta-sam2-eager", "fp32"), objects,
                    track_meta(predictor, folder, track_prompts(objects, settings.track_size), first))
         del predictor
+
+
+def vos_accuracy(predictor: Any, dataset: Path, output: Path, protocol: str) -> dict[str, float]:
+    """J&F, J and F (percent) of one tracker on a DAVIS-layout set (``eval-vos`` then ``vos-metric``)."""
+    from nanosam2.evaluation.vos_eval import evaluate_vos, plan_vos, video_predictor_tracker
+    from nanosam2.evaluation.vos_metrics import score
+
+    annotations = dataset / "Annotations"
+    plan = plan_vos(dataset / "JPEGImages", annotations, output, protocol)
+    evaluate_vos(plan, video_predictor_tracker(predictor), predictor.identity(), resume=False, progress=False)
+    scores = score(annotations, output)
+    logger.info("J&F on %s: %s", dataset, scores.line())
+    return {"jf": round(scores.global_jf, 2), "j": round(scores.global_j, 2), "f": round(scores.global_f, 2)}

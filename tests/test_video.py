@@ -615,17 +615,31 @@ def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onn
     assert "| resnet18 | meta-sam2-eager | fp32 | 2 |" in report.tracking_table()
     assert len(tracking_summary(report)) == 2
 
+    from benchmarks.vos import vos_jf
+    from nanosam2.samples import write_vos_dataset
+
+    settings.vos_dataset = write_vos_dataset(tmp_path / "vos", 1, 4, 128, 128)  # J&F per memory length on it
     tracking.memory_tradeoff(report, "resnet18", lambda recent: onnx_tracker(student_onnx, max_memory_frames=recent),
                              settings, memory_frames=(6, 0))
     full, one = report.extra["memory_tradeoff"]
+    assert all(0 <= row["jf"] <= 100 and abs(row["jf"] - (row["j"] + row["f"]) / 2) <= 0.01 for row in (full, one))
+    assert (settings.work_dir / "vos-memory-0" / "shapes-0" / "00003.png").is_file()
+    import shutil
+
+    shutil.copytree(settings.vos_dataset / "Annotations", tmp_path / "vos-results" / "resnet18.onnxruntime-cpu.fp32")
+    report.extra["vos_jf"] = vos_jf(settings.vos_dataset / "Annotations", tmp_path / "vos-results")
+    assert report.extra["vos_jf"] == {"resnet18/onnxruntime-cpu/fp32": 100.0}  # the truth scores 100
     assert (full["spatial_memories"], one["spatial_memories"]) == (7, 1)
     assert full["mean_iou_vs_full"] == full["min_iou_vs_full"] == 1.0 and 0 <= one["min_iou_vs_full"] <= 1
     assert 0 < full["full_mask_fraction"] < 0.9  # real masks (trained-magnitude logits), not empty or full ones
-    assert "| resnet18/onnxruntime-cpu/fp32 | 1 |" in report.tradeoff_table()
+    assert "| resnet18/onnxruntime-cpu/fp32 | 1 |" in report.tradeoff_table() and "J&F | J | F |" in report.tradeoff_table()
     paths = report.write(tmp_path / "out", "stub")
+    assert paths["accuracy_plot"].stat().st_size > 0  # J&F against tracking FPS
     assert paths["tracking_plot"].stat().st_size > 0 and "Video tracking" in paths["table"].read_text()
     assert run_cli(run_all_main, ["--track-frames", "5", "--output-dir", str(tmp_path / "bad")]) != 0
     assert "--track-frames must be 0 or at least 9" in capsys.readouterr().err
+    assert run_cli(run_all_main, ["--vos-results", str(tmp_path), "--output-dir", str(tmp_path / "bad")]) != 0
+    assert "--vos-results and --vos-gt go together" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("version", ["10.3.0", "11.4.1"])
