@@ -257,7 +257,7 @@ def part_predict(plan: Plan, rows: Rows) -> None:
 def part_tracking(plan: Plan, rows: Rows) -> None:
     """Per-frame stages of our tracker (PyTorch graphs) and of Meta's SAM2VideoPredictor, same frames."""
     from benchmarks.run_all import Settings
-    from benchmarks.tracking import TRACK_GRAPHS, meta_tracking_cases, tracking_cases
+    from benchmarks.tracking import meta_tracking_cases, tracking_cases
     from nanosam2.inference.video import VideoPredictor
     from trt_runtime.runners.torch_runner import TorchRunner
 
@@ -268,7 +268,7 @@ def part_tracking(plan: Plan, rows: Rows) -> None:
     for backbone in plan.track_backbones:
         model = build_model(backbone, plan.device)
         tracking_cases(report, backbone, {("torch-eager", "fp32"): lambda model=model: VideoPredictor(
-            *(TorchRunner(graph=g, model=model, device=plan.device) for g in TRACK_GRAPHS))}, settings)
+            *(TorchRunner(graph=g, model=model, device=plan.device) for g in C.TRACKER_GRAPHS))}, settings)
         del model
     with autocast(plan, "bf16"):  # as Meta runs its video predictor
         meta_tracking_cases(report, {"hiera_t": None}, settings)

@@ -289,7 +289,7 @@ def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str
                           chosen: set[str], tradeoff: bool) -> None:
     """Our tracker on each chosen backend (TensorRT: FP32 and FP16 engines of the four graphs), and
     with ``tradeoff`` the memory-length trade-off on ONNX Runtime."""
-    from benchmarks.tracking import TRACK_GRAPHS, memory_tradeoff, tracking_cases
+    from benchmarks.tracking import memory_tradeoff, tracking_cases
     from trt_runtime.factory import load_video_predictor
 
     openers: dict[tuple[str, str], Callable[[], object]] = {}
@@ -301,9 +301,9 @@ def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         openers[("torch-eager", "fp32")] = lambda: VideoPredictor(
-            *(TorchRunner(graph=g, model=model.to(device), device=device) for g in TRACK_GRAPHS))
+            *(TorchRunner(graph=g, model=model.to(device), device=device) for g in C.TRACKER_GRAPHS))
     if "onnxruntime" in chosen:
-        openers[("onnxruntime-cpu", "fp32")] = lambda: load_video_predictor({g: graphs[g] for g in TRACK_GRAPHS})
+        openers[("onnxruntime-cpu", "fp32")] = lambda: load_video_predictor({g: graphs[g] for g in C.TRACKER_GRAPHS})
     if "tensorrt" in chosen:
         engines = tracking_engines(report, backbone, graphs, settings)
         for precision, paths in engines.items():
@@ -312,13 +312,12 @@ def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str
     model.cpu()
     if tradeoff and "onnxruntime" in chosen:
         memory_tradeoff(report, backbone, lambda recent: load_video_predictor(
-            {g: graphs[g] for g in TRACK_GRAPHS}, max_memory_frames=recent), settings,
+            {g: graphs[g] for g in C.TRACKER_GRAPHS}, max_memory_frames=recent), settings,
             memory_frames=settings.memory_frames)
 
 
 def tracking_engines(report: Report, backbone: str, graphs: dict[str, Path], settings: Settings) -> dict[str, dict]:
     """FP32 and FP16 TensorRT engines of the tracker's four graphs (none without TensorRT and a GPU)."""
-    from benchmarks.tracking import TRACK_GRAPHS
     from nanosam2.utils.cuda_api import require_gpu
     from nanosam2.utils.tensorrt_flavour import import_tensorrt
 
@@ -334,7 +333,7 @@ def tracking_engines(report: Report, backbone: str, graphs: dict[str, Path], set
     engines: dict[str, dict] = {}
     for precision in ("fp32", "fp16"):
         engines[precision] = {}
-        for graph in TRACK_GRAPHS:
+        for graph in C.TRACKER_GRAPHS:
             path = settings.work_dir / backbone / f"{graph}.{precision}.engine"
             build_engine(graphs[graph], path, BuildRequest(fp16=precision == "fp16"))
             engines[precision][graph] = path

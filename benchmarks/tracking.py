@@ -22,7 +22,6 @@ import numpy as np
 
 from benchmarks.machine import PeakMemory
 from benchmarks.report import TRACK_FRAME, Measurement, Report, track_stage
-from nanosam2 import contract as C
 from nanosam2.inference.video import STAGES
 
 logger = logging.getLogger("benchmarks.tracking")
@@ -31,7 +30,6 @@ VIDEO_SIZE = (576, 1024)  # height, width: a 16:9 camera frame
 FULL_BANK_FRAME = 16  # SAM2's max_obj_ptrs_in_encoder: the first frame with a full pointer list
 MIN_TRACK_FRAMES = 9  # num_maskmem + 2: the last two frames see a full spatial memory
 MEMORY_FRAMES = (6, 4, 2, 1, 0)  # recent spatial memories in the trade-off (6: SAM2's full bank)
-TRACK_GRAPHS = (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)  # VideoPredictor's order
 
 
 @dataclass

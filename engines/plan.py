@@ -25,9 +25,6 @@ from nanosam2.contract import GraphContract
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.tensorrt_flavour import LABELS, RTX, TENSORRT, api_major
 
-# Default optimisation profiles (min, opt, max) per decoder input, by role: see nanosam2.contract.
-DECODER_PROMPTS = C.DEFAULT_PROFILE_PROMPTS
-DECODER_POINTS = C.DEFAULT_PROFILE_POINTS
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
 Shape = tuple[int, ...]
@@ -116,35 +113,21 @@ def read_onnx_info(path: str | Path) -> OnnxInfo:
 
 
 def default_profile(info: OnnxInfo) -> Profile:
-    """Fixed inputs get their shape; a decoder (and the postprocess graph) gets 1..64 prompts and
-    1..16 points (opt 1 x 3); the preprocess graph images of 2..4096 pixels a side (opt 1024); an
-    encoder batch dimension gets 1 (one image at a time, the interactive case). Video: memory
-    attention takes 1..16 spatial memories (opt 7: a full SAM2.1 bank) and 0..16 object pointers
-    (opt 16); the memory encoder a mask of S/4 (a prediction) to S (a mask prompt) a side."""
+    """Fixed inputs get their shape; each dynamic axis the default profile of its entry in the table of
+    graphs (``nanosam2.contract.GRAPH_SPECS``: a decoder 1..64 prompts and 1..16 points, opt 1 x 3; the
+    preprocess graph images of 2..4096 pixels a side, opt 1024; an encoder batch of 1; memory attention
+    1..16 spatial memories, opt 7: a full SAM2.1 bank, and 0..16 object pointers; the memory encoder a
+    mask of S/4, a prediction, to S, a mask prompt); an axis the table does not know gets 1."""
     image_size = info.contract.image_size if info.contract is not None else C.IMAGE_SIZE
     profile: Profile = {}
     for name, dims in info.inputs.items():
         ranges = []
-        for axis, dim in enumerate(dims):
+        for index, dim in enumerate(dims):
+            axis = C.input_axis(name, index)
             if isinstance(dim, int) and dim > 0:
                 ranges.append((dim, dim, dim))
-            elif name in (C.POINT_COORDS, C.POINT_LABELS) and axis == 1:
-                ranges.append(DECODER_POINTS)
-            elif name in (C.POINT_COORDS, C.POINT_LABELS, C.MASK_INPUT, C.HAS_MASK_INPUT, C.LOW_RES_MASKS,
-                          C.IOU_PREDICTIONS) and axis == 0:
-                ranges.append(DECODER_PROMPTS)
-            elif name == C.PIXELS and axis in (0, 1):
-                ranges.append(C.DEFAULT_PROFILE_PIXELS)
-            elif name in (C.MASKMEM_FEATURES, C.MASKMEM_TPOS_INDEX) and axis == 0:
-                ranges.append(C.DEFAULT_PROFILE_MEMORIES)
-            elif name in (C.OBJECT_POINTERS, C.OBJECT_POINTER_OFFSETS, C.OBJECT_POINTER_PRESENT) and axis == 0:
-                ranges.append(C.DEFAULT_PROFILE_POINTERS)
-            elif name == C.MASK_LOGITS and axis in (2, 3):
-                ranges.append((image_size // 4, image_size // 4, image_size))
-            elif name == C.MASK_PLANES and axis == 0:
-                ranges.append((1, 1, len(C.PLANES_MULTI) + 2))
             else:
-                ranges.append((1, 1, 1))
+                ranges.append(axis.profile_for(image_size) if axis is not None else (1, 1, 1))
         lo, opt, hi = (tuple(r[i] for r in ranges) for i in range(3))
         profile[name] = (lo, opt, hi)
     return profile
@@ -214,8 +197,8 @@ def plan_build(info: OnnxInfo, request: BuildRequest, trt_version: str, flavour:
     want_int8 = request.int8 or request.best
     graph_precision = info.contract.precision if info.contract else "fp32"
     notes: list[str] = []
-    if info.contract is not None and info.contract.graph in C.FP32_GRAPHS and (want_fp16 or want_int8):
-        notes.append(f"{info.contract.graph} stays FP32 (the precision policy: nanosam2.contract.FP32_GRAPHS)")
+    if info.contract is not None and C.GRAPH_SPECS[info.contract.graph].fp32_only and (want_fp16 or want_int8):
+        notes.append(f"{info.contract.graph} stays FP32 (the precision policy of nanosam2.contract.GRAPH_SPECS)")
         want_fp16 = want_int8 = False
     flags: list[str] = []
     convert, calibrate = False, False

@@ -1,4 +1,5 @@
-"""Export a SAM2 model (student or teacher) to the two nanosam2 ONNX graphs."""
+"""Export a SAM2 model (student or teacher) to the nanosam2 ONNX graphs: every entry of the table of
+graphs (``nanosam2.contract.GRAPH_SPECS``), with its dynamic axes, precision policy, module and examples."""
 
 from __future__ import annotations
 
@@ -11,24 +12,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.examples import decoder_example, encoder_example, video_examples
+from export.examples import graph_inputs
 from export.onnx_passes import (name_dynamic_axes, read_metadata, save_checked, set_metadata, simplify,
                                 tensorrt_type_violations, to_fp16)
 from export.verify import OutputError, check_rows, verify_export
 from nanosam2 import contract as C
 from nanosam2.checkpoint import state_digest
 from nanosam2.contract import GraphContract
-from nanosam2.modeling.pipeline_graphs import NUM_CANDIDATE_PLANES
-from nanosam2.modeling.predictor_graphs import (QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, build_graph_module,
-                                               graph_contract, is_quantized)
+from nanosam2.modeling.predictor_graphs import QAT_PRECISION, build_graph_module, graph_contract, is_quantized
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.atomic import check_output_dir, check_output_file, staged
 from nanosam2.utils.outputs import check_replaceable_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QAT_PRECISION", "ExportedGraph", "decoder_example", "encoder_example", "export_backbone", "export_model",
-           "graph_paths", "load_model"]
+__all__ = ["QAT_PRECISION", "ExportedGraph", "export_backbone", "export_model", "graph_paths", "load_model"]
 
 
 @dataclass
@@ -63,42 +61,12 @@ def _export_quantized(module: nn.Module, args: tuple[torch.Tensor, ...], path: P
 
 
 def dynamic_shapes(graph_name: str) -> dict:
-    """The dynamic axes of each graph, for torch.export (bounds from nanosam2.contract)."""
-    prompts = torch.export.Dim("num_prompts", min=1, max=C.EXPORT_MAX_PROMPTS)
-    points = torch.export.Dim("num_points", min=1, max=C.EXPORT_MAX_POINTS)
-    height = torch.export.Dim("height", min=2, max=C.EXPORT_MAX_PIXELS)
-    width = torch.export.Dim("width", min=2, max=C.EXPORT_MAX_PIXELS)
-    if graph_name == C.ENCODER:
-        return {C.IMAGE: {0: torch.export.Dim("batch", min=1, max=C.EXPORT_MAX_BATCH)}}
-    if graph_name == C.DECODER:
-        return {C.IMAGE_EMBED: None, C.HIGH_RES_FEATS_0: None, C.HIGH_RES_FEATS_1: None,
-                C.POINT_COORDS: {0: prompts, 1: points}, C.POINT_LABELS: {0: prompts, 1: points},
-                C.MASK_INPUT: {0: prompts}, C.HAS_MASK_INPUT: {0: prompts}}
-    if graph_name == C.PREPROCESS:
-        return {C.PIXELS: {0: height, 1: width}}
-    if graph_name == C.MEMORY_ATTENTION:
-        memories = torch.export.Dim("num_memories", min=1, max=C.EXPORT_MAX_MEMORIES)
-        pointers = torch.export.Dim("num_pointers", min=0, max=C.EXPORT_MAX_POINTERS)
-        return {C.IMAGE_EMBED: None, C.MASKMEM_FEATURES: {0: memories}, C.MASKMEM_TPOS_INDEX: {0: memories},
-                C.OBJECT_POINTERS: {0: pointers}, C.OBJECT_POINTER_OFFSETS: {0: pointers},
-                C.OBJECT_POINTER_PRESENT: {0: pointers}}
-    if graph_name == C.MEMORY_ENCODER:
-        side = torch.export.Dim("mask_size", min=4, max=C.EXPORT_MAX_PIXELS)
-        return {C.IMAGE_EMBED: None, C.MASK_LOGITS: {2: side, 3: side}, C.BINARIZE_MASK: None,
-                C.OBJECT_SCORE_LOGITS: None}
-    planes = torch.export.Dim("num_planes", min=1, max=NUM_CANDIDATE_PLANES)
-    return {C.LOW_RES_MASKS: {0: prompts}, C.IOU_PREDICTIONS: {0: prompts}, C.PIXELS: {0: height, 1: width},
-            C.MASK_PLANES: {0: planes}}
-
-
-def pipeline_examples(graph_name: str, low_res_size: int) -> tuple[torch.Tensor, ...]:
-    """Example inputs of the pre/post-processing graphs (odd sizes: nothing specialises)."""
-    gen = torch.Generator().manual_seed(0)
-    pixels = torch.randint(0, 256, (97, 131, 3), dtype=torch.uint8, generator=gen)
-    if graph_name == C.PREPROCESS:
-        return (pixels,)
-    logits = torch.randn(3, 4, low_res_size, low_res_size, generator=gen) * 8
-    return (logits, torch.rand(3, 4, generator=gen), pixels, torch.tensor([1, 2, 3], dtype=torch.int64))
+    """The dynamic axes of a graph for torch.export, from its spec (one ``Dim`` per axis name)."""
+    spec = C.GRAPH_SPECS[graph_name]
+    dims = {axis.name: torch.export.Dim(axis.name, min=axis.lo, max=axis.hi)
+            for axes in spec.axes.values() for axis in axes.values()}
+    return {name: ({index: dims[axis.name] for index, axis in spec.axes[name].items()} if name in spec.axes else None)
+            for name in spec.inputs}
 
 
 def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, ...], tmp: Path,
@@ -108,9 +76,10 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
     import onnx
 
     start = time.perf_counter()
-    names_in, names_out = C.GRAPH_IO[graph_name]
+    spec = C.GRAPH_SPECS[graph_name]
+    names_in, names_out = spec.inputs, spec.outputs
     dynamic = dynamic_shapes(graph_name)
-    precision = "fp32" if graph_name in C.FP32_GRAPHS else precision  # the precision policy
+    precision = precision if precision == QAT_PRECISION else spec.precision(precision)  # the precision policy
     quantized = precision == QAT_PRECISION
     with torch.no_grad():
         if quantized:
@@ -136,65 +105,44 @@ def export_graph(graph_name: str, module: nn.Module, args: tuple[torch.Tensor, .
     return ExportedGraph(tmp, contract, seconds, tool)
 
 
-def graph_paths(output_dir: Path, precision: str) -> dict[str, Path]:
-    """Files of one export: the network graphs (``.fp16`` with that precision), the FP32
-    pre/post-processing graphs and the video graphs (memory attention follows ``precision``)."""
-    suffix = "" if precision == "fp32" else f".{precision}"
-    return {C.ENCODER: output_dir / f"{C.ENCODER}{suffix}.onnx", C.DECODER: output_dir / f"{C.DECODER}{suffix}.onnx",
-            C.PREPROCESS: output_dir / f"{C.PREPROCESS}.onnx", C.POSTPROCESS: output_dir / f"{C.POSTPROCESS}.onnx",
-            C.MEMORY_ATTENTION: output_dir / f"{C.MEMORY_ATTENTION}{suffix}.onnx",
-            C.MEMORY_ENCODER: output_dir / f"{C.MEMORY_ENCODER}.onnx"}
+def graph_paths(output_dir: Path, precision: str, video: bool = True) -> dict[str, Path]:
+    """Files of one export, by the table of graphs: ``NAME.onnx``, or ``NAME.fp16.onnx`` for a graph
+    that follows ``precision`` (the pre/post-processing and memory-encoder graphs stay FP32)."""
+    return {name: output_dir / spec.file_name(precision) for name, spec in C.GRAPH_SPECS.items()
+            if video or not spec.tracker or spec.predictor}
 
 
 def export_model(model: nn.Module, backbone: str, output_dir: Path, opset: int = C.DEFAULT_OPSET,
                  precision: str = "fp32", do_simplify: bool = True, verify: bool = True,
                  video: bool = True) -> dict[str, ExportedGraph]:
-    """Write ``image_encoder[.fp16].onnx``, ``mask_decoder[.fp16].onnx``, ``preprocess.onnx``,
-    ``postprocess.onnx`` and (``video``) ``memory_attention[.fp16].onnx`` and ``memory_encoder.onnx``
-    into ``output_dir``.
+    """Write every graph of the table (``video``: the tracker's too) into ``output_dir``:
+    ``image_encoder[.fp16].onnx``, ``mask_decoder[.fp16].onnx``, ``preprocess.onnx``, ``postprocess.onnx``,
+    ``memory_attention[.fp16].onnx``, ``memory_encoder.onnx``.
 
     All graphs are written under temporary names, checked in ONNX Runtime against PyTorch
     (``verify``), and only then renamed together: an interrupted or failed export leaves the
-    folder as it was, never one new graph beside an old one. Both carry the model's weights hash,
+    folder as it was, never one new graph beside an old one. All carry the model's weights hash,
     so the runtime refuses to pair them with graphs of another model. A QAT student (modelopt
     quantizers inside) gives ``image_encoder.int8.onnx`` with the Q/DQ nodes it was trained
-    with; the decoder follows ``precision``. A failed check raises :class:`NanoSam2Error`.
+    with; the other graphs follow ``precision``. A failed check raises :class:`NanoSam2Error`.
     """
     model = model.eval().cpu().float()
-    encoder, decoder = ImageEncoderGraph(model).eval(), MaskDecoderGraph(model).eval()
-    paths = graph_paths(output_dir, precision)
-    if not video:
-        for name in C.VIDEO_GRAPHS:
-            paths.pop(name)
-    encoder_precision = precision
+    paths = graph_paths(output_dir, precision, video)
+    precisions = {name: C.GRAPH_SPECS[name].precision(precision) for name in paths}
     if is_quantized(model.image_encoder):
         paths[C.ENCODER] = output_dir / f"{C.ENCODER}.int8.onnx"
-        encoder_precision = QAT_PRECISION
+        precisions[C.ENCODER] = QAT_PRECISION
     weights = state_digest(model)
-    enc_args = encoder_example(image_size=int(model.image_size))
+    modules = {name: build_graph_module(name, model).eval() for name in paths}
     with torch.no_grad():
-        features = tuple(t[:1] for t in encoder(*enc_args))
+        features = tuple(t[:1] for t in modules[C.ENCODER](*graph_inputs(C.ENCODER, model, ())))
     names = list(paths)
     with staged([paths[name] for name in names]) as temps:
         tmp = dict(zip(names, temps))
-        graphs = {
-            C.ENCODER: export_graph(C.ENCODER, encoder, enc_args, tmp[C.ENCODER],
-                                    graph_contract(C.ENCODER, model, backbone, encoder_precision, weights), opset,
-                                    encoder_precision, do_simplify),
-            C.DECODER: export_graph(C.DECODER, decoder, decoder_example(decoder, features), tmp[C.DECODER],
-                                    graph_contract(C.DECODER, model, backbone, precision, weights), opset, precision,
-                                    do_simplify),
-        }
-        for name in (C.PREPROCESS, C.POSTPROCESS):
-            graphs[name] = export_graph(name, build_graph_module(name, model).eval(),
-                                        pipeline_examples(name, int(model.image_size) // 4), tmp[name],
-                                        graph_contract(name, model, backbone, "fp32", weights), opset, "fp32",
-                                        do_simplify)
-        for name in C.VIDEO_GRAPHS if video else ():
-            graphs[name] = export_graph(name, build_graph_module(name, model).eval(),
-                                        video_examples(name, model, features[0]), tmp[name],
-                                        graph_contract(name, model, backbone, precision, weights), opset, precision,
-                                        do_simplify)
+        graphs = {name: export_graph(name, modules[name], graph_inputs(name, model, features), tmp[name],
+                                     graph_contract(name, model, backbone, precisions[name], weights), opset,
+                                     precisions[name], do_simplify)
+                  for name in names}
         if verify:
             rows = verify_export(model, tmp, precision)
             for name, graph in graphs.items():

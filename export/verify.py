@@ -10,18 +10,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.examples import decoder_example, encoder_example, video_examples
+from export.examples import encoder_example, graph_inputs
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.metrics import cosine
-from nanosam2.modeling.predictor_graphs import (QAT_PRECISION, ImageEncoderGraph, MaskDecoderGraph, graph_contract,
-                                               is_quantized)
+from nanosam2.modeling.predictor_graphs import QAT_PRECISION, build_graph_module, graph_contract, is_quantized
 from nanosam2.utils.ort_session import open_session
 
 logger = logging.getLogger(__name__)
 
-# Max abs error allowed, relative to max(1, max |reference|) of each output.
-TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
+
+def tolerance(graph: str, precision: str) -> float:
+    """Max abs error allowed, relative to max(1, max |reference|) of each output: the graph's spec."""
+    spec = C.GRAPH_SPECS[graph]
+    return spec.tolerance.get(spec.precision(precision), 0.0)
+
+
 # A QAT encoder is checked by cosine similarity instead: ONNX Runtime rounds exact .5 ties of
 # a QuantizeLinear to even and modelopt's kernel does not always, and each such one-step flip
 # moves the next layers' inputs across other rounding boundaries, so element-wise maxima grow
@@ -60,21 +64,21 @@ def verify_export(model: nn.Module, paths: dict[str, Path], precision: str, seed
     """Run both graphs in ONNX Runtime (CPU) and PyTorch; one row per output."""
     torch.manual_seed(seed)
     model = model.eval().cpu().float()
-    encoder, decoder = ImageEncoderGraph(model).eval(), MaskDecoderGraph(model).eval()
+    encoder, decoder = build_graph_module(C.ENCODER, model).eval(), build_graph_module(C.DECODER, model).eval()
     (image,) = encoder_example(batch=1, image_size=int(model.image_size))
     with torch.no_grad():
         features = encoder(image)
-        dec_args = decoder_example(decoder, features, prompts=2, points=3, seed=seed)
+        dec_args = graph_inputs(C.DECODER, model, features, seed, prompts=2, points=3)
         dec_ref = decoder(*dec_args)
     enc_out = open_session(paths[C.ENCODER]).run(list(C.ENCODER_OUTPUTS), {C.IMAGE: image.numpy()})
     dec_out = open_session(paths[C.DECODER]).run(
         list(C.DECODER_OUTPUTS), {n: a.numpy() for n, a in zip(C.DECODER_INPUTS, dec_args)})
-    encoder_precision = QAT_PRECISION if is_quantized(model.image_encoder) else precision
+    quantized = is_quantized(model.image_encoder)
     rows = compare(C.ENCODER, {n: t.numpy() for n, t in zip(C.ENCODER_OUTPUTS, features)},
-                   dict(zip(C.ENCODER_OUTPUTS, enc_out)), TOLERANCE.get(encoder_precision, 0.0),
-                   MIN_COSINE.get(encoder_precision))
+                   dict(zip(C.ENCODER_OUTPUTS, enc_out)), 0.0 if quantized else tolerance(C.ENCODER, precision),
+                   MIN_COSINE[QAT_PRECISION] if quantized else None)
     rows += compare(C.DECODER, {n: t.numpy() for n, t in zip(C.DECODER_OUTPUTS, dec_ref)},
-                    dict(zip(C.DECODER_OUTPUTS, dec_out)), TOLERANCE[precision])
+                    dict(zip(C.DECODER_OUTPUTS, dec_out)), tolerance(C.DECODER, precision))
     if C.PREPROCESS in paths and C.POSTPROCESS in paths:
         contract = graph_contract(C.DECODER, model, "", weights_sha256="")
         rows += verify_pipeline_graphs(paths[C.PREPROCESS], paths[C.POSTPROCESS], contract, seed)
@@ -91,36 +95,34 @@ def verify_video_graphs(model: nn.Module, paths: dict[str, Path], precision: str
                         seed: int = 123) -> list[OutputError]:
     """The memory-attention graph on banks of several lengths and the memory encoder on a predicted
     (low-res) mask, binarised or not, and on a mask prompt at full size: ONNX Runtime vs PyTorch."""
-    from nanosam2.modeling.predictor_graphs import build_graph_module
-
     rows: list[OutputError] = []
     attention = build_graph_module(C.MEMORY_ATTENTION, model).eval()
     session = open_session(paths[C.MEMORY_ATTENTION])
     for memories, pointers in VIDEO_CASES:
-        args = video_examples(C.MEMORY_ATTENTION, model, image_embed, memories, pointers, seed)
+        args = graph_inputs(C.MEMORY_ATTENTION, model, (image_embed,), seed, memories=memories, pointers=pointers)
         with torch.no_grad():
             reference = attention(*args).numpy()
         (actual,) = session.run(None, {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, args)})
         rows += compare(C.MEMORY_ATTENTION, {C.CONDITIONED_IMAGE_EMBED: reference}, {C.CONDITIONED_IMAGE_EMBED: actual},
-                        TOLERANCE[precision])
+                        tolerance(C.MEMORY_ATTENTION, precision))
     encoder = build_graph_module(C.MEMORY_ENCODER, model).eval()
     session = open_session(paths[C.MEMORY_ENCODER])
     size = int(model.image_size)
     prompt = (torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(seed)) > 0.5).float() * 20 - 10
-    low_res = video_examples(C.MEMORY_ENCODER, model, image_embed, seed=seed)
+    low_res = graph_inputs(C.MEMORY_ENCODER, model, (image_embed,), seed)
     for args in (low_res, (*low_res[:2], torch.tensor([0.0]), torch.tensor([[-3.0]])),
                  (image_embed, prompt, torch.tensor([0.0]), torch.tensor([[10.0]]))):
         with torch.no_grad():
             reference = [t.numpy() for t in encoder(*args)]
         actual = session.run(None, {n: a.numpy() for n, a in zip(C.MEMORY_ENCODER_INPUTS, args)})
         rows += compare(C.MEMORY_ENCODER, dict(zip(C.MEMORY_ENCODER_OUTPUTS, reference)),
-                        dict(zip(C.MEMORY_ENCODER_OUTPUTS, actual)), TOLERANCE["fp32"])
+                        dict(zip(C.MEMORY_ENCODER_OUTPUTS, actual)), tolerance(C.MEMORY_ENCODER, precision))
     return rows
 
 
 # The pre/post-processing graphs against the numpy reference (nanosam2.transforms): the encoder
-# input within ~1e-4 (relative to its range of ~2.6), masks by cosine of the 0/1 planes (>= IoU).
-PIPELINE_TOLERANCE = 4e-5
+# input within ~1e-4 (relative to its range of ~2.6; the specs' tolerance), masks by cosine of the
+# 0/1 planes (>= IoU).
 MIN_MASK_COSINE = 0.999
 
 
@@ -138,7 +140,7 @@ def verify_pipeline_graphs(preprocess: Path, postprocess: Path, contract, seed: 
         pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         reference = T.preprocess_image(pixels, contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))
         (actual,) = pre.run([C.IMAGE], {C.PIXELS: pixels})
-        rows += compare(C.PREPROCESS, {C.IMAGE: reference}, {C.IMAGE: actual}, PIPELINE_TOLERANCE)
+        rows += compare(C.PREPROCESS, {C.IMAGE: reference}, {C.IMAGE: actual}, tolerance(C.PREPROCESS, "fp32"))
         low = (rng.standard_normal((3, tokens, contract.low_res_size, contract.low_res_size)) * 8).astype(np.float32)
         iou = rng.random((3, tokens)).astype(np.float32)
         for multimask, planes in ((False, [C.PLANE_SINGLE]), (True, list(C.PLANES_MULTI))):
@@ -150,7 +152,8 @@ def verify_pipeline_graphs(preprocess: Path, postprocess: Path, contract, seed: 
             rows += compare(C.POSTPROCESS, {C.MASKS: masks.astype(np.float32)}, {C.MASKS: got[C.MASKS].astype(np.float32)},
                             1.0, MIN_MASK_COSINE)
             rows += compare(C.POSTPROCESS, {C.SCORES: scores, C.LOW_RES_LOGITS: clamped},
-                            {C.SCORES: got[C.SCORES], C.LOW_RES_LOGITS: got[C.LOW_RES_LOGITS]}, PIPELINE_TOLERANCE)
+                            {C.SCORES: got[C.SCORES], C.LOW_RES_LOGITS: got[C.LOW_RES_LOGITS]},
+                            tolerance(C.POSTPROCESS, "fp32"))
     return rows
 
 

@@ -41,12 +41,6 @@ PREPROCESS = "preprocess"  # uint8 pixels -> encoder input (optional: the numpy 
 POSTPROCESS = "postprocess"  # decoder outputs -> masks at the image size (optional, likewise)
 MEMORY_ATTENTION = "memory_attention"  # current frame + one object's memory bank -> conditioned embedding
 MEMORY_ENCODER = "memory_encoder"  # frame features + mask logits -> the frame's spatial memory
-IMAGE_GRAPHS = (ENCODER, DECODER, PREPROCESS, POSTPROCESS)  # the image Predictor's runners, in its order
-VIDEO_GRAPHS = (MEMORY_ATTENTION, MEMORY_ENCODER)  # what VideoPredictor adds to the encoder and decoder
-GRAPHS = IMAGE_GRAPHS + VIDEO_GRAPHS
-# The precision policy: these stay FP32 in an FP16 export or engine (pre/post-processing: exact resampling and
-# thresholds; the memory encoder: a few convolutions on one map, where FP16 saves nothing worth its error).
-FP32_GRAPHS = (PREPROCESS, POSTPROCESS, MEMORY_ENCODER)
 
 # Image encoder graph
 IMAGE = "image"
@@ -83,7 +77,6 @@ MEMORY_ATTENTION_OUTPUTS = (CONDITIONED_IMAGE_EMBED,)
 MEMORY_ENCODER_INPUTS = (IMAGE_EMBED, MASK_LOGITS, BINARIZE_MASK, OBJECT_SCORE_LOGITS)
 IMAGE_FEATURES = "image_features"
 MEMORY_ENCODER_OUTPUTS = (MASKMEM_FEATURES, MASK_PROMPT, IMAGE_FEATURES)
-MAY_BE_EMPTY = (OBJECT_POINTERS, OBJECT_POINTER_OFFSETS, OBJECT_POINTER_PRESENT)  # axis 0 = 0: no pointer yet
 NO_OBJECT_SCORE = -1024.0  # SAM2's NO_OBJ_SCORE: the mask logits of a frame where the object is absent
 
 # Pre- and post-processing graphs
@@ -99,11 +92,117 @@ POSTPROCESS_OUTPUTS = (MASKS, SCORES, LOW_RES_LOGITS)
 PLANE_SINGLE = 0  # token 0, or the best multimask output when token 0 is unstable (SAM2's fallback)
 PLANES_MULTI = (1, 2, 3)  # the three multimask outputs
 PLANE_BEST = 4  # the multimask output with the highest predicted IoU (the COCO protocol)
+NUM_CANDIDATE_PLANES = PLANE_BEST + 1
 
-GRAPH_IO = {ENCODER: (ENCODER_INPUTS, ENCODER_OUTPUTS), DECODER: (DECODER_INPUTS, DECODER_OUTPUTS),
-            PREPROCESS: (PREPROCESS_INPUTS, PREPROCESS_OUTPUTS), POSTPROCESS: (POSTPROCESS_INPUTS, POSTPROCESS_OUTPUTS),
-            MEMORY_ATTENTION: (MEMORY_ATTENTION_INPUTS, MEMORY_ATTENTION_OUTPUTS),
-            MEMORY_ENCODER: (MEMORY_ENCODER_INPUTS, MEMORY_ENCODER_OUTPUTS)}
+
+# ---------------------------------------------------------------------------------------------------
+# The table of graphs: everything the exporter, the verifier, the engine planner, the runtime's
+# factory and CLI, and the benchmarks know about a graph. Adding a graph = one GraphSpec here + its
+# torch module and example inputs (named below by import path: this module stays torch-free).
+
+@dataclass(frozen=True)
+class Axis:
+    """A dynamic axis: its name in the graph, the sizes an export accepts, and the default engine
+    optimisation profile (min, opt, max; ``"S"`` / ``"S/4"`` are the model's image size and a quarter of it)."""
+
+    name: str
+    lo: int
+    hi: int
+    profile: tuple[int | str, int | str, int | str]
+
+    def profile_for(self, image_size: int) -> tuple[int, int, int]:
+        sizes = {"S": image_size, "S/4": image_size // 4}
+        return tuple(sizes[v] if isinstance(v, str) else v for v in self.profile)  # type: ignore[return-value]
+
+
+BATCH = Axis("batch", 1, EXPORT_MAX_BATCH, (1, 1, 1))  # engines: one image at a time, the interactive case
+PROMPTS = Axis("num_prompts", 1, EXPORT_MAX_PROMPTS, DEFAULT_PROFILE_PROMPTS)
+POINTS = Axis("num_points", 1, EXPORT_MAX_POINTS, DEFAULT_PROFILE_POINTS)
+HEIGHT = Axis("height", 2, EXPORT_MAX_PIXELS, DEFAULT_PROFILE_PIXELS)
+WIDTH = Axis("width", 2, EXPORT_MAX_PIXELS, DEFAULT_PROFILE_PIXELS)
+PLANES = Axis("num_planes", 1, NUM_CANDIDATE_PLANES, (1, 1, NUM_CANDIDATE_PLANES))
+MEMORIES = Axis("num_memories", 1, EXPORT_MAX_MEMORIES, DEFAULT_PROFILE_MEMORIES)
+POINTERS = Axis("num_pointers", 0, EXPORT_MAX_POINTERS, DEFAULT_PROFILE_POINTERS)  # 0: no pointer yet
+MASK_SIDE = Axis("mask_size", 4, EXPORT_MAX_PIXELS, ("S/4", "S/4", "S"))  # a prediction (S/4) or a mask prompt (S)
+
+# Verification (ONNX Runtime vs PyTorch): max abs error relative to max(1, max |reference|), by precision.
+NETWORK_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
+PIPELINE_TOLERANCE = {"fp32": 4e-5}  # pre/post-processing against the numpy reference (nanosam2.transforms)
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    name: str  # also the file stem: NAME.onnx, NAME.fp16.onnx, NAME.engine
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    axes: dict[str, dict[int, Axis]]  # input -> axis -> Axis; every other axis is fixed
+    module: str  # "package.module:function": model -> the torch module exported and run by the PyTorch backend
+    examples: str  # "package.module:function": (model, encoder outputs at batch 1, seed) -> example inputs
+    flag: str  # the command-line flag that names its file
+    tolerance: dict[str, float] = field(default_factory=lambda: dict(NETWORK_TOLERANCE))
+    fp32_only: bool = False  # the precision policy: stays FP32 in FP16 exports and engines
+    weights: bool = True  # computed from the model's weights (pre/post-processing: from its constants only)
+    predictor: bool = False  # one of the image Predictor's runners
+    tracker: bool = False  # one of VideoPredictor's runners
+
+    def precision(self, requested: str) -> str:
+        """The precision this graph is exported and built at when ``requested`` is asked for."""
+        return "fp32" if self.fp32_only else requested
+
+    def file_name(self, precision: str, suffix: str = ".onnx") -> str:
+        precision = self.precision(precision)
+        return f"{self.name}{'' if precision == 'fp32' else '.' + precision}{suffix}"
+
+
+_MODELING = "nanosam2.modeling.predictor_graphs:"
+_EXAMPLES = "export.examples:"
+GRAPH_SPECS: dict[str, GraphSpec] = {spec.name: spec for spec in (
+    GraphSpec(ENCODER, ENCODER_INPUTS, ENCODER_OUTPUTS, {IMAGE: {0: BATCH}}, _MODELING + "ImageEncoderGraph",
+              _EXAMPLES + "encoder_inputs", "--encoder", predictor=True, tracker=True),
+    GraphSpec(DECODER, DECODER_INPUTS, DECODER_OUTPUTS,
+              {POINT_COORDS: {0: PROMPTS, 1: POINTS}, POINT_LABELS: {0: PROMPTS, 1: POINTS}, MASK_INPUT: {0: PROMPTS},
+               HAS_MASK_INPUT: {0: PROMPTS}}, _MODELING + "MaskDecoderGraph", _EXAMPLES + "decoder_inputs",
+              "--decoder", predictor=True, tracker=True),
+    # pre/post-processing: exact resampling and thresholds, FP32 always
+    GraphSpec(PREPROCESS, PREPROCESS_INPUTS, PREPROCESS_OUTPUTS, {PIXELS: {0: HEIGHT, 1: WIDTH}},
+              _MODELING + "preprocess_module", _EXAMPLES + "preprocess_inputs", "--preprocess",
+              dict(PIPELINE_TOLERANCE), fp32_only=True, weights=False, predictor=True),
+    GraphSpec(POSTPROCESS, POSTPROCESS_INPUTS, POSTPROCESS_OUTPUTS,
+              {LOW_RES_MASKS: {0: PROMPTS}, IOU_PREDICTIONS: {0: PROMPTS}, PIXELS: {0: HEIGHT, 1: WIDTH},
+               MASK_PLANES: {0: PLANES}}, _MODELING + "postprocess_module", _EXAMPLES + "postprocess_inputs",
+              "--postprocess", dict(PIPELINE_TOLERANCE), fp32_only=True, weights=False, predictor=True),
+    GraphSpec(MEMORY_ATTENTION, MEMORY_ATTENTION_INPUTS, MEMORY_ATTENTION_OUTPUTS,
+              {MASKMEM_FEATURES: {0: MEMORIES}, MASKMEM_TPOS_INDEX: {0: MEMORIES}, OBJECT_POINTERS: {0: POINTERS},
+               OBJECT_POINTER_OFFSETS: {0: POINTERS}, OBJECT_POINTER_PRESENT: {0: POINTERS}},
+              "nanosam2.modeling.video_graphs:MemoryAttentionGraph", _EXAMPLES + "memory_attention_inputs",
+              "--memory-attention", tracker=True),
+    # a few convolutions on one map: FP16 saves nothing worth its error
+    GraphSpec(MEMORY_ENCODER, MEMORY_ENCODER_INPUTS, MEMORY_ENCODER_OUTPUTS, {MASK_LOGITS: {2: MASK_SIDE, 3: MASK_SIDE}},
+              "nanosam2.modeling.video_graphs:MemoryEncoderGraph", _EXAMPLES + "memory_encoder_inputs",
+              "--memory-encoder", {"fp32": NETWORK_TOLERANCE["fp32"]}, fp32_only=True, tracker=True),
+)}
+
+GRAPHS = tuple(GRAPH_SPECS)
+GRAPH_IO = {name: (spec.inputs, spec.outputs) for name, spec in GRAPH_SPECS.items()}
+IMAGE_GRAPHS = tuple(name for name, spec in GRAPH_SPECS.items() if spec.predictor)  # the image Predictor's, in order
+TRACKER_GRAPHS = tuple(name for name, spec in GRAPH_SPECS.items() if spec.tracker)  # VideoPredictor's, in order
+VIDEO_GRAPHS = tuple(name for name in TRACKER_GRAPHS if name not in IMAGE_GRAPHS)  # what tracking adds
+FP32_GRAPHS = tuple(name for name, spec in GRAPH_SPECS.items() if spec.fp32_only)
+MAY_BE_EMPTY = tuple(sorted({name for spec in GRAPH_SPECS.values() for name, axes in spec.axes.items()
+                             if axes.get(0) is not None and axes[0].lo == 0}))  # axis 0 = 0: e.g. no pointer yet
+
+
+def input_axis(name: str, axis: int) -> Axis | None:
+    """The dynamic axis ``axis`` of input ``name`` (an input has the same axes in every graph that takes it)."""
+    return next((spec.axes[name][axis] for spec in GRAPH_SPECS.values() if axis in spec.axes.get(name, {})), None)
+
+
+def resolve(path: str) -> Any:
+    """The object a spec names by ``"package.module:attribute"`` (imported on first use)."""
+    import importlib
+
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 INPUT_RANKS = {IMAGE: 4, IMAGE_EMBED: 4, HIGH_RES_FEATS_0: 4, HIGH_RES_FEATS_1: 4, POINT_COORDS: 3, POINT_LABELS: 2,
                MASK_INPUT: 4, HAS_MASK_INPUT: 1, PIXELS: 3, MASK_PLANES: 1, LOW_RES_MASKS: 4, IOU_PREDICTIONS: 2,

@@ -46,7 +46,7 @@ def _hiera_t_graphs(tmp_path_factory) -> dict:
     fidelity and tracker tests do, would double this module's time)."""
     import torch
 
-    from export.examples import video_examples
+    from export.examples import graph_inputs
     from export.exporter import export_graph, export_model
     from nanosam2.build import build_teacher
     from nanosam2.modeling.predictor_graphs import ImageEncoderGraph, build_graph_module, graph_contract
@@ -66,7 +66,7 @@ def _hiera_t_graphs(tmp_path_factory) -> dict:
         with torch.no_grad():
             embed = ImageEncoderGraph(model)(torch.zeros(1, 3, SIZE, SIZE))[0]
         for name in C.VIDEO_GRAPHS:
-            export_graph(name, build_graph_module(name, model).eval(), video_examples(name, model, embed),
+            export_graph(name, build_graph_module(name, model).eval(), graph_inputs(name, model, (embed,)),
                          folder / f"{name}.onnx", graph_contract(name, model, "hiera_t"), C.DEFAULT_OPSET, "fp32", True)
 
     folder = made_once(tmp_path_factory, "hiera_t-video-graphs", video_export)

@@ -118,7 +118,7 @@ def test_fp16_memory_attention_matches_fp32(student_onnx, tmp_path):
     import onnx
     import torch
 
-    from export.examples import video_examples
+    from export.examples import graph_inputs
     from export.onnx_passes import save_checked, to_fp16
     from nanosam2.metrics import cosine
     from trt_runtime.factory import open_runner
@@ -134,8 +134,8 @@ def test_fp16_memory_attention_matches_fp32(student_onnx, tmp_path):
     embed = torch.randn(1, 256, SIZE // 16, SIZE // 16)
     with open_runner(student_onnx[C.MEMORY_ATTENTION]) as fp32, open_runner(tmp_path / "memory_attention.fp16.onnx") as fp16:
         for memories, pointers in ((C.EXPORT_MAX_MEMORIES, C.EXPORT_MAX_POINTERS), (1, 0)):
-            feed = {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, video_examples(
-                C.MEMORY_ATTENTION, _model_stub(), embed, memories, pointers))}
+            feed = {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, graph_inputs(
+                C.MEMORY_ATTENTION, _model_stub(), (embed,), memories=memories, pointers=pointers))}
             want, got = (r.infer(feed)[C.CONDITIONED_IMAGE_EMBED] for r in (fp32, fp16))
             assert cosine(want, got) >= 0.9999
             assert np.abs(want - got).max() <= 0.01 * np.abs(want).max(), (memories, np.abs(want - got).max())
@@ -650,7 +650,7 @@ def test_fake_tensorrt_runs_the_memory_graphs(student_onnx, tmp_path, monkeypatc
 
     from engines import build_engine
     from engines.plan import BuildRequest, read_onnx_info, resolve_profile
-    from export.examples import video_examples
+    from export.examples import graph_inputs
     from nanosam2.utils import cuda_api
     from nanosam2.utils.cli import run_cli
     from tests.fake_tensorrt import FakeCudart, FakeTensorRT, make_builder_module
@@ -675,14 +675,14 @@ def test_fake_tensorrt_runs_the_memory_graphs(student_onnx, tmp_path, monkeypatc
     with open_runner(engine) as trt_runner, open_runner(student_onnx[C.MEMORY_ATTENTION]) as ort_runner:
         assert trt_runner.contract.graph == C.MEMORY_ATTENTION
         for memories, pointers in ((1, 0), (7, 16)):
-            feed = {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, video_examples(
-                C.MEMORY_ATTENTION, _model_stub(), embed, memories, pointers))}
+            feed = {n: a.numpy() for n, a in zip(C.MEMORY_ATTENTION_INPUTS, graph_inputs(
+                C.MEMORY_ATTENTION, _model_stub(), (embed,), memories=memories, pointers=pointers))}
             got, want = trt_runner.infer(feed), ort_runner.infer(feed)
             assert np.allclose(got[C.CONDITIONED_IMAGE_EMBED], want[C.CONDITIONED_IMAGE_EMBED], atol=1e-5)
 
 
 def _model_stub():
-    class Shapes:  # what video_examples reads of a model
+    class Shapes:  # what the memory-attention example maker reads of a model
         num_maskmem, mem_dim, hidden_dim, image_size = 7, 64, 256, SIZE
 
     return Shapes()

@@ -41,7 +41,7 @@ def oracle(shift: int = 0):
     def track(sequence, masks):
         index = int(sequence.name.split("-")[1])
         joined: set[int] = set()
-        for t, (number, path) in enumerate(sequence.frames):
+        for t, (number, _) in enumerate(sequence.frames):
             joined |= set(masks.get(number, {}))
             truth = vos_objects(SMALL, SMALL, t, index)
             yield number, {obj: np.where(np.roll(truth.get(obj, np.zeros((SMALL, SMALL), bool)), shift, 1), 10.0, -10.0)
@@ -164,6 +164,9 @@ def test_eval_vos_end_to_end_on_the_resnet18_export_matches_meta(video_set, tmp_
     assert "tracked 1 sequence(s), 4 frames" in capsys.readouterr().out  # resumed: shapes-0 was done
     record = json.loads((ours / "eval-vos.json").read_text())
     assert record["protocol"] == "later-objects" and sorted(record["sequences"]) == ["shapes-0", "shapes-1"]
+    assert sorted(p.relative_to(ours).with_suffix("").as_posix() for p in ours.rglob("*.png")) == \
+        sorted(p.relative_to(video_set / "JPEGImages").with_suffix("").as_posix()
+               for p in (video_set / "JPEGImages").rglob("*.jpg"))  # every frame of every sequence
     assert cli("vos-metric", str(video_set), str(ours)) == 0
     line = capsys.readouterr().out.splitlines()[0]
     print("resnet18 ONNX Runtime:", line)

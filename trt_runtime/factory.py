@@ -117,10 +117,6 @@ def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any) -> 
 
 
 GRAPH_SUFFIXES = (".engine", ".plan", ".trt", ".onnx")
-GRAPH_FLAGS = {C.ENCODER: "--encoder", C.DECODER: "--decoder", C.MEMORY_ATTENTION: "--memory-attention",
-               C.MEMORY_ENCODER: "--memory-encoder"}
-
-
 def find_graphs(model_dir: str | os.PathLike[str], graphs: tuple[str, ...]) -> dict[str, Path]:
     """The file of each of ``graphs`` in an export folder (``python -m export.onnx``) or a folder of
     engines built from one: ``<graph>.engine`` before ``<graph>.onnx``, then one other precision
@@ -136,7 +132,7 @@ def find_graphs(model_dir: str | os.PathLike[str], graphs: tuple[str, ...]) -> d
             continue
         others = sorted(p for p in folder.iterdir() if p.name.startswith(f"{graph}.") and p.suffix in GRAPH_SUFFIXES)
         if len(others) != 1:
-            flag = GRAPH_FLAGS[graph]
+            flag = C.GRAPH_SPECS[graph].flag
             if not others:
                 raise NanoSam2Error(f"{folder}: no file of the {graph} graph; export the model again with "
                                     f"`python -m export.onnx` (it writes every graph) or pass {flag}")
@@ -152,7 +148,7 @@ def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: Back
     backend its file implies (refusing graphs of different models)."""
     from nanosam2.inference.video import VideoPredictor
 
-    graphs = (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)
+    graphs = C.TRACKER_GRAPHS
     if options is not None and options.cuda_graph:  # the memory count changes the shapes every frame
         raise NanoSam2Error("--cuda-graph is not supported by the tracker yet (its graphs' shapes change from frame "
                             "to frame); leave it out")

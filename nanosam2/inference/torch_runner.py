@@ -60,7 +60,7 @@ class TorchRunner(Runner):
         backbone = spec["trunk"]["backbone"] if spec else (config or "sam2.1")
         if graph not in C.GRAPH_IO:
             raise NanoSam2Error(f"unknown graph {graph!r}; choose from {', '.join(C.GRAPHS)}")
-        network = graph in (C.ENCODER, C.DECODER, *C.VIDEO_GRAPHS)
+        network = C.GRAPH_SPECS[graph].weights
         # pre/post-processing graphs have no weights of their own: no hash of the model for them
         self.contract = graph_contract(graph, model, backbone, precision=dtype if network else "fp32",
                                        weights_sha256=None if network else "")

@@ -27,10 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nanosam2.contract import NUM_CANDIDATE_PLANES  # noqa: F401 - the planes ``mask_planes`` picks from (PLANE_*)
 from nanosam2.transforms import LOGIT_CLAMP, PIXEL_MEAN, PIXEL_STD, MaskSelection
-
-# The candidate planes ``mask_planes`` picks from (see nanosam2.contract.PLANE_*).
-NUM_CANDIDATE_PLANES = 5
 
 
 def antialias_bilinear_weights(in_len: torch.Tensor, out_size: int) -> torch.Tensor:

@@ -160,23 +160,27 @@ def graph_contract(graph_name: str, model: nn.Module, backbone: str, precision: 
     )
 
 
+def preprocess_module(model: nn.Module) -> nn.Module:
+    """uint8 pixels -> the encoder's input, with ``model``'s image size and normalisation."""
+    from nanosam2.modeling.pipeline_graphs import PreprocessGraph
+
+    contract = graph_contract("preprocess", model, "", weights_sha256="")
+    return PreprocessGraph(contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))
+
+
+def postprocess_module(model: nn.Module) -> nn.Module:
+    """The decoder's outputs -> masks at the image size, with ``model``'s mask selection."""
+    from nanosam2.modeling.pipeline_graphs import PostprocessGraph
+
+    contract = graph_contract("postprocess", model, "", weights_sha256="")
+    return PostprocessGraph(contract.mask_selection, contract.mask_threshold, contract.low_res_size)
+
+
 def build_graph_module(graph_name: str, model: nn.Module) -> nn.Module:
     """The torch module of one nanosam2 graph of ``model`` (what the exporter writes and the PyTorch
-    backend runs)."""
+    backend runs): the builder its entry of ``nanosam2.contract.GRAPH_SPECS`` names."""
     from nanosam2 import contract as C
-    from nanosam2.modeling.pipeline_graphs import PostprocessGraph, PreprocessGraph
 
-    if graph_name == C.ENCODER:
-        return ImageEncoderGraph(model)
-    if graph_name == C.DECODER:
-        return MaskDecoderGraph(model)
-    if graph_name in C.VIDEO_GRAPHS:
-        from nanosam2.modeling.video_graphs import MemoryAttentionGraph, MemoryEncoderGraph
-
-        return MemoryAttentionGraph(model) if graph_name == C.MEMORY_ATTENTION else MemoryEncoderGraph(model)
-    contract = graph_contract(graph_name, model, "", weights_sha256="")
-    if graph_name == C.PREPROCESS:
-        return PreprocessGraph(contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))
-    if graph_name == C.POSTPROCESS:
-        return PostprocessGraph(contract.mask_selection, contract.mask_threshold, contract.low_res_size)
-    raise ValueError(f"unknown graph {graph_name!r}")
+    if graph_name not in C.GRAPH_SPECS:
+        raise ValueError(f"unknown graph {graph_name!r}")
+    return C.resolve(C.GRAPH_SPECS[graph_name].module)(model)
