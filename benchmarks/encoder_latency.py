@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from nanosam2.build import TEACHERS, build_nanosam2, build_teacher, known_backbones
+    from nanosam2.build import build_model, known_backbones
     from nanosam2.utils.torch_device import resolve_device
 
     names = [n.strip() for n in args.backbones.split(",") if n.strip()]
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{torch.get_num_threads()} threads, eager fp32)")
     for name in names:
         torch.manual_seed(0)
-        model = build_teacher(name, None, device=str(device)) if name in TEACHERS else build_nanosam2(name, device=str(device))
+        model = build_model(name, device=str(device))
         encoder = model.image_encoder
         params = sum(p.numel() for p in encoder.parameters()) / 1e6
         with torch.inference_mode():

@@ -87,13 +87,11 @@ def load_model(backbone: str, checkpoint_dir: Path | None):
     """Student or teacher, from DIR when a checkpoint is there, else random weights (logged)."""
     import torch
 
-    from nanosam2.build import TEACHERS, build_nanosam2, build_teacher, student_config_name
+    from nanosam2.build import build_model
 
     torch.manual_seed(0)
     ckpt = find_checkpoint(backbone, checkpoint_dir)
-    if backbone in TEACHERS:
-        return build_teacher(backbone, ckpt, device="cpu"), ckpt is not None
-    return build_nanosam2(student_config_name(backbone), checkpoint=ckpt, device="cpu"), ckpt is not None
+    return build_model(backbone, ckpt, device="cpu"), ckpt is not None
 
 
 @functools.lru_cache(maxsize=1)

@@ -166,18 +166,16 @@ def _exported_by_us(path: Path) -> bool:
 def load_model(backbone: str, checkpoint: str | os.PathLike[str] | None = None, random_weights: bool = False) -> nn.Module:
     """A student (random weights without ``checkpoint``, said loudly) or a SAM2.1 teacher (needs
     Meta's checkpoint unless ``random_weights``), on the CPU."""
-    from nanosam2.build import TEACHERS, build_nanosam2, build_teacher, known_backbones, student_config_name
+    from nanosam2.build import TEACHERS, build_model, known_backbones
 
     if backbone not in known_backbones():
         raise NanoSam2Error(f"unknown backbone {backbone!r}; known: {', '.join(known_backbones())}")
-    if backbone in TEACHERS:
-        if checkpoint is None and not random_weights:
-            raise NanoSam2Error(f"teacher {backbone} needs --checkpoint (Meta's {TEACHERS[backbone][1]}), "
-                                "or --random-weights for a timing-only export")
-        return build_teacher(backbone, checkpoint, device="cpu")
-    if checkpoint is None:
+    if backbone in TEACHERS and checkpoint is None and not random_weights:
+        raise NanoSam2Error(f"teacher {backbone} needs --checkpoint (Meta's {TEACHERS[backbone][1]}), "
+                            "or --random-weights for a timing-only export")
+    if backbone not in TEACHERS and checkpoint is None:
         print(f"*** export: {backbone} with RANDOM WEIGHTS (no --checkpoint): graphs are valid, masks meaningless ***")
-    return build_nanosam2(student_config_name(backbone), checkpoint=checkpoint, device="cpu")
+    return build_model(backbone, checkpoint, device="cpu")
 
 
 def export_backbone(backbone: str, output_dir: str | os.PathLike[str] | None = None,

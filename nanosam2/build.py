@@ -224,19 +224,40 @@ def build_teacher(
     return _finish(model, device, mode)
 
 
-def build_video_predictor(backbone: str, checkpoint: str | os.PathLike[str] | None = None, device: str | None = None,
-                          image_size: int | None = None, apply_postprocessing: bool = True) -> nn.Module:
+def is_teacher(name: str | None) -> bool:
+    """``hiera_t``, ``sam2.1_hiera_s``, a SAM2.1 config path: one of Meta's models (else a student)."""
+    if name is None:
+        return False
+    try:
+        teacher_config_path(name)
+    except NanoSam2Error:
+        return False
+    return True
+
+
+def build_model(name: str | None = None, checkpoint: str | os.PathLike[str] | None = None, device: str | None = None,
+                *, video: bool = False, image_size: int | None = None, apply_postprocessing: bool = True,
+                mode: str = "eval") -> nn.Module:
+    """The one "teacher or student?" dispatch: Meta's SAM2.1 ``name`` (``hiera_s`` ...) with Meta's
+    checkpoint, or a nanosam2 student (a backbone, a student config, or None for a checkpoint that
+    records its config, ours or the seed's). Without a checkpoint the weights are random (said)."""
+    if is_teacher(name):
+        return build_teacher(name, checkpoint, device, apply_postprocessing, mode, video, image_size)  # type: ignore[arg-type]
+    return build_nanosam2(name, checkpoint, device, apply_postprocessing=apply_postprocessing, mode=mode,
+                          video=video, image_size=image_size)
+
+
+def build_video_predictor(backbone: str | None, checkpoint: str | os.PathLike[str] | None = None,
+                          device: str | None = None, image_size: int | None = None,
+                          apply_postprocessing: bool = True) -> nn.Module:
     """Meta's ``SAM2VideoPredictor`` over a nanosam2 student (``resnet18`` ...; its checkpoint) or a
     SAM2.1 teacher (``hiera_t`` ...; Meta's checkpoint): ``build_sam2_video_predictor`` for students.
 
         predictor = build_video_predictor("resnet18", "student.pth")
         state = predictor.init_state("video_frames/")
     """
-    if backbone in TEACHERS:
-        return build_teacher(backbone, checkpoint, device, apply_postprocessing, video=True, image_size=image_size)
-    config = None if checkpoint is not None and backbone is None else backbone
-    return build_nanosam2(config, checkpoint, device, apply_postprocessing=apply_postprocessing, video=True,
-                          image_size=image_size)
+    return build_model(backbone, checkpoint, device, video=True, image_size=image_size,
+                       apply_postprocessing=apply_postprocessing)
 
 
 def save_student(path: str | os.PathLike[str], model: nn.Module, **extra: Any) -> Path:

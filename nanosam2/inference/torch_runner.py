@@ -25,15 +25,9 @@ DTYPES = ("fp32", "fp16", "bf16")
 @functools.lru_cache(maxsize=4)
 def _load_model(path: str, config: str | None, device: str):
     """Encoder and decoder runners of one checkpoint share one model."""
-    from nanosam2.build import build_nanosam2, build_teacher, teacher_config_path
+    from nanosam2.build import build_model
 
-    if config is not None:
-        try:
-            teacher_config_path(config)
-        except NanoSam2Error:  # not a teacher: a student config
-            return build_nanosam2(config, checkpoint=path, device=device)
-        return build_teacher(config, path, device=device)
-    return build_nanosam2(checkpoint=path, device=device)
+    return build_model(config, path, device)
 
 
 class TorchRunner(Runner):

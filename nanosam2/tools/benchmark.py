@@ -25,16 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from nanosam2.utils.timing import time_call
-    from nanosam2.build import build_nanosam2, build_teacher
-    from nanosam2.errors import NanoSam2Error
-
+    from nanosam2.build import build_model
     from nanosam2.utils.torch_device import resolve_device
 
     device = resolve_device(args.device).type
-    try:
-        model = build_teacher(args.config, None, device=device)
-    except NanoSam2Error:
-        model = build_nanosam2(args.config, device=device)
+    model = build_model(args.config, device=device)
     encoder = model.image_encoder.eval()
     runs = args.runs or (100 if device == "cuda" else 50)
     sync = torch.cuda.synchronize if device == "cuda" else None
