@@ -233,8 +233,8 @@ def part_predict(plan: Plan, rows: Rows) -> None:
     import numpy as np
 
     from benchmarks.run_all import sample_image
-    from trt_runtime.predictor import Predictor
-    from trt_runtime.runners.torch_runner import TorchRunner
+    from nanosam2.inference.predictor import Predictor
+    from nanosam2.inference.torch_runner import TorchRunner
 
     image = sample_image()
     box = np.array([[120.0, 60.0, 400.0, 420.0]], np.float32)
@@ -259,7 +259,7 @@ def part_tracking(plan: Plan, rows: Rows) -> None:
     from benchmarks.run_all import Settings
     from benchmarks.tracking import meta_tracking_cases, tracking_cases
     from nanosam2.inference.video import VideoPredictor
-    from trt_runtime.runners.torch_runner import TorchRunner
+    from nanosam2.inference.torch_runner import TorchRunner
 
     if not plan.track_backbones:
         raise Skip("no tracking in the dry run (a CPU frame takes seconds)")
@@ -279,8 +279,8 @@ def part_tracking(plan: Plan, rows: Rows) -> None:
 
 def part_everything(plan: Plan, rows: Rows) -> None:
     from benchmarks.run_all import Settings, meta_everything_cases, measure_everything
-    from trt_runtime.predictor import Predictor
-    from trt_runtime.runners.torch_runner import TorchRunner
+    from nanosam2.inference.predictor import Predictor
+    from nanosam2.inference.torch_runner import TorchRunner
 
     if plan.dry_run:
         raise Skip("no segment everything in the dry run (3072 prompts take minutes on a CPU)")
@@ -305,7 +305,7 @@ def part_tensorrt_rtx(plan: Plan, rows: Rows) -> None:
     from engines.plan import BuildRequest
     from nanosam2.metrics import mask_iou
     from nanosam2.utils.tensorrt_flavour import RTX, import_tensorrt
-    from trt_runtime.factory import BackendOptions, load_predictor
+    from nanosam2.inference.factory import BackendOptions, load_predictor
 
     try:
         rtx = import_tensorrt(RTX)

@@ -116,7 +116,7 @@ def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, 
     """Encoder, decoder (1 and 16 prompts) and full-pipeline timings of one runner pair; with
     ``pre_post`` (preprocess and postprocess runners of the same backend) the pipeline once more
     through those graphs, as ``PRECISION+graphs`` (on a GPU: pixels in, masks out)."""
-    from trt_runtime.predictor import Predictor
+    from nanosam2.inference.predictor import Predictor
 
     image = sample_image()
     tensor = T.preprocess_image(image)
@@ -210,7 +210,7 @@ def skip(report: Report, backbone: str, backend: str, precision: str, reason: st
 def torch_cases(report: Report, backbone: str, model, settings: Settings, compile_too: bool) -> None:
     import torch
 
-    from trt_runtime.runners.torch_runner import TorchRunner
+    from nanosam2.inference.torch_runner import TorchRunner
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -232,7 +232,7 @@ def onnxruntime_cases(report: Report, backbone: str, graphs: dict[str, Path], in
                       settings: Settings) -> None:
     import onnxruntime as ort
 
-    from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
+    from nanosam2.inference.onnxruntime_runner import OnnxRuntimeRunner
 
     providers = ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
     for provider in providers:
@@ -262,7 +262,7 @@ def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_
         return
     from engines.build_engine import build_engine
     from engines.plan import BuildRequest
-    from trt_runtime.runners.tensorrt_runner import TensorRTRunner
+    from nanosam2.inference.tensorrt_runner import TensorRTRunner
 
     work = settings.work_dir / backbone
     engines: dict[str, tuple[Path, Path]] = {}
@@ -288,14 +288,14 @@ def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str
     """Our tracker on each chosen backend (TensorRT: FP32 and FP16 engines of the four graphs), and
     with ``tradeoff`` the memory-length trade-off on ONNX Runtime."""
     from benchmarks.tracking import memory_tradeoff, tracking_cases
-    from trt_runtime.factory import load_video_predictor
+    from nanosam2.inference.factory import load_video_predictor
 
     openers: dict[tuple[str, str], Callable[[], object]] = {}
     if chosen & {"torch-eager", "torch-compile"}:
         import torch
 
         from nanosam2.inference.video import VideoPredictor
-        from trt_runtime.runners.torch_runner import TorchRunner
+        from nanosam2.inference.torch_runner import TorchRunner
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         openers[("torch-eager", "fp32")] = lambda: VideoPredictor(

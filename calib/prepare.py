@@ -65,7 +65,7 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
     for path in outputs:
         check_replaceable_file(path, "calib.prepare", lambda _: ours)
     if encoder:
-        from export.onnx_passes import read_metadata
+        from nanosam2.utils.onnx_passes import read_metadata
 
         read_metadata(encoder).expect(C.ENCODER, encoder)
     files = find_images(images, chunks)

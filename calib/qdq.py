@@ -154,7 +154,7 @@ def quantize(onnx_path: str | Path, feeds: list[dict[str, np.ndarray]], out: str
     from onnxruntime.quantization import CalibrationDataReader
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from export.onnx_passes import read_metadata, save_checked, set_metadata
+    from nanosam2.utils.onnx_passes import read_metadata, save_checked, set_metadata
 
     contract = read_metadata(onnx_path)
     if contract.precision != "fp32":
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from export.onnx_passes import read_metadata
+    from nanosam2.utils.onnx_passes import read_metadata
 
     contract = read_metadata(args.onnx)
     decoder = args.decoder or str(Path(args.onnx).with_name("mask_decoder.onnx"))

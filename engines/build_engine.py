@@ -155,7 +155,7 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
         if plan.convert_to_fp16:
             import onnx as onnx_lib
 
-            from export.onnx_passes import save_checked, to_fp16
+            from nanosam2.utils.onnx_passes import save_checked, to_fp16
 
             onnx_path = Path(work) / f"{info.path.stem}.fp16.onnx"
             save_checked(to_fp16(onnx_lib.load(str(info.path))), onnx_path)

@@ -97,7 +97,7 @@ def compute_capability_names(values: tuple[str, ...]) -> list[str]:
 
 
 def read_onnx_info(path: str | Path) -> OnnxInfo:
-    from export.onnx_passes import load_onnx
+    from nanosam2.utils.onnx_passes import load_onnx
 
     file = Path(path)
     model = load_onnx(file)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from export.examples import graph_inputs
-from export.onnx_passes import (name_dynamic_axes, read_metadata, save_checked, set_metadata, simplify,
+from nanosam2.utils.onnx_passes import (name_dynamic_axes, read_metadata, save_checked, set_metadata, simplify,
                                 tensorrt_type_violations, to_fp16)
 from export.verify import OutputError, check_rows, verify_export
 from nanosam2 import contract as C

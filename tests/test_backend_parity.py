@@ -8,9 +8,9 @@ import pytest
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from nanosam2 import contract as C
-from trt_runtime.predictor import Predictor
-from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
-from trt_runtime.runners.torch_runner import TorchRunner
+from nanosam2.inference.predictor import Predictor
+from nanosam2.inference.onnxruntime_runner import OnnxRuntimeRunner
+from nanosam2.inference.torch_runner import TorchRunner
 from nanosam2.metrics import mask_iou
 
 from .conftest import make_test_image

@@ -113,7 +113,7 @@ def test_qdq_decoder_with_entropy(calibration, runtime_onnx, tmp_path):
 
 
 def test_qdq_refuses_non_fp32_graphs(runtime_onnx, tmp_path):
-    from export.onnx_passes import read_metadata, save_checked, set_metadata
+    from nanosam2.utils.onnx_passes import read_metadata, save_checked, set_metadata
 
     contract = read_metadata(runtime_onnx[C.DECODER])
     contract.precision = "fp16"

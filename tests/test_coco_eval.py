@@ -92,7 +92,7 @@ def test_ground_truth_predictor_scores_one_everywhere(coco, tmp_path):
 
 
 def test_loop_runs_through_the_onnx_predictor_and_resumes(coco, runtime_onnx, tmp_path):
-    from trt_runtime.factory import load_predictor
+    from nanosam2.inference.factory import load_predictor
 
     images, ann_file = coco
     out = tmp_path / "results.json"

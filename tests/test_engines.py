@@ -139,7 +139,7 @@ def test_cli_errors_before_any_build(runtime_onnx, tmp_path, extra, message):
 def fake_trt(request, monkeypatch):
     from engines import build_engine
     from nanosam2.utils import cuda_api
-    from trt_runtime.runners import tensorrt_runner
+    from nanosam2.inference import engine_stream, tensorrt_runner
 
     cudart = FakeCudart()
     trt = FakeTensorRT(cudart, request.param)
@@ -147,6 +147,7 @@ def fake_trt(request, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setattr(cuda_api, "open_cuda", lambda prefer=None: cuda_api.CudaRuntime(cudart))
     monkeypatch.setattr(tensorrt_runner, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
+    monkeypatch.setattr(engine_stream, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
     assert build_engine  # imported for the monkeypatch above to apply to its lazy import
     return trt
 
@@ -195,13 +196,14 @@ def test_implicit_int8_calibration_writes_and_reuses_cache(runtime_onnx, tmp_pat
 def fake_rtx(monkeypatch):
     """A fake TensorRT-RTX (module ``tensorrt_rtx``) whose "GPU" is an SM89 (Ada) card."""
     from nanosam2.utils import cuda_api
-    from trt_runtime.runners import tensorrt_runner
+    from nanosam2.inference import engine_stream, tensorrt_runner
 
     cudart = FakeCudart()
     trt = FakeTensorRT(cudart, "1.7.1.116", flavour="rtx", gpu_compute_capability="SM89")
     make_builder_module(trt)
     monkeypatch.setitem(sys.modules, "tensorrt_rtx", trt)
     monkeypatch.setattr(tensorrt_runner, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
+    monkeypatch.setattr(engine_stream, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
     return trt
 
 

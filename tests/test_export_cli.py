@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from export import onnx as export_cli
-from export.onnx_passes import read_metadata
+from nanosam2.utils.onnx_passes import read_metadata
 from nanosam2 import contract as C
 
 

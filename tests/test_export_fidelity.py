@@ -9,8 +9,8 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from export.exporter import export_model
 from nanosam2 import contract as C
-from trt_runtime.predictor import Predictor
-from trt_runtime.factory import open_runner
+from nanosam2.inference.predictor import Predictor
+from nanosam2.inference.factory import open_runner
 from nanosam2.metrics import mask_iou
 
 from .conftest import export_once, make_test_image, with_trained_logit_scale

@@ -15,8 +15,8 @@ from nanosam2.inference.predictor import Predictor
 from nanosam2.inference.torch_runner import TorchRunner
 from nanosam2.metrics import mask_iou
 from nanosam2.utils.cuda_api import CudaRuntime
-from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
-from trt_runtime.runners.tensorrt_runner import EngineStream, TensorRTRunner
+from nanosam2.inference.onnxruntime_runner import OnnxRuntimeRunner
+from nanosam2.inference.tensorrt_runner import EngineStream, TensorRTRunner
 
 from .conftest import make_test_image
 from .fake_tensorrt import FakeCudart, FakeTensorRT, write_engine
@@ -100,7 +100,7 @@ def test_a_one_pixel_image_is_refused(runtime_onnx):
 
 
 def test_graphs_of_another_export_are_refused(runtime_onnx, tmp_path):
-    from export.onnx_passes import read_metadata, save_checked, set_metadata, load_onnx
+    from nanosam2.utils.onnx_passes import read_metadata, save_checked, set_metadata, load_onnx
 
     contract = read_metadata(runtime_onnx[C.POSTPROCESS])
     contract.weights_sha256 = "0" * 64

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from export.onnx_passes import read_metadata
+from nanosam2.utils.onnx_passes import read_metadata
 from nanosam2.build import build_nanosam2, save_student
 from nanosam2.distill.train_log import read_log
 from nanosam2.qat.__main__ import main as qat_main

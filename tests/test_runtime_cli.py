@@ -107,7 +107,7 @@ def test_unknown_file_type(tmp_path):
 def test_predict_with_tensorrt_engines(runtime_onnx, tmp_path, monkeypatch, capsys):
     """The engine path of the CLI, with the fake TensorRT standing in for the real one."""
     from nanosam2.utils import cuda_api
-    from trt_runtime.runners import tensorrt_runner
+    from nanosam2.inference import engine_stream, tensorrt_runner
 
     from .fake_tensorrt import FakeCudart, FakeTensorRT
     from .test_tensorrt_runner import engines
@@ -115,6 +115,7 @@ def test_predict_with_tensorrt_engines(runtime_onnx, tmp_path, monkeypatch, caps
     cudart = FakeCudart()
     monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT(cudart, "11.4.1"))
     monkeypatch.setattr(tensorrt_runner, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
+    monkeypatch.setattr(engine_stream, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
     paths = engines(tmp_path, runtime_onnx)
     args = ["predict", "--encoder", str(paths[C.ENCODER]), "--decoder", str(paths[C.DECODER]), "--image", SAMPLE,
             "--box", "120,60,400,420", "--output", str(tmp_path / "out"), "--cuda-graph", "--runs", "2"]

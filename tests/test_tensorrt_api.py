@@ -27,7 +27,8 @@ from .trt_stubs import _loosen
 
 ROOT = Path(__file__).resolve().parents[1]
 # the modules that call TensorRT, and the names they bind the module to
-TRT_MODULES = ["engines/builder.py", "engines/build_engine.py", "trt_runtime/runners/tensorrt_runner.py",
+TRT_MODULES = ["engines/builder.py", "engines/build_engine.py", "nanosam2/inference/tensorrt_runner.py",
+               "nanosam2/inference/engine_stream.py",
                "calib/int8_calibrator.py", "nanosam2/utils/tensorrt_flavour.py"]
 TRT_ROOTS = {"trt", "self.trt"}
 

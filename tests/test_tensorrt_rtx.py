@@ -89,7 +89,7 @@ def exports(rtx, tmp_path_factory):
 def qdq_graphs(exports, tmp_path_factory):
     """Q/DQ INT8 encoder and decoder of resnet18 (calib.qdq, TensorRT form, calibrated on random data)."""
     from calib.qdq import quantize
-    from trt_runtime.factory import open_runner
+    from nanosam2.inference.factory import open_runner
 
     graphs = exports["resnet18"]
     gen = np.random.default_rng(0)
@@ -206,7 +206,7 @@ def test_parser_rejection_is_one_line_naming_the_node(rtx, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from export.onnx_passes import tensorrt_type_violations
+    from nanosam2.utils.onnx_passes import tensorrt_type_violations
 
     graph = helper.make_graph(
         [helper.make_node("Gather", ["pixels", "index"], ["row"], name="row_of_pixels", axis=0),
@@ -228,7 +228,7 @@ def test_real_rtx_runner_refuses_what_it_cannot_run(exports, rtx, tmp_path):
     """The runner's checks before any GPU work, with the real TensorRT-RTX runtime: a malformed engine
     is one line from its validity check; an engine of another flavour is refused by its record."""
     from nanosam2.utils.cuda_api import CudaRuntime
-    from trt_runtime.runners.tensorrt_runner import TensorRTRunner
+    from nanosam2.inference.tensorrt_runner import TensorRTRunner
 
     from .fake_tensorrt import FakeCudart
 

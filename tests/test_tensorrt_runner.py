@@ -12,9 +12,9 @@ from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
 from nanosam2.transforms import build_prompts
 from nanosam2.utils.cuda_api import CudaRuntime
-from trt_runtime.predictor import Predictor
-from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
-from trt_runtime.runners.tensorrt_runner import TensorRTRunner
+from nanosam2.inference.predictor import Predictor
+from nanosam2.inference.onnxruntime_runner import OnnxRuntimeRunner
+from nanosam2.inference.tensorrt_runner import TensorRTRunner
 
 from .conftest import make_test_image
 from .fake_tensorrt import FakeCudart, FakeTensorRT, write_engine

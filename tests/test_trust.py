@@ -84,7 +84,7 @@ def test_interrupted_export_keeps_the_earlier_export(runtime_onnx, tmp_path, mon
 
 # -- results belong to their inputs --------------------------------------------------------------
 def test_graphs_of_one_export_carry_one_weights_hash(runtime_onnx, runtime_model):
-    from export.onnx_passes import read_metadata
+    from nanosam2.utils.onnx_passes import read_metadata
     from nanosam2.checkpoint import state_digest
 
     encoder, decoder = (read_metadata(runtime_onnx[g]) for g in (C.ENCODER, C.DECODER))
@@ -118,7 +118,7 @@ def test_newer_contract_is_refused_with_the_fix():
 
 def test_coco_results_are_resumed_only_by_the_model_that_wrote_them(runtime_onnx, tmp_path):
     from nanosam2.evaluation.coco_eval import RUN_KEY, evaluate_coco
-    from trt_runtime.factory import load_predictor
+    from nanosam2.inference.factory import load_predictor
 
     from .coco_synthetic import make_coco
 
@@ -174,7 +174,7 @@ def test_predict_publishes_together_and_drops_its_own_stale_masks(runtime_onnx, 
 # -- runner interface -------------------------------------------------------------------------------
 def test_infer_validates_the_feed_once_for_every_backend(runtime_onnx):
     from nanosam2 import transforms as T
-    from trt_runtime.runners.onnxruntime_runner import OnnxRuntimeRunner
+    from nanosam2.inference.onnxruntime_runner import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(runtime_onnx[C.DECODER]) as runner:
         features = {C.IMAGE_EMBED: np.zeros((1, 256, 64, 64), np.float32),
@@ -204,9 +204,9 @@ def test_runner_layer_has_no_cycle():
     interface = ast.parse((root / "nanosam2/inference/runner.py").read_text())
     imported = {n.module for n in ast.walk(interface) if isinstance(n, ast.ImportFrom)}
     assert not any(m and m.startswith("trt_runtime") for m in imported)
-    assert not (root / "trt_runtime/runners/base.py").exists()
+    assert not (root / "trt_runtime/runners").exists()  # one runtime package: nanosam2.inference
     for runner in ("onnxruntime_runner", "tensorrt_runner"):
-        tree = ast.parse((root / f"trt_runtime/runners/{runner}.py").read_text())
+        tree = ast.parse((root / f"nanosam2/inference/{runner}.py").read_text())
         modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "nanosam2.inference.runner" in modules and not any(m and "factory" in m for m in modules)
 

@@ -12,7 +12,8 @@ import pytest
 from .trt_stubs import prepare_trt_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
-TRT_CODE = ["trt_runtime/runners/tensorrt_runner.py", "nanosam2/utils/cuda_api.py", "engines", "calib"]
+TRT_CODE = ["nanosam2/inference/tensorrt_runner.py", "nanosam2/inference/engine_stream.py", "nanosam2/utils/cuda_api.py",
+            "engines", "calib"]
 
 
 @pytest.fixture(scope="module")

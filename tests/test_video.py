@@ -54,7 +54,7 @@ def frames_dir(tmp_path_factory) -> Path:
 
 
 def onnx_tracker(paths, **kwargs):
-    from trt_runtime.factory import load_video_predictor
+    from nanosam2.inference.factory import load_video_predictor
 
     return load_video_predictor({g: paths[g] for g in GRAPHS}, **kwargs)
 
@@ -119,9 +119,9 @@ def test_fp16_memory_attention_matches_fp32(student_onnx, tmp_path):
     import torch
 
     from export.examples import graph_inputs
-    from export.onnx_passes import save_checked, to_fp16
+    from nanosam2.utils.onnx_passes import save_checked, to_fp16
     from nanosam2.metrics import cosine
-    from trt_runtime.factory import open_runner
+    from nanosam2.inference.factory import open_runner
 
     model = to_fp16(onnx.load(str(student_onnx[C.MEMORY_ATTENTION])))
     producers = {out: node for node in model.graph.node for out in node.output}
@@ -459,7 +459,7 @@ def test_predict_cli_prompts_follow_the_models_image_size(student_onnx, frames_d
     from PIL import Image
 
     from trt_runtime import cli
-    from trt_runtime.factory import BackendOptions, load_predictor
+    from nanosam2.inference.factory import BackendOptions, load_predictor
 
     image = sorted(frames_dir.iterdir())[0]
     out = tmp_path / "out"
@@ -654,8 +654,8 @@ def test_fake_tensorrt_runs_the_memory_graphs(student_onnx, tmp_path, monkeypatc
     from nanosam2.utils import cuda_api
     from nanosam2.utils.cli import run_cli
     from tests.fake_tensorrt import FakeCudart, FakeTensorRT, make_builder_module
-    from trt_runtime.factory import open_runner
-    from trt_runtime.runners import tensorrt_runner
+    from nanosam2.inference.factory import open_runner
+    from nanosam2.inference import engine_stream, tensorrt_runner
 
     profile = resolve_profile(read_onnx_info(student_onnx[C.MEMORY_ATTENTION]), BuildRequest())
     assert profile[C.MASKMEM_FEATURES][0][0] == 1 and profile[C.MASKMEM_FEATURES][2][0] == 16
@@ -669,6 +669,7 @@ def test_fake_tensorrt_runs_the_memory_graphs(student_onnx, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setattr(cuda_api, "open_cuda", lambda prefer=None: cuda_api.CudaRuntime(cudart))
     monkeypatch.setattr(tensorrt_runner, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
+    monkeypatch.setattr(engine_stream, "open_cuda", lambda: cuda_api.CudaRuntime(cudart))
     engine = tmp_path / "memory_attention.engine"
     assert run_cli(build_engine.main, [f"--onnx={student_onnx[C.MEMORY_ATTENTION]}", f"--saveEngine={engine}"]) == 0
     embed = torch.randn(1, 256, SIZE // 16, SIZE // 16)

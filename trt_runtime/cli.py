@@ -39,7 +39,7 @@ logger = logging.getLogger("trt_runtime")
 def build_parser() -> argparse.ArgumentParser:
     from nanosam2.evaluation.coco_metrics import SIZES
     from nanosam2.inference.automatic import MAX_PROMPTS
-    from trt_runtime.factory import add_backend_arguments
+    from nanosam2.inference.factory import add_backend_arguments
 
     parser = ArgumentParser(prog="python -m trt_runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_video_model_arguments(parser: argparse.ArgumentParser) -> None:
-    from trt_runtime.factory import add_backend_arguments
+    from nanosam2.inference.factory import add_backend_arguments
 
     parser.add_argument("--model-dir", help="an export folder (python -m export.onnx), a folder of engines built from "
                                             "it, or a .pt/.pth checkpoint (PyTorch); --encoder/--decoder/"
@@ -175,7 +175,7 @@ def video_graph_paths(args: argparse.Namespace) -> dict[str, str | Path]:
     """The four graphs of a tracker: --model-dir (an export or engine folder, or one checkpoint for all
     four), each overridden by its own flag."""
     from nanosam2 import contract as C
-    from trt_runtime.factory import find_graphs
+    from nanosam2.inference.factory import find_graphs
 
     if args.preprocess or args.postprocess:
         raise NanoSam2Error(f"{args.command} does not use --preprocess/--postprocess graphs (its frames are prepared "
@@ -199,7 +199,7 @@ PREDICT_RECORD = "predict.json"
 
 def run_predict(args: argparse.Namespace) -> int:
     from nanosam2.viz import overlay
-    from trt_runtime.factory import load_predictor, options_from_args
+    from nanosam2.inference.factory import load_predictor, options_from_args
 
     image = read_rgb(args.image)
     height, width = image.shape[:2]
@@ -247,7 +247,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.coco_eval import evaluate_coco
     from nanosam2.evaluation.coco_metrics import summarize
-    from trt_runtime.factory import load_predictor, options_from_args
+    from nanosam2.inference.factory import load_predictor, options_from_args
 
     if not Path(args.coco_root).is_dir():
         raise NanoSam2Error(f"no such COCO image folder: {args.coco_root}")
@@ -273,7 +273,7 @@ def run_everything(args: argparse.Namespace) -> int:
     from nanosam2.inference.automatic import AutomaticMaskGenerator, check_crops, check_parameters
     from nanosam2.masks import rle_to_coco, rle_to_mask
     from nanosam2.viz import masks_overlay
-    from trt_runtime.factory import load_predictor, options_from_args
+    from nanosam2.inference.factory import load_predictor, options_from_args
 
     params = {"points_per_side": args.points_per_side, "points_per_batch": args.points_per_batch,
               "pred_iou_thresh": args.pred_iou_thresh, "stability_score_thresh": args.stability_score_thresh,
@@ -325,7 +325,7 @@ def timing_line(label: str, ms: dict[str, float], total: str = "total") -> str:
 
 
 def run_track(args: argparse.Namespace) -> int:
-    from trt_runtime.factory import load_video_predictor, options_from_args
+    from nanosam2.inference.factory import load_video_predictor, options_from_args
     from trt_runtime.tracking import load_prompts, parse_prompts, track_outputs, track_video
 
     if args.prompts and (args.point or args.box):
@@ -373,7 +373,7 @@ def run_track(args: argparse.Namespace) -> int:
 
 def run_eval_vos(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.vos_eval import evaluate_vos, plan_vos, video_predictor_tracker
-    from trt_runtime.factory import load_video_predictor, options_from_args
+    from nanosam2.inference.factory import load_video_predictor, options_from_args
 
     if args.dataset and (args.images or args.annotations):
         raise NanoSam2Error("give --dataset, or --images and --annotations, not both")

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nanosam2.inference.automatic import AutomaticMaskGenerator
     from nanosam2.inference.predictor import Predictor
     from nanosam2.inference.video import VideoPredictor
-    from trt_runtime.runners.torch_runner import TorchRunner
+    from nanosam2.inference.torch_runner import TorchRunner
 
     runners = {g: TorchRunner(graph=g, model=model, device=device)
                for g in (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)}

@@ -15,7 +15,7 @@ Both follow TensorRT's rule for UINT8 (docs.nvidia.com/deeplearning/tensorrt/lat
 infer/FoundationalTypes/DataType.html): a uint8 tensor is only a network input or output, converted by a
 Cast from or to float32/float16 and used by nothing else. So the pixels are cast to float before any
 other op reads them (even for their shape), and the masks are selected as float 0/1 and cast to uint8
-last (``export.onnx_passes.tensorrt_type_violations`` checks every exported graph for this).
+last (``nanosam2.utils.onnx_passes.tensorrt_type_violations`` checks every exported graph for this).
 
 Both are the numpy reference of ``nanosam2.transforms`` written in torch (the PyTorch backend
 runs them as they are; the exporter writes them to ONNX for ONNX Runtime and TensorRT), and the
