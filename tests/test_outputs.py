@@ -190,7 +190,7 @@ def jpegs(folder: Path, names: list[str]) -> Path:
 
 
 def test_a_jpeg_folder_is_numbered_by_its_names_gaps_kept(tmp_path):
-    from nanosam2.inference.video import Frames
+    from nanosam2.inference.frames import Frames
 
     frames = Frames(jpegs(tmp_path / "f", ["0.jpg", "1.jpg", "2.jpg", "7.jpg", "8.jpg"]))
     assert frames.numbers == [0, 1, 2, 7, 8] and frames.position(7) == 3 and int(frames[3][0, 0, 0]) == 60
@@ -204,7 +204,7 @@ def test_a_jpeg_folder_is_numbered_by_its_names_gaps_kept(tmp_path):
                                             (["0.jpg", "1.5.jpg"], "1.5.jpg"), (["0.jpg", "+2.jpg"], r"\+2.jpg"),
                                             (["0.jpg", "frame.jpg"], "frame.jpg")])
 def test_frame_names_that_could_misnumber_are_refused(tmp_path, names, message):
-    from nanosam2.inference.video import Frames
+    from nanosam2.inference.frames import Frames
 
     with pytest.raises(NanoSam2Error, match=message):
         Frames(jpegs(tmp_path / "f", names))

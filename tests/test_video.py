@@ -205,7 +205,7 @@ def test_memory_graphs_match_meta_modules(student):
 def test_bfloat16_rounding_matches_torch():
     import torch
 
-    from nanosam2.inference.video import from_bfloat16_bits, to_bfloat16_bits
+    from nanosam2.inference.memory_bank import from_bfloat16_bits, to_bfloat16_bits
 
     values = torch.randn(10000) * 100
     values[:3] = torch.tensor([1.00390625, 1.01171875, -2.0])  # exact ties: round to even
@@ -486,7 +486,7 @@ def test_video_file_frames_by_index(tmp_path, codec, suffix, options):
     sequential decode gives: keyframe seeks, B-frame reordering, open GOPs, and a raw H.264 stream
     without timestamps (numbered by decoding order); the cache stays within its bytes."""
     from nanosam2.samples import write_video_file
-    from nanosam2.inference.video import VideoFile, read_video
+    from nanosam2.inference.frames import VideoFile, read_video
 
     path = write_video_file(tmp_path / f"clip.{suffix}", make_frames(30, 48, 64), codec, gop=7, b_frames=3,
                             options=options)
@@ -504,7 +504,7 @@ def test_video_file_frames_by_index(tmp_path, codec, suffix, options):
 
 
 def test_video_file_bad_inputs(tmp_path):
-    from nanosam2.inference.video import Frames, VideoFile
+    from nanosam2.inference.frames import Frames, VideoFile
 
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 100)
@@ -518,7 +518,7 @@ def test_tracker_reads_a_video_file_as_its_decoded_frames(student_onnx, tmp_path
     """A video file tracks exactly as the list of its decoded frames (offline, with a prompt on a
     later frame so that tracking also runs backwards through the file)."""
     from nanosam2.samples import write_video_file
-    from nanosam2.inference.video import read_video
+    from nanosam2.inference.frames import read_video
 
     path = write_video_file(tmp_path / "clip.mp4", make_frames(FRAMES, SIZE // 2, SIZE // 2))
     results = []

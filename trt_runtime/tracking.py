@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from nanosam2.errors import NanoSam2Error
-from nanosam2.inference.video import Frames, TrackingState, VideoPredictor, apply_prompt, read_video
+from nanosam2.inference.frames import Frames, read_video
+from nanosam2.inference.video import TrackingState, VideoPredictor, apply_prompt
 from nanosam2.prompts import Prompts
 from nanosam2.utils.outputs import OutputFolder
 

@@ -120,7 +120,7 @@ def _annotated_numbers(folder: Path, frames: dict[int, Path], sequence: str) -> 
 
 
 def open_sequence(images: Path, annotations: Path, name: str) -> VosSequence:
-    from nanosam2.inference.video import jpeg_frames
+    from nanosam2.inference.frames import jpeg_frames
 
     frame_dir, ann_dir = images / name, annotations / name
     if not frame_dir.is_dir():

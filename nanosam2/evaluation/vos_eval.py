@@ -109,7 +109,7 @@ def combine(logits: dict[int, np.ndarray], prompts: Prompts, protocol: str) -> d
 
 def video_predictor_tracker(predictor: Any) -> Tracker:
     """The tracker of a torch-free ``VideoPredictor`` (any backend): one pass, objects join when prompted."""
-    from nanosam2.inference.video import Frames
+    from nanosam2.inference.frames import Frames
 
     def track(sequence: VosSequence, masks: dict[int, dict[int, np.ndarray]]) -> Iterator[FrameLogits]:
         frames = Frames(sequence.frames[0][1].parent)

@@ -3,13 +3,9 @@
 Graphs: the image encoder (once per frame), the memory attention (per object on tracked frames),
 the mask decoder and the memory encoder, each on any backend (TensorRT, ONNX Runtime, PyTorch).
 Pre- and post-processing are ``nanosam2.transforms`` (the image path's), so a frame is resized
-and normalised exactly as an image is.
-
-The memory bank follows ``SAM2Base._prepare_memory_conditioned_features``: every conditioning
-frame (t_pos 0), the ``num_maskmem - 1`` frames before the current one (after it, in reverse),
-and up to ``max_obj_ptrs_in_encoder`` object pointers, conditioning frames' pointers first (only
-those in the past), then the nearest tracked frames'. Spatial memories are kept rounded to
-bfloat16 (stored as 16-bit words: half the memory), as Meta keeps them.
+and normalised exactly as an image is. As ``sam2`` splits it: the frames are ``frames.py``, the
+memory bank's rules ``memory_bank.py``, one object's step ``track_step.py`` (on the device path: a
+frame's features stay where the encoder wrote them), the API and streaming here.
 
 Two ways to use it:
 - Meta's API on a whole video: ``init_state`` (a JPEG folder or a video file, both read lazily, or a list
@@ -23,12 +19,9 @@ Two ways to use it:
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -36,287 +29,13 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.frames import Frames
+from nanosam2.inference.memory_bank import FrameOutput, MemoryBank, ObjectState
+from nanosam2.inference.pipeline import Pipeline
 from nanosam2.inference.runner import Runner
+from nanosam2.inference.track_step import TrackStep
 
-MASK_PROMPT_SCALE, MASK_PROMPT_BIAS = 20.0, -10.0  # SAM2Base._use_mask_as_output
-JPEG_SUFFIXES = (".jpg", ".jpeg", ".JPG", ".JPEG")
-PAD = float(T.LABEL_PAD)  # the decoder's padding-point label
 STAGES = ("encoder", "memory_attention", "decoder", "memory_encoder")
-
-
-def to_bfloat16_bits(values: np.ndarray) -> np.ndarray:
-    """float32 -> the upper 16 bits rounded to nearest even (torch's ``.to(torch.bfloat16)``)."""
-    bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
-    rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
-    return (rounded >> np.uint32(16)).astype(np.uint16)
-
-
-def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
-    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
-
-
-@dataclass
-class FrameOutput:
-    """What one object keeps of one frame (SAM2's ``compact_current_out``)."""
-
-    low_res: np.ndarray | None  # [1, 1, L, L] mask logits (NO_OBJECT_SCORE where absent)
-    pointer: np.ndarray  # [256] object pointer before the no-object blend
-    present: float  # 1.0 where the pointer counts as the object's (else the no-object pointer is used)
-    object_score: float
-    maskmem: np.ndarray | None = None  # [1, 64, h, w] bfloat16 bits, once encoded
-
-
-@dataclass
-class ObjectState:
-    cond: dict[int, FrameOutput] = field(default_factory=dict)
-    non_cond: dict[int, FrameOutput] = field(default_factory=dict)
-    temp_cond: dict[int, FrameOutput] = field(default_factory=dict)
-    temp_non_cond: dict[int, FrameOutput] = field(default_factory=dict)
-    points: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # scaled coords, labels
-    masks: dict[int, np.ndarray] = field(default_factory=dict)
-    tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
-
-
-class Frames:
-    """Random access to a video's frames (RGB uint8), decoded when asked for: a folder of
-    ``<index>.jpg`` frames, a video file (``VideoFile``: never decoded in full) or a list of arrays.
-
-    Frames are read by position (0 .. len-1); ``numbers`` are the frames' own numbers: the integers a
-    JPEG folder's names carry (gaps stay gaps: 00000, 00004, ... keep their numbers), the position
-    for a video file or a list. Prompts and output names use the numbers (:meth:`position`)."""
-
-    def __init__(self, source: Any) -> None:
-        self.files: list[Path] = []
-        self.arrays: list[np.ndarray] = []
-        self.video: VideoFile | None = None
-        self.numbers: list[int] = []
-        self._recent: OrderedDict[int, np.ndarray] = OrderedDict()  # the last decoded JPEG frames
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if path.is_dir():
-                numbered = jpeg_frames(path)
-                self.numbers, self.files = [n for n, _ in numbered], [f for _, f in numbered]
-            elif path.is_file():
-                self.video = VideoFile(path)
-            else:
-                raise NanoSam2Error(f"no such video or frame folder: {path}")
-        else:
-            self.arrays = [np.asarray(frame) for frame in source]
-            if not self.arrays:
-                raise NanoSam2Error("the video has no frames")
-        if not self.numbers:
-            self.numbers = list(range(len(self)))
-        self._positions = {number: index for index, number in enumerate(self.numbers)}
-        first = self[0]
-        self.height, self.width = int(first.shape[0]), int(first.shape[1])
-
-    def __len__(self) -> int:
-        return len(self.video) if self.video is not None else len(self.files) or len(self.arrays)
-
-    def position(self, number: int) -> int:
-        """The position of the frame numbered ``number``; a number the video lacks is an error."""
-        if number not in self._positions:
-            if self.files and 0 <= number <= self.numbers[-1]:
-                raise NanoSam2Error(f"frame {number} is not in the frame folder (its frames are numbered "
-                                    f"{_number_ranges(self.numbers)})")
-            raise NanoSam2Error(f"frame {number} is past the end of the video (frames "
-                                f"{_number_ranges(self.numbers)})")
-        return self._positions[number]
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        if self.video is not None:
-            return self.video[index]
-        if self.files:
-            if index not in self._recent:  # the overlay asks for the frame the tracker just read: decoded once
-                from nanosam2.images import read_rgb
-
-                self._recent[index] = read_rgb(self.files[index])
-                while len(self._recent) > 2:
-                    self._recent.popitem(last=False)
-            return self._recent[index]
-        frame = self.arrays[index]
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise NanoSam2Error(f"frame {index}: expected RGB uint8 [H, W, 3], got {frame.dtype} {tuple(frame.shape)}")
-        return frame
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return (self[index] for index in range(len(self)))
-
-    def close(self) -> None:
-        if self.video is not None:
-            self.video.close()
-
-
-def _number_ranges(numbers: list[int]) -> str:
-    """``0-2, 7-8`` for [0, 1, 2, 7, 8]."""
-    spans: list[list[int]] = []
-    for n in numbers:
-        if spans and n == spans[-1][1] + 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans[:4])
-    return text + (", ..." if len(spans) > 4 else "")
-
-
-FRAME_NAME = re.compile(r"[0-9]+")
-
-
-def jpeg_frames(folder: Path) -> list[tuple[int, Path]]:
-    """Meta's layout: ``<frame number>.jpg`` files, as (number, path) sorted by number. Names that are
-    not a non-negative integer, and two files of one number (``1.jpg`` and ``01.jpg``), are refused:
-    a frame must never take another's place."""
-    names = [p for p in folder.iterdir() if p.suffix in JPEG_SUFFIXES]
-    if not names:
-        raise NanoSam2Error(f"{folder}: no JPEG frames (<index>.jpg) in the folder")
-    bad = sorted(p.name for p in names if not FRAME_NAME.fullmatch(p.stem))
-    if bad:
-        raise NanoSam2Error(f"{folder}: frame file {bad[0]} is not named by its frame number (00000.jpg, ...)")
-    numbered: dict[int, Path] = {}
-    for path in sorted(names):
-        number = int(path.stem)
-        if number in numbered:
-            raise NanoSam2Error(f"{folder}: {numbered[number].name} and {path.name} are both frame {number}")
-        numbered[number] = path
-    return sorted(numbered.items())
-
-
-def _open_video(path: str | os.PathLike[str], **options: Any) -> Any:
-    from nanosam2.utils.lazy_import import require
-
-    av = require("av", "reading video files")
-    try:
-        container = av.open(str(path), **options)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise NanoSam2Error(f"{path}: cannot open the video ({exc})") from None
-    if not container.streams.video:
-        container.close()
-        raise NanoSam2Error(f"{path}: no video stream")
-    return container
-
-
-def read_video(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-    """RGB uint8 frames of a video file or a camera (``/dev/videoN``), decoded by PyAV one at a time."""
-    options: dict[str, Any] = {"format": "v4l2"} if str(path).startswith("/dev/video") else {}
-    with _open_video(path, **options) as container:
-        import av
-
-        try:
-            for frame in container.decode(video=0):
-                yield frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as exc:
-            raise NanoSam2Error(f"{path}: the video cannot be decoded ({exc})") from None
-
-
-class VideoFile:
-    """A video file's frames by index (RGB uint8), decoded when asked for, never all at once.
-
-    Opening reads the packets' timestamps (demuxing, no decoding): the frame count and each
-    frame's presentation time. Reading frames in order decodes each once; a jump back, or far
-    ahead, seeks to the keyframe before the frame and decodes forward from it. The frames decoded
-    last are cached up to ``cache_bytes``, so reverse propagation decodes a keyframe's group again
-    once per cache-full of frames, not once per frame. Streams whose packets lack timestamps are
-    numbered by decoding order, and a jump back decodes again from the start.
-    """
-
-    SEEK_AHEAD = 32  # decode forward rather than seek when the wanted frame is this close ahead
-
-    def __init__(self, path: str | os.PathLike[str], cache_bytes: int = 256 << 20) -> None:
-        self.path, self.cache_bytes = Path(path), int(cache_bytes)
-        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cached_bytes = 0
-        self._container = _open_video(self.path)
-        import av  # after _open_video, which names the extra where PyAV is missing
-
-        self._frames: Iterator[tuple[int, Any]] | None = None
-        self._next = self._floor = 0  # the index the running decode yields next; frames before floor are dropped
-        try:
-            sizes_and_pts = [(p.size, p.pts) for p in self._container.demux(self._container.streams.video[0])]
-        except av.error.FFmpegError as exc:
-            self.close()
-            raise NanoSam2Error(f"{self.path}: the video cannot be read ({exc})") from None
-        pts = [t for size, t in sizes_and_pts if size]
-        self.timed = bool(pts) and None not in pts and len(set(pts)) == len(pts)
-        self.pts = sorted(pts) if self.timed else []  # type: ignore[type-var]
-        self.index = {t: i for i, t in enumerate(self.pts)}
-        self.length = len(self.pts)
-        if not self.timed:  # numbered by decoding order: count them once
-            self._rewind()
-            self.length = sum(1 for _ in self._decode())
-        if not self.length:
-            self.close()
-            raise NanoSam2Error(f"{self.path}: the video has no frames")
-        self._rewind()
-
-    def __len__(self) -> int:
-        return self.length
-
-    def close(self) -> None:
-        self._frames = None
-        self._container.close()
-
-    def _rewind(self) -> None:
-        self._container.close()
-        self._container = _open_video(self.path)
-        self._frames, self._next, self._floor = self._decode(), 0, 0
-
-    def _decode(self) -> Iterator[tuple[int, Any]]:
-        """(frame index, PyAV frame) in presentation order from where the container stands."""
-        import av
-
-        stream = self._container.streams.video[0]
-        count = 0
-        try:
-            for frame in self._container.decode(stream):
-                if self.timed:
-                    number = self.index.get(frame.pts)
-                    if number is None:
-                        raise NanoSam2Error(f"{self.path}: a decoded frame has a timestamp ({frame.pts}) that no "
-                                            "packet has; extract its frames as JPEGs and pass the folder")
-                else:
-                    number, count = count, count + 1
-                yield number, frame
-        except av.error.FFmpegError as exc:
-            raise NanoSam2Error(f"{self.path}: the video cannot be decoded ({exc})") from None
-
-    def _seek(self, index: int) -> None:
-        """Decode from the keyframe at or before ``index`` (from the start where seeking lands after it)."""
-        if self.timed and index > 0:
-            self._container.seek(self.pts[index], stream=self._container.streams.video[0], backward=True)
-            frames = self._decode()  # the seek flushed the decoder
-            key = next((item for item in frames if item[1].key_frame), None)
-            if key is not None and key[0] <= index:
-                # Frames shown before the keyframe but decoded after it (open-GOP leading pictures)
-                # reference frames before the seek point: they are skipped, never cached.
-                self._frames, self._next, self._floor = frames, key[0] + 1, key[0]
-                self._keep(key[0], key[1])
-                return
-        self._rewind()
-
-    def _keep(self, index: int, frame: Any) -> None:
-        array = frame.to_ndarray(format="rgb24")
-        self.cache[index] = array
-        self._cached_bytes += array.nbytes
-        while len(self.cache) > 1 and self._cached_bytes > self.cache_bytes:
-            self._cached_bytes -= self.cache.popitem(last=False)[1].nbytes
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        if not 0 <= index < self.length:
-            raise IndexError(f"frame {index} of a {self.length}-frame video")
-        if index in self.cache:
-            self.cache.move_to_end(index)
-            return self.cache[index]
-        if self._frames is None or not self._next <= index <= self._next + self.SEEK_AHEAD:
-            self._seek(index)
-        while index not in self.cache:
-            assert self._frames is not None
-            number, frame = next(self._frames, (None, None))
-            if number is None or number > index:
-                raise NanoSam2Error(f"{self.path}: frame {index} cannot be decoded")
-            if number >= self._floor:
-                self._next = number + 1
-                self._keep(number, frame)
-        return self.cache[index]
 
 
 @dataclass
@@ -335,55 +54,53 @@ class TrackingState:
         return list(self.objects)
 
 
-class VideoPredictor:
+class VideoPredictor(Pipeline):
     """Track objects through a video with SAM2.1's memory over any four runners."""
 
     def __init__(self, encoder: Runner, decoder: Runner, memory_attention: Runner, memory_encoder: Runner,
                  fill_hole_area: int = 0, max_memory_frames: int | None = None) -> None:
+        super().__init__({C.ENCODER: encoder, C.DECODER: decoder, C.MEMORY_ATTENTION: memory_attention,
+                          C.MEMORY_ENCODER: memory_encoder})
         self.encoder, self.decoder = encoder, decoder
         self.memory_attention, self.memory_encoder = memory_attention, memory_encoder
-        for runner, graph in ((decoder, C.DECODER), (memory_attention, C.MEMORY_ATTENTION),
-                              (memory_encoder, C.MEMORY_ENCODER)):
-            C.check_pair(encoder.contract, runner.contract, str(encoder.path), str(runner.path), graph)
         if C.OBJECT_POINTERS not in decoder.output_names:
             raise NanoSam2Error(f"{decoder.path} has no object_pointers output (exported before nanosam2 tracked "
                                 "videos): export the model again")
         contract = memory_attention.contract
         self.image_size = encoder.contract.image_size
         self.low_res_size = encoder.contract.low_res_size
-        self.selection = decoder.contract.mask_selection
         self.num_maskmem = contract.num_maskmem
         self.max_object_pointers = contract.max_object_pointers
-        self.hidden_dim = 256  # SAM2's transformer width (the pointers' size)
         if max_memory_frames is not None and not 0 <= max_memory_frames <= self.num_maskmem - 1:
             raise NanoSam2Error(f"max_memory_frames must be 0..{self.num_maskmem - 1}, got {max_memory_frames}")
-        self.recent_frames = self.num_maskmem - 1 if max_memory_frames is None else max_memory_frames
+        recent = self.num_maskmem - 1 if max_memory_frames is None else max_memory_frames
+        self.bank = MemoryBank(self.num_maskmem, recent, self.max_object_pointers)
+        self.step = TrackStep(self.run, decoder, memory_attention, memory_encoder, fill_hole_area)
         self.fill_hole_area = int(fill_hole_area)
-        self.timings: dict[str, float] = {stage: 0.0 for stage in STAGES}  # ms, accumulated
-        self.calls: dict[str, int] = {stage: 0 for stage in STAGES}
+        self.stage_ms = {stage: 0.0 for stage in STAGES}
+        self.stage_calls = {stage: 0 for stage in STAGES}
         self.stream_state: TrackingState | None = None
 
     @property
-    def runners(self) -> dict[str, Runner]:
-        return {C.ENCODER: self.encoder, C.DECODER: self.decoder, C.MEMORY_ATTENTION: self.memory_attention,
-                C.MEMORY_ENCODER: self.memory_encoder}
+    def recent_frames(self) -> int:
+        """Recent frames in the bank besides the prompted ones (``max_memory_frames``)."""
+        return self.bank.recent_frames
 
-    def identity(self) -> dict[str, Any]:
-        return {name: runner.identity() for name, runner in self.runners.items()}
+    @recent_frames.setter
+    def recent_frames(self, value: int) -> None:
+        self.bank.recent_frames = value
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """ms per stage, accumulated over the predictor's life."""
+        return self.stage_ms
+
+    @property
+    def calls(self) -> dict[str, int]:
+        return self.stage_calls
 
     def __enter__(self) -> "VideoPredictor":
         return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for runner in self.runners.values():
-            runner.close()
-
-    def _run(self, stage: str, runner: Runner, feed: dict[str, Any]) -> dict[str, Any]:
-        start = time.perf_counter()
-        out = runner.infer(feed)
-        self.timings[stage] += 1000 * (time.perf_counter() - start)
-        self.calls[stage] += 1
-        return out
 
     # ---------------------------------------------------------------- state
     def init_state(self, video: Any) -> TrackingState:
@@ -417,6 +134,7 @@ class VideoPredictor:
             raise NanoSam2Error(f"frame {frame_idx} is outside the video (frames 0..{state.num_frames - 1})")
 
     def _features(self, state: TrackingState, frame_idx: int, frame: np.ndarray | None = None) -> dict[str, Any]:
+        """The frame's encoder outputs, left where the encoder wrote them (the last frame's are cached)."""
         if state.cached is not None and state.cached[0] == frame_idx:
             return state.cached[1]
         if frame is None:
@@ -428,51 +146,10 @@ class VideoPredictor:
         contract = self.encoder.contract
         start = time.perf_counter()
         tensor = T.preprocess_image(frame, contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))
-        features = self.encoder.infer({C.IMAGE: tensor})
-        self.timings["encoder"] += 1000 * (time.perf_counter() - start)
-        self.calls["encoder"] += 1
+        self.stage_ms["encoder"] += 1000 * (time.perf_counter() - start)  # preprocessing counts with the encoder
+        features = self.run("encoder", self.encoder, {C.IMAGE: tensor}, host=False)
         state.cached = (frame_idx, {name: features[name] for name in C.ENCODER_OUTPUTS})
         return state.cached[1]
-
-    # ---------------------------------------------------------------- one frame, one object
-    def _memory_feed(self, state: TrackingState, obj: ObjectState, frame_idx: int, reverse: bool) -> dict[str, Any]:
-        """The bank SAM2 attends to on ``frame_idx`` (``_prepare_memory_conditioned_features``)."""
-        entries: list[tuple[int, FrameOutput]] = [(0, out) for _, out in sorted(obj.cond.items())]
-        for t_pos in range(self.num_maskmem - self.recent_frames, self.num_maskmem):
-            t_rel = self.num_maskmem - t_pos
-            out = obj.non_cond.get(frame_idx + t_rel if reverse else frame_idx - t_rel)
-            if out is not None and out.maskmem is not None:
-                entries.append((t_pos, out))
-        num_ptrs = min(state.num_frames or self.max_object_pointers, self.max_object_pointers)
-        sign = -1 if reverse else 1
-        pointers = [((frame_idx - t) * sign, out) for t, out in sorted(obj.cond.items())
-                    if (t >= frame_idx if reverse else t <= frame_idx)]
-        for t_diff in range(1, num_ptrs):
-            t = frame_idx + t_diff if reverse else frame_idx - t_diff
-            if t < 0 or (state.num_frames is not None and t >= state.num_frames):
-                break
-            out = obj.non_cond.get(t)
-            if out is not None:
-                pointers.append((t_diff, out))
-        denominator = np.float32(max(num_ptrs - 1, 1))
-        return {
-            C.MASKMEM_FEATURES: from_bfloat16_bits(np.concatenate([out.maskmem for _, out in entries])),  # type: ignore[misc]
-            C.MASKMEM_TPOS_INDEX: np.array([self.num_maskmem - t_pos - 1 for t_pos, _ in entries], np.int64),
-            C.OBJECT_POINTERS: np.array([out.pointer for _, out in pointers], np.float32).reshape(
-                len(pointers), self.hidden_dim),
-            C.OBJECT_POINTER_OFFSETS: np.array([np.float32(p) / denominator for p, _ in pointers], np.float32),
-            C.OBJECT_POINTER_PRESENT: np.array([out.present for _, out in pointers], np.float32),
-        }
-
-    def _decode(self, image_embed: Any, features: dict[str, Any], coords: np.ndarray, labels: np.ndarray,
-                mask_input: np.ndarray | None) -> dict[str, np.ndarray]:
-        low = self.low_res_size
-        feed = {C.IMAGE_EMBED: image_embed, C.HIGH_RES_FEATS_0: features[C.HIGH_RES_FEATS_0],
-                C.HIGH_RES_FEATS_1: features[C.HIGH_RES_FEATS_1],
-                C.POINT_COORDS: coords[None].astype(np.float32), C.POINT_LABELS: labels[None].astype(np.float32),
-                C.MASK_INPUT: mask_input if mask_input is not None else np.zeros((1, 1, low, low), np.float32),
-                C.HAS_MASK_INPUT: np.array([0.0 if mask_input is None else 1.0], np.float32)}
-        return self._run("decoder", self.decoder, feed)
 
     def _track(self, state: TrackingState, obj: ObjectState, frame_idx: int, is_init_cond: bool,
                points: tuple[np.ndarray, np.ndarray] | None, mask: np.ndarray | None, reverse: bool,
@@ -480,62 +157,8 @@ class VideoPredictor:
                frame: np.ndarray | None = None) -> FrameOutput:
         """``SAM2Base.track_step`` for one object on one frame."""
         features = self._features(state, frame_idx, frame)
-        embed = features[C.IMAGE_EMBED]
-        if mask is not None:  # _use_mask_as_output: the mask is the answer; the decoder gives the pointer
-            high = mask.astype(np.float32) * MASK_PROMPT_SCALE + MASK_PROMPT_BIAS
-            low_res = T._resample(high[None], (self.low_res_size, self.low_res_size), antialias=True)[None]
-            present = float(np.any(mask > 0))
-            score = MASK_PROMPT_SCALE * present + MASK_PROMPT_BIAS
-            encoded = self._run("memory_encoder", self.memory_encoder, {
-                C.IMAGE_EMBED: embed, C.MASK_LOGITS: high[None, None], C.BINARIZE_MASK: np.zeros(1, np.float32),
-                C.OBJECT_SCORE_LOGITS: np.array([[score]], np.float32)})
-            pad = np.array([PAD, PAD], np.float32)
-            out = self._decode(encoded[C.IMAGE_FEATURES], features, np.zeros((2, 2), np.float32), pad,
-                               encoded[C.MASK_PROMPT])
-            decoder_present = float(out[C.OBJECT_SCORE_LOGITS][0, 0] > 0)
-            result = FrameOutput(low_res.astype(np.float32), out[C.OBJECT_POINTERS][0, 0].copy(),
-                                 decoder_present * present, score)
-        else:
-            if is_init_cond:
-                conditioned = embed
-            else:
-                feed = {C.IMAGE_EMBED: embed, **self._memory_feed(state, obj, frame_idx, reverse)}
-                conditioned = self._run("memory_attention", self.memory_attention, feed)[C.CONDITIONED_IMAGE_EMBED]
-            if points is None:  # SAM2 prompts the decoder with one padding point (and appends another)
-                coords, labels = np.zeros((1, 2), np.float32), np.array([PAD], np.float32)
-            else:
-                coords, labels = points
-            num_points = 0 if points is None else len(points[1])
-            multimask = num_points <= 1  # multimask_output_in_sam, for tracking too, 0..1 points
-            mask_input = None if prev_low_res is None else np.clip(prev_low_res, -T.LOGIT_CLAMP, T.LOGIT_CLAMP)
-            out = self._decode(conditioned, features, np.concatenate([coords, np.zeros((1, 2), np.float32)]),
-                               np.concatenate([labels, np.array([PAD], np.float32)]), mask_input)
-            score = float(out[C.OBJECT_SCORE_LOGITS][0, 0])
-            present = float(score > 0)
-            masks = out[C.LOW_RES_MASKS] if present else np.full_like(out[C.LOW_RES_MASKS], C.NO_OBJECT_SCORE)
-            ious = out[C.IOU_PREDICTIONS]
-            lo, hi = self.selection.multimask_slice
-            if multimask:
-                token = lo + int(np.argmax(ious[0, lo:hi]))
-                chosen = masks[:, token : token + 1]
-            else:
-                token = 0
-                chosen, _ = T.select_masks(masks, ious, False, self.selection)
-            result = FrameOutput(np.ascontiguousarray(chosen, np.float32), out[C.OBJECT_POINTERS][0, token].copy(),
-                                 present, score)
-            if run_memory_encoder:
-                result.maskmem = self._encode_memory(embed, result.low_res, result.object_score, points is not None)
-        if self.fill_hole_area > 0:
-            from nanosam2.masks import fill_holes_and_sprinkles
-
-            result.low_res = fill_holes_and_sprinkles(result.low_res, self.fill_hole_area, 0, hole_logit=0.1)
-        return result
-
-    def _encode_memory(self, embed: Any, low_res: np.ndarray, object_score: float, binarize: bool) -> np.ndarray:
-        out = self._run("memory_encoder", self.memory_encoder, {
-            C.IMAGE_EMBED: embed, C.MASK_LOGITS: low_res, C.BINARIZE_MASK: np.array([float(binarize)], np.float32),
-            C.OBJECT_SCORE_LOGITS: np.array([[object_score]], np.float32)})
-        return to_bfloat16_bits(out[C.MASKMEM_FEATURES])
+        bank = None if is_init_cond else (lambda: self.bank.feed(obj, frame_idx, reverse, state.num_frames))
+        return self.step(features, bank, points, mask, run_memory_encoder, prev_low_res)
 
     # ---------------------------------------------------------------- prompts
     def add_new_points_or_box(self, state: TrackingState, frame_idx: int, obj_id: Any,
@@ -627,7 +250,7 @@ class VideoPredictor:
                 for frame_idx, out in temp.items():
                     if out.maskmem is None:
                         embed = self._features(state, frame_idx)[C.IMAGE_EMBED]
-                        out.maskmem = self._encode_memory(embed, out.low_res, out.object_score, True)  # type: ignore[arg-type]
+                        out.maskmem = self.step.encode_memory(embed, out.low_res, out.object_score, True)  # type: ignore[arg-type]
                     bank[frame_idx] = out
                 temp.clear()
             if not obj.cond:
@@ -701,34 +324,12 @@ class VideoPredictor:
 
     def _forget(self, state: TrackingState, frame_idx: int) -> None:
         """Drop what no later forward step can read (streaming)."""
-        keep_pointer = frame_idx - (self.max_object_pointers - 1)
-        keep_memory = frame_idx - self.recent_frames
-        for obj in state.objects.values():
-            for t in [t for t in obj.non_cond if t <= keep_pointer]:
-                del obj.non_cond[t]
-            for t, out in obj.non_cond.items():
-                if t <= keep_memory:
-                    out.maskmem = None
-                if t < frame_idx:
-                    out.low_res = None
-            for t, out in obj.cond.items():
-                if t < frame_idx:
-                    out.low_res = None
-            for t in [t for t in obj.tracked if t < frame_idx]:
-                del obj.tracked[t]
-            obj.points.clear()
-            obj.masks.clear()
+        self.bank.forget(list(state.objects.values()), frame_idx)
         state.cached = None
 
     def memory_size(self, state: TrackingState) -> dict[str, int]:
         """What the bank holds now: spatial memories, pointers and low-res masks, and their bytes."""
-        outs = [out for obj in state.objects.values() for bank in (obj.cond, obj.non_cond) for out in bank.values()]
-        memories = sum(out.maskmem is not None for out in outs)
-        masks = sum(out.low_res is not None for out in outs)
-        nbytes = sum((out.maskmem.nbytes if out.maskmem is not None else 0) + out.pointer.nbytes
-                     + (out.low_res.nbytes if out.low_res is not None else 0) for out in outs)
-        return {"memories": memories, "pointers": len(outs), "masks": masks, "bytes": nbytes}
-
+        return self.bank.size(list(state.objects.values()))
 
 
 def apply_prompt(predictor: VideoPredictor, state: TrackingState, frame_idx: int, prompt: dict[str, Any],
