@@ -687,3 +687,53 @@ def _model_stub():
         num_maskmem, mem_dim, hidden_dim, image_size = 7, 64, 256, SIZE
 
     return Shapes()
+
+
+def tracker_bus_bytes(student_onnx, tmp_path, monkeypatch) -> tuple[dict[str, int], dict[str, int]]:
+    """Engines of the tracker's four graphs on the fake CUDA layer, one object clicked on frame 0 and
+    tracked: the host<->device bytes of the last tracked frame (a full pointer list is not needed:
+    the bank's size is in the formula), and that frame's bank sizes."""
+    from engines import build_engine
+    from nanosam2.inference import engine_stream, tensorrt_runner
+    from nanosam2.inference.factory import load_video_predictor
+    from nanosam2.utils import cuda_api
+    from tests.fake_tensorrt import FakeCudart, FakeTensorRT, make_builder_module
+
+    cudart = FakeCudart()
+    trt = FakeTensorRT(cudart, "10.3.0")
+    make_builder_module(trt)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    for module in (cuda_api, tensorrt_runner, engine_stream):
+        monkeypatch.setattr(module, "open_cuda", lambda prefer=None: cuda_api.CudaRuntime(cudart))
+    engines = {}
+    for graph in GRAPHS:
+        engines[graph] = tmp_path / f"{graph}.engine"
+        assert run_cli(build_engine.main, [f"--onnx={student_onnx[graph]}", f"--saveEngine={engines[graph]}"]) == 0
+    frames = write_jpeg_folder(tmp_path / "frames", 4, SIZE, SIZE)
+    with load_video_predictor(engines) as predictor:
+        state = predictor.init_state(str(frames))
+        predictor.add_new_points_or_box(state, 0, 1, points=[[SIZE * 0.3, SIZE * 0.3]], labels=[1])
+        moved, bank = {}, {}
+        for frame, _, _ in predictor.propagate_in_video(state):
+            if frame == 2:
+                cudart.transferred.update(htod=0, dtoh=0)
+            if frame == 3:
+                moved = dict(cudart.transferred)
+                bank = predictor.bank.feed(state.objects[1], 3, False, state.num_frames)
+    return moved, {name: value.nbytes for name, value in bank.items()}
+
+
+def test_a_tracked_frame_moves_pixels_bank_and_answers_not_features(student_onnx, tmp_path, monkeypatch):
+    """Per tracked frame and object, what crosses the bus (the fake CUDA layer counts it): up, the frame
+    and the memory bank; down, the decoder's answers and the new memory. The encoder's features, the
+    conditioned embedding and the memory encoder's other outputs stay on the device."""
+    moved, bank = tracker_bus_bytes(student_onnx, tmp_path, monkeypatch)
+    low, side = SIZE // 4, SIZE // 16
+    frame = 3 * SIZE * SIZE * 4  # the preprocessed float frame (the tracker preprocesses on the host)
+    prompts = 2 * 2 * 4 + 2 * 4 + 4  # two padding points, their labels, has_mask_input
+    memory_in = low * low * 4 + 4 + 4  # the low-res mask, binarize, object score
+    assert moved["htod"] == frame + sum(bank.values()) + prompts + memory_in, (moved, bank)
+    decoder_out = 4 * low * low * 4 + 4 * 4 + 4 + 4 * 256 * 4
+    assert moved["dtoh"] == decoder_out + 64 * side * side * 4, moved
+    features = (256 * side * side + 32 * (4 * side) ** 2 + 64 * (2 * side) ** 2) * 4
+    print(f"bus bytes of one tracked frame at {SIZE} px: {moved}; the encoder's features alone: {features}")

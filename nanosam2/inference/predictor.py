@@ -17,6 +17,7 @@ from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
 from nanosam2.inference.device import DeviceArray, to_host
+from nanosam2.inference.pipeline import Pipeline
 from nanosam2.inference.runner import Runner
 
 
@@ -58,7 +59,7 @@ def as_rgb_array(image: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-class Predictor:
+class Predictor(Pipeline):
     """Interactive segmentation over an encoder runner and a decoder runner.
 
     The encoder's outputs stay where the encoder wrote them (GPU memory on a GPU backend) and
@@ -71,34 +72,17 @@ class Predictor:
 
     def __init__(self, encoder: Runner, decoder: Runner, preprocess: Runner | None = None,
                  postprocess: Runner | None = None) -> None:
+        super().__init__({C.ENCODER: encoder, C.DECODER: decoder, C.PREPROCESS: preprocess, C.POSTPROCESS: postprocess})
         self.encoder, self.decoder = encoder, decoder
         self.preprocess, self.postprocess = preprocess, postprocess
-        C.check_pair(encoder.contract, decoder.contract, str(encoder.path), str(decoder.path))
-        for runner, graph in ((preprocess, C.PREPROCESS), (postprocess, C.POSTPROCESS)):
-            if runner is not None:
-                C.check_pair(encoder.contract, runner.contract, str(encoder.path), str(runner.path), graph)
         self.encoder_contract, self.contract = encoder.contract, decoder.contract
         self.selection = self.contract.mask_selection
         self.state: ImageState | None = None
         self.timings: dict[str, float] = {}
         self._zero_masks: tuple[int, Any] | None = None  # (prompt count, zero mask_input on the decoder's device)
 
-    @property
-    def runners(self) -> dict[str, Runner]:
-        graphs = {C.ENCODER: self.encoder, C.DECODER: self.decoder, C.PREPROCESS: self.preprocess,
-                  C.POSTPROCESS: self.postprocess}
-        return {name: runner for name, runner in graphs.items() if runner is not None}
-
-    def identity(self) -> dict[str, Any]:
-        """What produced this predictor's answers (every runner's identity)."""
-        return {name: runner.identity() for name, runner in self.runners.items()}
-
     def __enter__(self) -> "Predictor":
         return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for runner in self.runners.values():
-            runner.close()
 
     def set_image(self, image: Any) -> None:
         """Preprocess and encode one image; its features serve every following ``predict``."""

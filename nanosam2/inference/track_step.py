@@ -30,14 +30,17 @@ class TrackStep:
         self.low_res_size = decoder.contract.low_res_size
         self.selection = decoder.contract.mask_selection
         self.fill_hole_area = int(fill_hole_area)
+        self._zero_mask: Any = None  # the decoder's "no mask prompt" input, uploaded once
 
     def decode(self, image_embed: Any, features: dict[str, Any], coords: np.ndarray, labels: np.ndarray,
                mask_input: Any | None) -> dict[str, np.ndarray]:
         low = self.low_res_size
+        if mask_input is None and self._zero_mask is None:
+            self._zero_mask = self.decoder.to_device(C.MASK_INPUT, np.zeros((1, 1, low, low), np.float32))
         feed = {C.IMAGE_EMBED: image_embed, C.HIGH_RES_FEATS_0: features[C.HIGH_RES_FEATS_0],
                 C.HIGH_RES_FEATS_1: features[C.HIGH_RES_FEATS_1],
                 C.POINT_COORDS: coords[None].astype(np.float32), C.POINT_LABELS: labels[None].astype(np.float32),
-                C.MASK_INPUT: mask_input if mask_input is not None else np.zeros((1, 1, low, low), np.float32),
+                C.MASK_INPUT: mask_input if mask_input is not None else self._zero_mask,
                 C.HAS_MASK_INPUT: np.array([0.0 if mask_input is None else 1.0], np.float32)}
         return self.run("decoder", self.decoder, feed)
 
