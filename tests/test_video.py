@@ -618,12 +618,12 @@ def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onn
     from benchmarks.vos import vos_jf
     from nanosam2.samples import write_vos_dataset
 
-    settings.vos_dataset = write_vos_dataset(tmp_path / "vos", 1, 4, 128, 128)  # J&F per memory length on it
+    settings.vos_dataset = write_vos_dataset(tmp_path / "vos", 1, 3, 128, 128)  # J&F per memory length on it
     tracking.memory_tradeoff(report, "resnet18", lambda recent: onnx_tracker(student_onnx, max_memory_frames=recent),
                              settings, memory_frames=(6, 0))
     full, one = report.extra["memory_tradeoff"]
     assert all(0 <= row["jf"] <= 100 and abs(row["jf"] - (row["j"] + row["f"]) / 2) <= 0.01 for row in (full, one))
-    assert (settings.work_dir / "vos-memory-0" / "shapes-0" / "00003.png").is_file()
+    assert (settings.work_dir / "vos-memory-0" / "shapes-0" / "00002.png").is_file()
     import shutil
 
     shutil.copytree(settings.vos_dataset / "Annotations", tmp_path / "vos-results" / "resnet18.onnxruntime-cpu.fp32")
@@ -709,17 +709,17 @@ def tracker_bus_bytes(student_onnx, tmp_path, monkeypatch) -> tuple[dict[str, in
     for graph in GRAPHS:
         engines[graph] = tmp_path / f"{graph}.engine"
         assert run_cli(build_engine.main, [f"--onnx={student_onnx[graph]}", f"--saveEngine={engines[graph]}"]) == 0
-    frames = write_jpeg_folder(tmp_path / "frames", 4, SIZE, SIZE)
+    frames = write_jpeg_folder(tmp_path / "frames", 3, SIZE, SIZE)
     with load_video_predictor(engines) as predictor:
         state = predictor.init_state(str(frames))
         predictor.add_new_points_or_box(state, 0, 1, points=[[SIZE * 0.3, SIZE * 0.3]], labels=[1])
         moved, bank = {}, {}
         for frame, _, _ in predictor.propagate_in_video(state):
-            if frame == 2:
+            if frame == 1:
                 cudart.transferred.update(htod=0, dtoh=0)
-            if frame == 3:
+            if frame == 2:
                 moved = dict(cudart.transferred)
-                bank = predictor.bank.feed(state.objects[1], 3, False, state.num_frames)
+                bank = predictor.bank.feed(state.objects[1], 2, False, state.num_frames)
     return moved, {name: value.nbytes for name, value in bank.items()}
 
 
