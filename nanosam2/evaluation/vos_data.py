@@ -60,63 +60,80 @@ def write_mask_png(path: Path, ids: np.ndarray, palette: list[int]) -> None:
     image.save(path, format="PNG")
 
 
+FrameFiles = dict[str, dict[int, Path]]  # frame name -> {object id (0: a palette PNG of every object): PNG}
+
+
+def layout_files(folder: Path) -> tuple[FrameFiles, list[int]]:
+    """A sequence's mask PNGs in either layout (annotations or predictions), and its object folders' ids
+    (SA-V layout; [] for palette PNGs). Names must be frame numbers and object ids."""
+    pngs = sorted(folder.glob("*.png"))
+    folders = sorted(p for p in folder.iterdir() if p.is_dir())
+    if pngs and folders:
+        raise NanoSam2Error(f"{folder}: both frame PNGs and object folders; one layout a sequence (DAVIS: "
+                            "<frame>.png, SA-V: <obj>/<frame>.png)")
+    bad = [p.name for p in folders if not (p.name.isdigit() and p.name == f"{int(p.name):03d}")]
+    if bad:
+        raise NanoSam2Error(f"{folder / bad[0]}: an object folder is named by the object's id, three digits (001, ...)")
+    files: FrameFiles = {}
+    for obj, paths in ([(0, pngs)] if not folders else [(int(f.name), sorted(f.glob("*.png"))) for f in folders]):
+        for path in paths:
+            if not path.stem.isdigit():
+                raise NanoSam2Error(f"{path}: a mask is named by its frame's number (00000.png, ...)")
+            files.setdefault(path.stem, {})[obj] = path
+    return files, [int(f.name) for f in folders]
+
+
+def read_masks(paths: dict[int, Path], size: tuple[int, int] | None = None) -> tuple[dict[int, np.ndarray], list[int] | None]:
+    """One frame's masks {object id: bool mask} and palette, from :func:`layout_files`' entry; ``size``
+    (height, width) checked when given."""
+    masks: dict[int, np.ndarray] = {}
+    palette = None
+    for obj, path in paths.items():
+        ids, found = read_mask_png(path)
+        palette = palette or found
+        if size is not None and ids.shape != size:
+            raise NanoSam2Error(f"{path}: a {ids.shape[1]}x{ids.shape[0]} mask where {size[1]}x{size[0]} is expected")
+        if obj:
+            masks[obj] = ids > 0
+        else:
+            masks.update({int(i): ids == i for i in np.unique(ids) if i != 0})
+    return masks, palette
+
+
 @dataclass
 class VosSequence:
-    """One sequence: its frames (number -> JPEG), its annotated frames and how they are stored."""
+    """One sequence: its frames (number -> JPEG), its annotation files and how they are stored."""
 
     name: str
     frames: list[tuple[int, Path]]
     annotations: Path
-    per_object: bool  # SA-V layout: a folder per object
-    annotated: list[int]  # frame numbers with an annotation, sorted
-    objects: list[int]  # per-object layout: the object folders' ids
+    files: FrameFiles  # by frame name
+    objects: list[int]  # per-object layout (SA-V): the object folders' ids; [] for palette PNGs
+
+    @property
+    def per_object(self) -> bool:
+        return bool(self.objects)
 
     @property
     def frame_names(self) -> dict[int, str]:
         return {number: path.stem for number, path in self.frames}
 
-    def files(self) -> list[Path]:
-        """Every annotation file, sorted."""
-        return sorted(p for p in self.annotations.rglob("*.png") if p.is_file())
+    @property
+    def annotated(self) -> list[int]:
+        """Frame numbers with an annotation, sorted."""
+        return [number for number, path in self.frames if path.stem in self.files]
 
     def digest(self) -> str:
         """What the sequence's results depend on besides the model: its annotation files' names and bytes."""
         sha = hashlib.sha256()
-        for path in self.files():
+        for path in sorted(p for paths in self.files.values() for p in paths.values()):
             sha.update(str(path.relative_to(self.annotations)).encode() + b"\0" + path.read_bytes())
         return sha.hexdigest()[:16]
 
     def read(self, number: int, size: tuple[int, int]) -> tuple[dict[int, np.ndarray], list[int] | None]:
         """The annotation of frame ``number``: {object id: bool mask}, and its palette. An object without a
         file for that frame (per-object layout, sparse) is absent."""
-        name = self.frame_names[number]
-        masks: dict[int, np.ndarray] = {}
-        palette = None
-        paths = ([(obj, self.annotations / f"{obj:03d}" / f"{name}.png") for obj in self.objects] if self.per_object
-                 else [(0, self.annotations / f"{name}.png")])
-        for obj, path in paths:
-            if not path.is_file():
-                continue
-            ids, palette = read_mask_png(path)
-            if ids.shape != size:
-                raise NanoSam2Error(f"{path}: a {ids.shape[1]}x{ids.shape[0]} mask for {size[1]}x{size[0]} frames")
-            if self.per_object:
-                masks[obj] = ids > 0
-            else:
-                masks.update({int(i): ids == i for i in np.unique(ids) if i != 0})
-        return masks, palette
-
-
-def _annotated_numbers(folder: Path, frames: dict[int, Path], sequence: str) -> list[int]:
-    numbers = []
-    for path in sorted(folder.glob("*.png")):
-        if not path.stem.isdigit():
-            raise NanoSam2Error(f"{path}: an annotation is named by its frame's number (00000.png, ...)")
-        number = int(path.stem)
-        if number not in frames or frames[number].stem != path.stem:
-            raise NanoSam2Error(f"{path}: sequence {sequence} has no frame {path.stem}.jpg for this annotation")
-        numbers.append(number)
-    return numbers
+        return read_masks(self.files.get(self.frame_names[number], {}), size)
 
 
 def open_sequence(images: Path, annotations: Path, name: str) -> VosSequence:
@@ -128,27 +145,15 @@ def open_sequence(images: Path, annotations: Path, name: str) -> VosSequence:
     if not ann_dir.is_dir():
         raise NanoSam2Error(f"sequence {name}: no annotation folder {ann_dir}")
     frames = jpeg_frames(frame_dir)
-    by_number = dict(frames)
-    pngs = sorted(ann_dir.glob("*.png"))
-    folders = sorted(p for p in ann_dir.iterdir() if p.is_dir())
-    if pngs and folders:
-        raise NanoSam2Error(f"{ann_dir}: both frame PNGs and object folders; one layout a sequence (DAVIS: "
-                            "<frame>.png, SA-V: <obj>/<frame>.png)")
-    objects: list[int] = []
-    if folders:
-        bad = [p.name for p in folders if not p.name.isdigit()]
-        if bad:
-            raise NanoSam2Error(f"{ann_dir / bad[0]}: an object folder is named by the object's id (001, ...)")
-        objects = [int(p.name) for p in folders]
-        names = {obj: p for obj, p in zip(objects, folders)}
-        annotated = sorted({n for obj in objects for n in _annotated_numbers(names[obj], by_number, name)})
-        if any(f"{obj:03d}" != names[obj].name for obj in objects):
-            raise NanoSam2Error(f"{ann_dir}: object folders are named with three digits (001, 002, ...)")
-    else:
-        annotated = _annotated_numbers(ann_dir, by_number, name)
-    if not annotated:
+    files, objects = layout_files(ann_dir)
+    stems = {path.stem for _, path in frames}
+    for frame_name, paths in sorted(files.items()):
+        if frame_name not in stems:
+            raise NanoSam2Error(f"{next(iter(paths.values()))}: sequence {name} has no frame {frame_name}.jpg for "
+                                "this annotation")
+    if not files:
         raise NanoSam2Error(f"sequence {name}: no annotation PNG in {ann_dir}")
-    return VosSequence(name, frames, ann_dir, bool(folders), annotated, objects)
+    return VosSequence(name, frames, ann_dir, files, objects)
 
 
 def open_dataset(images: PathLike, annotations: PathLike, sequences: Iterable[str] | None = None,

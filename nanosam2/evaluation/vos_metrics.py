@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from nanosam2.errors import NanoSam2Error
-from nanosam2.evaluation.vos_data import PathLike, read_mask_png
+from nanosam2.evaluation.vos_data import PathLike, layout_files, read_mask_png, read_masks
 from nanosam2.utils.atomic import atomic_path
 from nanosam2.utils.outputs import check_replaceable_file
 
@@ -64,37 +64,6 @@ class VosScores:
         return out.getvalue()
 
 
-def _frames(folder: Path) -> dict[str, dict[int, Path]]:
-    """frame name -> {object id (0: a palette PNG of every object): path}, in either layout."""
-    frames: dict[str, dict[int, Path]] = {}
-    objects = sorted(p for p in folder.iterdir() if p.is_dir())
-    if objects:
-        for obj_dir in objects:
-            if not obj_dir.name.isdigit():
-                raise NanoSam2Error(f"{obj_dir}: an object folder is named by the object's id (001, ...)")
-            for path in obj_dir.glob("*.png"):
-                frames.setdefault(path.stem, {})[int(obj_dir.name)] = path
-    for path in folder.glob("*.png"):
-        if objects:
-            raise NanoSam2Error(f"{folder}: both frame PNGs and object folders; one layout a sequence")
-        frames[path.stem] = {0: path}
-    return frames
-
-
-def _read(paths: dict[int, Path], shape: tuple[int, ...] | None = None) -> dict[int, np.ndarray]:
-    """{object id: bool mask} of one frame."""
-    masks: dict[int, np.ndarray] = {}
-    for obj, path in paths.items():
-        ids, _ = read_mask_png(path)
-        if shape is not None and ids.shape != shape:
-            raise NanoSam2Error(f"{path}: {ids.shape[1]}x{ids.shape[0]}, the ground truth is {shape[1]}x{shape[0]}")
-        if obj:
-            masks[obj] = ids > 0
-        else:
-            masks.update({int(i): ids == i for i in np.unique(ids) if i != 0})
-    return masks
-
-
 def _order(name: str) -> tuple[int, str]:
     return (int(name), name) if name.isdigit() else (1 << 62, name)
 
@@ -104,20 +73,20 @@ def score_sequence(gt_dir: Path, pred_dir: Path, skip_first_and_last: bool = Tru
     from nanosam2.utils.lazy_import import require
 
     Evaluator = require("vos_benchmark.evaluator", "J&F (vos-metric)").Evaluator
-    gt_frames = _frames(gt_dir)
+    gt_frames = layout_files(gt_dir)[0]
     names = sorted(gt_frames, key=_order)
     if skip_first_and_last:
         names = names[1:-1]
     if not pred_dir.is_dir():
         raise NanoSam2Error(f"no predictions for sequence {gt_dir.name}: {pred_dir} is missing")
-    pred_frames = _frames(pred_dir)
+    pred_frames = layout_files(pred_dir)[0]
     evaluators: dict[int, object] = {}
     for name in names:
         if name not in pred_frames:
             raise NanoSam2Error(f"{pred_dir / (name + '.png')}: missing; predictions cover every annotated frame")
-        gt = _read(gt_frames[name])
+        gt = read_masks(gt_frames[name])[0]
         shape = next(iter(gt.values())).shape if gt else read_mask_png(next(iter(gt_frames[name].values())))[0].shape
-        pred = _read(pred_frames[name], shape)
+        pred = read_masks(pred_frames[name], shape)[0]
         for obj in set(gt) | set(pred) | set(evaluators):
             if obj not in evaluators:
                 evaluators[obj] = Evaluator(name=f"{gt_dir.name}/{obj}")
