@@ -17,7 +17,10 @@ from nanosam2.errors import NanoSam2Error
 from nanosam2.transforms import IMAGE_SIZE, LOW_RES_SIZE, PIXEL_MEAN, PIXEL_STD, MaskSelection
 
 METADATA_KEY = "nanosam2"
-CONTRACT_VERSION = 3  # 2: weights_sha256 (which model the graph came from); 3: the video graphs, object pointers
+# 2: weights_sha256 (which model the graph came from); 3: the video graphs, object pointers;
+# 4: the memory encoder rounds its memory to bfloat16 (the tracker's bank stays on the device)
+CONTRACT_VERSION = 4
+MEMORY_ROUNDED_SINCE = 4
 
 # Export and engine-profile limits, in one place. The graphs accept up to EXPORT_MAX_*; an engine
 # built with the default profile accepts DEFAULT_PROFILE_* (min, opt, max).
@@ -128,6 +131,7 @@ MASK_SIDE = Axis("mask_size", 4, EXPORT_MAX_PIXELS, ("S/4", "S/4", "S"))  # a pr
 # Verification (ONNX Runtime vs PyTorch): max abs error relative to max(1, max |reference|), by precision.
 NETWORK_TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 PIPELINE_TOLERANCE = {"fp32": 4e-5}  # pre/post-processing against the numpy reference (nanosam2.transforms)
+BFLOAT16_STEP = 2.0**-7  # one step of bfloat16's 8 significant bits, relative
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,12 @@ class GraphSpec:
     weights: bool = True  # computed from the model's weights (pre/post-processing: from its constants only)
     predictor: bool = False  # one of the image Predictor's runners
     tracker: bool = False  # one of VideoPredictor's runners
+    bfloat16_outputs: tuple[str, ...] = ()  # rounded to bfloat16 in the graph: verified to one bfloat16 step
+
+    def output_tolerance(self, output: str, tolerance: float) -> float:
+        """``tolerance`` for ``output``; for a rounded output at least one bfloat16 step (2**-7 relative): a
+        value next to a rounding boundary may land on either side of it in two runtimes."""
+        return max(tolerance, BFLOAT16_STEP) if output in self.bfloat16_outputs else tolerance
 
     def precision(self, requested: str) -> str:
         """The precision this graph is exported and built at when ``requested`` is asked for."""
@@ -179,7 +189,8 @@ GRAPH_SPECS: dict[str, GraphSpec] = {spec.name: spec for spec in (
     # a few convolutions on one map: FP16 saves nothing worth its error
     GraphSpec(MEMORY_ENCODER, MEMORY_ENCODER_INPUTS, MEMORY_ENCODER_OUTPUTS, {MASK_LOGITS: {2: MASK_SIDE, 3: MASK_SIDE}},
               "nanosam2.modeling.video_graphs:MemoryEncoderGraph", _EXAMPLES + "memory_encoder_inputs",
-              "--memory-encoder", {"fp32": NETWORK_TOLERANCE["fp32"]}, fp32_only=True, tracker=True),
+              "--memory-encoder", {"fp32": NETWORK_TOLERANCE["fp32"]}, fp32_only=True, tracker=True,
+              bfloat16_outputs=(MASKMEM_FEATURES,)),
 )}
 
 GRAPHS = tuple(GRAPH_SPECS)

@@ -95,6 +95,7 @@ class FakeCudart:
     class cudaMemcpyKind(enum.IntEnum):
         cudaMemcpyHostToDevice = 1
         cudaMemcpyDeviceToHost = 2
+        cudaMemcpyDeviceToDevice = 3
 
     class cudaStreamCaptureMode(enum.IntEnum):
         cudaStreamCaptureModeThreadLocal = 1
@@ -104,7 +105,7 @@ class FakeCudart:
         self.capturing: list | None = None
         self.graph_launches = 0
         self.fail_malloc = False
-        self.transferred = {"htod": 0, "dtoh": 0}
+        self.transferred = {"htod": 0, "dtoh": 0, "dtod": 0}
 
     ok = cudaError_t.cudaSuccess
 
@@ -141,8 +142,9 @@ class FakeCudart:
 
     def cudaMemcpyAsync(self, dst, src, nbytes, kind, stream):
         ctypes.memmove(dst, src, nbytes)
-        direction = "htod" if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else "dtoh"
-        self.transferred[direction] += nbytes  # what would cross the bus on a real GPU
+        direction = {self.cudaMemcpyKind.cudaMemcpyHostToDevice: "htod", self.cudaMemcpyKind.cudaMemcpyDeviceToHost:
+                     "dtoh", self.cudaMemcpyKind.cudaMemcpyDeviceToDevice: "dtod"}[kind]
+        self.transferred[direction] += nbytes  # htod, dtoh: what would cross the bus on a real GPU
         return (self.ok,)
 
     def cudaGetErrorString(self, err):

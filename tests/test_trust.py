@@ -89,7 +89,7 @@ def test_graphs_of_one_export_carry_one_weights_hash(runtime_onnx, runtime_model
 
     encoder, decoder = (read_metadata(runtime_onnx[g]) for g in (C.ENCODER, C.DECODER))
     assert encoder.weights_sha256 == decoder.weights_sha256 == state_digest(runtime_model)
-    assert encoder.contract_version == C.CONTRACT_VERSION == 3
+    assert encoder.contract_version == C.CONTRACT_VERSION == 4
 
 
 def test_check_pair_refuses_graphs_of_different_models():

@@ -195,26 +195,55 @@ def test_memory_graphs_match_meta_modules(student):
         for chunks in (1, 3):  # the default slices the 1024 queries in 4; 3 slices are uneven
             other = MemoryAttentionGraph(m, query_chunks=chunks).eval()(embed, feats, slots, ptrs, offsets, present)
             assert (other - ours).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
+        # the memories' order does not matter (the tracker feeds its ring's rows in place, in row order)
+        order = torch.tensor([2, 0, 1])
+        shuffled = MemoryAttentionGraph(m).eval()(embed, feats[order], slots[order], ptrs, offsets, present)
+        assert (shuffled - ours).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
         low = torch.randn(1, 1, SIZE // 4, SIZE // 4, generator=gen) * 5
         features, _, raw = MemoryEncoderGraph(m).eval()(embed, low, torch.tensor([1.0]), torch.tensor([[-1.0]]))
         high = torch.nn.functional.interpolate(low, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
         ref_features, _ = m._encode_new_memory([curr], [(side, side)], high, torch.tensor([[-1.0]]), True)
-        assert (features - ref_features).abs().max() <= 1e-4 and (raw.flatten(2).permute(2, 0, 1) - curr).abs().max() <= 1e-5
+        # the graph stores the memory as Meta's video predictor does: rounded to bfloat16
+        assert ((features - ref_features).abs() <= ref_features.abs() * 2.0**-8 + 1e-4).all()
+        assert (features == ref_features.to(torch.bfloat16).float()).float().mean() >= 0.99
+        assert (raw.flatten(2).permute(2, 0, 1) - curr).abs().max() <= 1e-5
 
 
-def test_bfloat16_rounding_matches_torch():
+def test_the_memory_encoders_bfloat16_rounding_is_torchs_cast_in_eager_and_onnx(tmp_path):
+    """The memory encoder graph rounds as ``.to(torch.bfloat16).float()`` does, to the bit, in float32 ops
+    (ties to even, next to powers of two where log2 is approximate, tiny and huge values), eager and in
+    ONNX Runtime."""
+    import onnxruntime as ort
     import torch
 
-    from nanosam2.inference.memory_bank import from_bfloat16_bits, to_bfloat16_bits
+    from nanosam2.modeling.video_graphs import round_to_bfloat16
 
-    values = torch.randn(10000) * 100
-    values[:3] = torch.tensor([1.00390625, 1.01171875, -2.0])  # exact ties: round to even
-    expected = values.to(torch.bfloat16).float().numpy()
-    assert np.array_equal(from_bfloat16_bits(to_bfloat16_bits(values.numpy())), expected)
+    gen = torch.Generator().manual_seed(0)
+    powers = torch.exp2(torch.arange(-110, 120).float())
+    ties = (torch.randint(128, 256, (2000,), generator=gen).float() + 0.5) * torch.exp2(
+        torch.randint(-30, 30, (2000,), generator=gen).float())
+    values = torch.cat([torch.randn(20000, generator=gen) * 10, torch.randn(5000, generator=gen) * 1e-3,
+                        torch.randn(1000, generator=gen) * 1e30, powers, torch.nextafter(powers, torch.zeros(1)),
+                        torch.nextafter(powers, powers * 4), ties, -ties,
+                        torch.tensor([0.0, -0.0, 1.00390625, 1.01171875, 255.5, 3.4e38])])
+    expected = values.to(torch.bfloat16).float()
+    assert torch.equal(round_to_bfloat16(values), expected)
+
+    class Round(torch.nn.Module):
+        def forward(self, x):
+            return round_to_bfloat16(x)
+
+    path = tmp_path / "round.onnx"
+    torch.onnx.export(Round(), (values,), str(path), input_names=["x"], output_names=["y"], opset_version=C.DEFAULT_OPSET,
+                      dynamic_shapes={"x": {0: torch.export.Dim("n")}}, dynamo=True, external_data=False)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": values.numpy()})[0]
+    assert np.array_equal(got, expected.numpy())
 
 
-def stub_tracker(size: int = 128):
-    """A tracker over fast stand-in runners with the real contract shapes (the bank, not the maths)."""
+def stub_tracker(size: int = 128, banks: list | None = None):
+    """A tracker over fast stand-in runners with the real contract shapes (the bank, not the maths).
+    With ``banks``: the n-th memory encoded is filled with n, and each memory-attention call appends
+    {memory value: tpos index} and the memories array it was fed."""
     from nanosam2.contract import GraphContract
     from nanosam2.inference.runner import Runner
     from nanosam2.inference.video import VideoPredictor
@@ -242,8 +271,17 @@ def stub_tracker(size: int = 128):
             if self.contract.graph == C.MEMORY_ATTENTION:
                 assert feed[C.MASKMEM_FEATURES].shape[0] == len(feed[C.MASKMEM_TPOS_INDEX]) <= 7
                 assert feed[C.OBJECT_POINTERS].shape[0] <= 16
+                if banks is not None:
+                    memories = feed[C.MASKMEM_FEATURES]
+                    assert all(np.all(m == m.flat[0]) for m in memories)
+                    banks.append(({int(m.flat[0]): int(i) for m, i in zip(memories, feed[C.MASKMEM_TPOS_INDEX])},
+                                  memories))
                 return {C.CONDITIONED_IMAGE_EMBED: feed[C.IMAGE_EMBED]}
-            return {C.MASKMEM_FEATURES: rng.random((1, 64, side, side), np.float32),
+            memory = rng.random((1, 64, side, side), np.float32)
+            if banks is not None:
+                self.encoded = getattr(self, "encoded", -1) + 1
+                memory = np.full((1, 64, side, side), self.encoded, np.float32)
+            return {C.MASKMEM_FEATURES: memory,
                     C.MASK_PROMPT: np.zeros((1, 1, low, low), np.float32), C.IMAGE_FEATURES: feed[C.IMAGE_EMBED]}
 
     return VideoPredictor(*(Stub(g) for g in GRAPHS))
@@ -270,6 +308,42 @@ def test_streaming_memory_stays_bounded():
     assert sizes[299]["memories"] == 2 * 7 and sizes[299]["pointers"] == 2 * 16 and sizes[299]["masks"] <= 4
     assert traced[1] - traced[0] < 256 * 1024, traced
     assert predictor.calls["encoder"] == 300
+
+
+def test_the_bank_stays_on_the_device_and_memory_attention_reads_it_in_place():
+    """Each object's memories are rows of one buffer (the memory attention's device): streaming feeds a
+    view of it (no copy; one row moved per frame to keep the rows packed) and it never grows; the
+    whole-video API gathers the rows it needs. Either way each memory arrives with its own temporal
+    slot: frame t - k's memory at index k - 1, the prompted frame's at num_maskmem - 1."""
+    banks: list = []
+    predictor = stub_tracker(banks=banks)
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 40
+    stream = predictor.track_stream(iter(frames), {0: [{"obj_id": 1, "points": [[5, 5]], "labels": [1]}]})
+    copies = []
+    for frame_idx, _, _ in stream:
+        ring = predictor.stream_state.objects[1].ring
+        copies.append(ring.row_copies)
+        if frame_idx >= 1:  # frame t read memories 0 (the prompt) and t-1 .. t-6 (the n-th memory is frame n's)
+            seen, memories = banks[-1]
+            assert seen == {0: 6, **{frame_idx - k: k - 1 for k in range(1, min(frame_idx, 7))}}, (frame_idx, seen)
+            assert np.shares_memory(memories, ring.buffer.data)  # the ring itself, not a copy
+    assert ring.capacity == 8 and ring.buffer.shape[0] == 8  # prompt + 6 recent + the newest before forgetting
+    assert np.diff(copies)[10:].tolist() == [1] * (len(copies) - 11)  # one row moved per frame, no gather
+    assert predictor.memory_size(predictor.stream_state)["device_bytes"] == 8 * 64 * 8 * 8 * 4
+
+    banks.clear()
+    predictor = stub_tracker(banks=banks)
+    state = predictor.init_state(frames[:20])
+    predictor.add_new_points_or_box(state, 5, 1, points=[[5, 5]], labels=[1])
+    for frame_idx, _, _ in predictor.propagate_in_video(state):
+        if frame_idx > 5:
+            seen, memories = banks[-1]
+            # memories encoded: 0 (frame 5), then frame 6 -> 1, ...: frame t's memory is t - 5
+            assert seen == {0: 6, **{frame_idx - 5 - k: k - 1 for k in range(1, min(frame_idx - 5, 7))}}, seen
+    ring = state.objects[1].ring
+    assert ring.capacity == 16 and ring.row_copies > 0  # every frame's memory kept; the bank gathered from it
+    predictor.remove_object(state, 1)
+    assert ring.buffer is None
 
 
 def test_max_memory_frames_limits_the_bank():
@@ -716,7 +790,7 @@ def tracker_bus_bytes(student_onnx, tmp_path, monkeypatch) -> tuple[dict[str, in
         moved, bank = {}, {}
         for frame, _, _ in predictor.propagate_in_video(state):
             if frame == 1:
-                cudart.transferred.update(htod=0, dtoh=0)
+                cudart.transferred.update(htod=0, dtoh=0, dtod=0)
             if frame == 2:
                 moved = dict(cudart.transferred)
                 bank = predictor.bank.feed(state.objects[1], 2, False, state.num_frames)
@@ -724,16 +798,19 @@ def tracker_bus_bytes(student_onnx, tmp_path, monkeypatch) -> tuple[dict[str, in
 
 
 def test_a_tracked_frame_moves_pixels_bank_and_answers_not_features(student_onnx, tmp_path, monkeypatch):
-    """Per tracked frame and object, what crosses the bus (the fake CUDA layer counts it): up, the frame
-    and the memory bank; down, the decoder's answers and the new memory. The encoder's features, the
-    conditioned embedding and the memory encoder's other outputs stay on the device."""
+    """Per tracked frame and object, what crosses the bus (the fake CUDA layer counts it): up, the frame,
+    the prompts and the bank's pointer list; down, the decoder's answers. The encoder's features, the
+    conditioned embedding, the memory encoder's outputs and the spatial memories stay on the device: the
+    new memory is copied device to device into the object's ring, which the memory attention reads in place."""
     moved, bank = tracker_bus_bytes(student_onnx, tmp_path, monkeypatch)
     low, side = SIZE // 4, SIZE // 16
     frame = 3 * SIZE * SIZE * 4  # the preprocessed float frame (the tracker preprocesses on the host)
     prompts = 2 * 2 * 4 + 2 * 4 + 4  # two padding points, their labels, has_mask_input
     memory_in = low * low * 4 + 4 + 4  # the low-res mask, binarize, object score
-    assert moved["htod"] == frame + sum(bank.values()) + prompts + memory_in, (moved, bank)
+    pointers = sum(size for name, size in bank.items() if name != C.MASKMEM_FEATURES)  # + the memories' slots
+    assert moved["htod"] == frame + pointers + prompts + memory_in, (moved, bank)
     decoder_out = 4 * low * low * 4 + 4 * 4 + 4 + 4 * 256 * 4
-    assert moved["dtoh"] == decoder_out + 64 * side * side * 4, moved
+    assert moved["dtoh"] == decoder_out, moved
+    assert moved["dtod"] == 64 * side * side * 4, moved  # the new memory into its row; the bank is read in place
     features = (256 * side * side + 32 * (4 * side) ** 2 + 64 * (2 * side) ** 2) * 4
     print(f"bus bytes of one tracked frame at {SIZE} px: {moved}; the encoder's features alone: {features}")

@@ -20,7 +20,7 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
 from nanosam2.errors import NanoSam2Error
-from nanosam2.inference.device import DeviceArray, host_array
+from nanosam2.inference.device import DeviceArray, host_array, to_host
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -77,6 +77,25 @@ class Runner(abc.ABC):
         """Upload ``array`` for input ``name`` once, to feed it to several calls (of this runner or
         others of its backend) without copying it again. Backends without a device keep it on the host."""
         return host_array(np.ascontiguousarray(array, dtype=self.input_dtype(name)))
+
+    # -- buffers a caller writes rows of, on this backend's device (the tracker's memory bank) --------------
+    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceArray:
+        """A buffer of ``shape`` for input ``name``, on this backend's device, to be filled row by row
+        (``write_rows``) and fed in parts (``rows``) without a host round trip; contents undefined until
+        written; released by ``free_buffer`` or ``close``. Backends without a device keep it on the host."""
+        return host_array(np.zeros(shape, self.input_dtype(name)))
+
+    def rows(self, buffer: DeviceArray, start: int, count: int) -> DeviceArray:
+        """Rows ``start:start + count`` (axis 0) of a ``new_buffer``: a view, no copy."""
+        return host_array(buffer.data[start : start + count])
+
+    def write_rows(self, buffer: DeviceArray, row: int, values: Any) -> None:
+        """``buffer[row:row + len(values)] = values``: a device-to-device copy where ``values`` is a device
+        array of this backend (another runner's output, ``rows`` of a buffer), else an upload."""
+        buffer.data[row : row + values.shape[0]] = to_host(values)
+
+    def free_buffer(self, buffer: DeviceArray) -> None:  # noqa: B027  (host buffers are garbage-collected)
+        """Release a ``new_buffer`` (a second call, or one after ``close``, does nothing)."""
 
     def synchronize(self) -> None:  # noqa: B027  (a hook: backends that run eagerly keep it empty)
         """Finish the work queued so far (a backend may hold launches to capture them in one CUDA graph)."""

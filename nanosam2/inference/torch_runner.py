@@ -14,7 +14,7 @@ import numpy as np
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
-from nanosam2.inference.device import DeviceArray
+from nanosam2.inference.device import DeviceArray, to_host
 from nanosam2.utils.lazy_import import require
 from nanosam2.utils.torch_device import resolve_device
 from nanosam2.inference.runner import Runner
@@ -72,6 +72,21 @@ class TorchRunner(Runner):
     def to_device(self, name: str, array: np.ndarray) -> DeviceArray:
         tensor = self._torch.from_numpy(np.ascontiguousarray(array, dtype=self.input_dtype(name))).to(self.device)
         return self._wrap(tensor)
+
+    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceArray:
+        dtype = getattr(self._torch, np.dtype(self.input_dtype(name)).name)
+        return self._wrap(self._torch.empty(shape, dtype=dtype, device=self.device))
+
+    def rows(self, buffer: DeviceArray, start: int, count: int) -> DeviceArray:
+        return self._wrap(buffer.data[start : start + count])
+
+    def write_rows(self, buffer: DeviceArray, row: int, values: Any) -> None:
+        if isinstance(values, DeviceArray) and values.backend == self.backend:
+            source = values.data
+        else:
+            source = self._torch.from_numpy(np.ascontiguousarray(to_host(values)))
+        with self._torch.inference_mode():
+            buffer.data[row : row + source.shape[0]].copy_(source)
 
     def _wrap(self, tensor: Any) -> DeviceArray:
         return DeviceArray(tensor, tuple(tensor.shape), np.dtype(str(tensor.dtype).removeprefix("torch.")), self.backend,

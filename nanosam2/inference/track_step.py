@@ -1,8 +1,8 @@
 """``SAM2Base.track_step`` for one object on one frame, over the decoder, memory-attention and
 memory-encoder runners, on the device path: the frame's features stay where the encoder wrote them,
 the conditioned embedding where the memory attention wrote it, a mask prompt's features where the
-memory encoder wrote them; what comes back to the host is what the bank keeps (the low-res logits,
-the pointer, the object score, the bfloat16 memory) and nothing else.
+memory encoder wrote them, the new memory in the object's ring (``memory_bank.MemoryRing``); what
+comes back to the host is the decoder's answer (the low-res logits, the pointer, the object score).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import numpy as np
 
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
-from nanosam2.inference.device import to_host
-from nanosam2.inference.memory_bank import FrameOutput, to_bfloat16_bits
+from nanosam2.inference.memory_bank import FrameOutput, MemoryRing, ObjectState
 from nanosam2.inference.runner import Runner
 
 MASK_PROMPT_SCALE, MASK_PROMPT_BIAS = 20.0, -10.0  # SAM2Base._use_mask_as_output
@@ -44,7 +43,7 @@ class TrackStep:
                 C.HAS_MASK_INPUT: np.array([0.0 if mask_input is None else 1.0], np.float32)}
         return self.run("decoder", self.decoder, feed)
 
-    def __call__(self, features: dict[str, Any], bank: Callable[[], dict[str, Any]] | None,
+    def __call__(self, obj: ObjectState, features: dict[str, Any], bank: Callable[[], dict[str, Any]] | None,
                  points: tuple[np.ndarray, np.ndarray] | None, mask: np.ndarray | None, run_memory_encoder: bool,
                  prev_low_res: np.ndarray | None = None) -> FrameOutput:
         """One step: ``bank`` gives the memory attention's bank (None: an initial conditioning frame,
@@ -93,16 +92,19 @@ class TrackStep:
             result = FrameOutput(np.ascontiguousarray(chosen, np.float32), out[C.OBJECT_POINTERS][0, token].copy(),
                                  present, score)
             if run_memory_encoder:
-                result.maskmem = self.encode_memory(embed, result.low_res, result.object_score, points is not None)
+                self.encode_memory(obj, result, embed, points is not None)
         if self.fill_hole_area > 0:
             from nanosam2.masks import fill_holes_and_sprinkles
 
             result.low_res = fill_holes_and_sprinkles(result.low_res, self.fill_hole_area, 0, hole_logit=0.1)
         return result
 
-    def encode_memory(self, embed: Any, low_res: np.ndarray, object_score: float, binarize: bool) -> np.ndarray:
-        """The frame's spatial memory as bfloat16 bits: only the memory comes back to the host."""
-        out = self.run("memory_encoder", self.memory_encoder, {
-            C.IMAGE_EMBED: embed, C.MASK_LOGITS: low_res, C.BINARIZE_MASK: np.array([float(binarize)], np.float32),
-            C.OBJECT_SCORE_LOGITS: np.array([[object_score]], np.float32)}, host=False)
-        return to_bfloat16_bits(to_host(out[C.MASKMEM_FEATURES]))
+    def encode_memory(self, obj: ObjectState, out: FrameOutput, embed: Any, binarize: bool) -> None:
+        """The frame's spatial memory into a row of the object's ring, device to device."""
+        assert out.low_res is not None
+        encoded = self.run("memory_encoder", self.memory_encoder, {
+            C.IMAGE_EMBED: embed, C.MASK_LOGITS: out.low_res, C.BINARIZE_MASK: np.array([float(binarize)], np.float32),
+            C.OBJECT_SCORE_LOGITS: np.array([[out.object_score]], np.float32)}, host=False)
+        if obj.ring is None:  # conditioning frames + the recent ones + the new one before the oldest is forgotten
+            obj.ring = MemoryRing(self.memory_attention, self.memory_attention.contract.num_maskmem + 1)
+        obj.ring.add(out, encoded[C.MASKMEM_FEATURES], list(obj.outputs()))

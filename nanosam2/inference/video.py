@@ -66,6 +66,9 @@ class VideoPredictor(Pipeline):
         if C.OBJECT_POINTERS not in decoder.output_names:
             raise NanoSam2Error(f"{decoder.path} has no object_pointers output (exported before nanosam2 tracked "
                                 "videos): export the model again")
+        if memory_encoder.contract.contract_version < C.MEMORY_ROUNDED_SINCE:
+            raise NanoSam2Error(f"{memory_encoder.path} was exported before the memory encoder rounded its memories to "
+                                f"bfloat16 (contract v{memory_encoder.contract.contract_version}): export the model again")
         contract = memory_attention.contract
         self.image_size = encoder.contract.image_size
         self.low_res_size = encoder.contract.low_res_size
@@ -111,6 +114,9 @@ class VideoPredictor(Pipeline):
 
     def reset_state(self, state: TrackingState) -> None:
         """Forget every object, prompt and tracking result."""
+        for obj in state.objects.values():
+            if obj.ring is not None:
+                obj.ring.release()
         state.objects.clear()
 
     def remove_object(self, state: TrackingState, obj_id: Any, strict: bool = False) -> list[Any]:
@@ -119,7 +125,9 @@ class VideoPredictor(Pipeline):
             if strict:
                 raise NanoSam2Error(f"cannot remove object id {obj_id}: the objects are {state.obj_ids}")
             return state.obj_ids
-        del state.objects[obj_id]
+        ring = state.objects.pop(obj_id).ring
+        if ring is not None:
+            ring.release()
         return state.obj_ids
 
     def _object(self, state: TrackingState, obj_id: Any, create: bool = True) -> ObjectState:
@@ -158,7 +166,7 @@ class VideoPredictor(Pipeline):
         """``SAM2Base.track_step`` for one object on one frame."""
         features = self._features(state, frame_idx, frame)
         bank = None if is_init_cond else (lambda: self.bank.feed(obj, frame_idx, reverse, state.num_frames))
-        return self.step(features, bank, points, mask, run_memory_encoder, prev_low_res)
+        return self.step(obj, features, bank, points, mask, run_memory_encoder, prev_low_res)
 
     # ---------------------------------------------------------------- prompts
     def add_new_points_or_box(self, state: TrackingState, frame_idx: int, obj_id: Any,
@@ -248,10 +256,10 @@ class VideoPredictor(Pipeline):
         for obj_id, obj in state.objects.items():
             for temp, bank in ((obj.temp_non_cond, obj.non_cond), (obj.temp_cond, obj.cond)):
                 for frame_idx, out in temp.items():
+                    bank[frame_idx] = out
                     if out.maskmem is None:
                         embed = self._features(state, frame_idx)[C.IMAGE_EMBED]
-                        out.maskmem = self.step.encode_memory(embed, out.low_res, out.object_score, True)  # type: ignore[arg-type]
-                    bank[frame_idx] = out
+                        self.step.encode_memory(obj, out, embed, True)
                 temp.clear()
             if not obj.cond:
                 raise NanoSam2Error(f"object {obj_id} has no prompt: add points, a box or a mask for it first")

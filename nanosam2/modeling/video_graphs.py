@@ -10,7 +10,8 @@ encodings, the temporal tables, the no-object pointer, the pointer-offset projec
 tables) lives in the graph, so the runtime stores and ships only what changes per frame.
 
 ``MemoryEncoderGraph``: ``image_embed`` + the frame's low-resolution mask logits -> the spatial
-memory of that frame (``SAM2Base._encode_new_memory``), and, for a mask prompt, what
+memory of that frame (``SAM2Base._encode_new_memory``, rounded to bfloat16 as the video predictor
+stores it, so the tracker writes it into its bank on the device unchanged), and, for a mask prompt, what
 ``_use_mask_as_output`` feeds the decoder: the prompt (``mask_downsample``) and the features
 without ``no_mem_embed``.
 
@@ -64,6 +65,21 @@ def sine_pe_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0) 
     dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / pe_dim)
     angles = positions.unsqueeze(-1) / dim_t
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def round_to_bfloat16(x: torch.Tensor) -> torch.Tensor:
+    """``x.to(torch.bfloat16).float()`` (to nearest, ties to even: Meta stores memories so) in float32 ops
+    every backend runs: Turing GPUs have no bfloat16 (TensorRT-RTX support matrix,
+    docs.nvidia.com/deeplearning/tensorrt-rtx/latest/getting-started/support-matrix.html), and ONNX has no
+    bit cast. A float with exponent e keeps 8 significant bits: a multiple of 2**(e - 7), an exact scaling,
+    and ``Round`` is half-to-even. Values under 2**-119 are rounded to multiples of 2**-126 (no subnormal
+    steps, which GPUs may flush)."""
+    magnitude = x.abs()
+    exponent = torch.floor(torch.log2(magnitude.clamp_min(2.0 ** -119)))
+    scale = torch.exp2(exponent)  # log2 is approximate next to powers of two: correct by one either way
+    exponent = exponent - (magnitude < scale).to(x.dtype) + (magnitude >= 2 * scale).to(x.dtype)
+    step = torch.exp2(exponent.clamp_min(-119) - 7)
+    return torch.round(x / step) * step
 
 
 def check_video_model(model: nn.Module) -> None:
@@ -233,6 +249,7 @@ class MemoryEncoderGraph(nn.Module):
         features = self.memory_encoder(pix_feat, mask, skip_mask_sigmoid=True)["vision_features"]
         absent = 1.0 - (object_score_logits > 0).to(features.dtype).reshape(1, 1, 1, 1)
         features = features + absent * self.no_obj_embed_spatial.reshape(1, -1, 1, 1)
+        features = round_to_bfloat16(features)  # as SAM2 stores a memory: the tracker keeps it on the device as is
         # _use_mask_as_output: the decoder's mask prompt is mask_downsample of the 0/1 mask.
         mask_prompt = self.mask_downsample((high_res - self.bias) / self.scale)
         return features, mask_prompt, pix_feat

@@ -107,6 +107,10 @@ class CudaRuntime:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self.check(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, nbytes, kind, stream), "cudaMemcpyAsync(DtoH)")
 
+    def device_copy(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        self.check(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync(DtoD)")
+
     # CUDA graphs: capture one execute_async_v3 and replay it (removes launch overhead at batch 1).
     supports_graphs = True
 
@@ -180,6 +184,9 @@ class PycudaRuntime:
 
     def to_host(self, dst: np.ndarray, src: int, nbytes: int, stream: Any) -> None:
         self.driver.memcpy_dtoh_async(dst[:nbytes], src, stream)
+
+    def device_copy(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        self.driver.memcpy_dtod_async(dst, src, nbytes, stream)
 
 
 def open_cuda(prefer: str | None = None) -> CudaRuntime | PycudaRuntime:
