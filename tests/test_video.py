@@ -496,7 +496,7 @@ def test_track_keeps_frame_numbers_and_the_users_files(student_onnx, frames_dir,
     for args, says in ((["--point", "600,10"], "outside the 512x512 frame"),
                        (["--box", "10,10,90,90", "--box", "5,5,50,50", "--point", "20,20"], "several --box"),
                        (["--box", "10,10,90,90", "--preprocess", "missing.onnx"], "--preprocess"),
-                       (["--box", "10,10,90,90", "--cuda-graph"], "--cuda-graph")):
+                       (["--box", "10,10,90,90", "--cuda-graph"], "--cuda-graph is a TensorRT option")):
         refused([*video, *args], says)
     prompts.write_text('[{"frame": 0, "obj_id": 1, "points": [[Infinity, 2]]}]')
     refused([*video, "--prompts", str(prompts)], "finite")
@@ -763,13 +763,10 @@ def _model_stub():
     return Shapes()
 
 
-def tracker_bus_bytes(student_onnx, tmp_path, monkeypatch) -> tuple[dict[str, int], dict[str, int]]:
-    """Engines of the tracker's four graphs on the fake CUDA layer, one object clicked on frame 0 and
-    tracked: the host<->device bytes of the last tracked frame (a full pointer list is not needed:
-    the bank's size is in the formula), and that frame's bank sizes."""
+def fake_engines(student_onnx, tmp_path, monkeypatch):
+    """Engines of the tracker's four graphs, built and run by the fake TensorRT on the fake CUDA layer."""
     from engines import build_engine
     from nanosam2.inference import engine_stream, tensorrt_runner
-    from nanosam2.inference.factory import load_video_predictor
     from nanosam2.utils import cuda_api
     from tests.fake_tensorrt import FakeCudart, FakeTensorRT, make_builder_module
 
@@ -783,6 +780,16 @@ def tracker_bus_bytes(student_onnx, tmp_path, monkeypatch) -> tuple[dict[str, in
     for graph in GRAPHS:
         engines[graph] = tmp_path / f"{graph}.engine"
         assert run_cli(build_engine.main, [f"--onnx={student_onnx[graph]}", f"--saveEngine={engines[graph]}"]) == 0
+    return engines, cudart
+
+
+def tracker_bus_bytes(student_onnx, tmp_path, monkeypatch) -> tuple[dict[str, int], dict[str, int]]:
+    """One object clicked on frame 0 and tracked on fake engines: the host<->device bytes of the last
+    tracked frame (a full pointer list is not needed: the bank's size is in the formula), and that
+    frame's bank sizes."""
+    from nanosam2.inference.factory import load_video_predictor
+
+    engines, cudart = fake_engines(student_onnx, tmp_path, monkeypatch)
     frames = write_jpeg_folder(tmp_path / "frames", 3, SIZE, SIZE)
     with load_video_predictor(engines) as predictor:
         state = predictor.init_state(str(frames))
@@ -814,3 +821,23 @@ def test_a_tracked_frame_moves_pixels_bank_and_answers_not_features(student_onnx
     assert moved["dtod"] == 64 * side * side * 4, moved  # the new memory into its row; the bank is read in place
     features = (256 * side * side + 32 * (4 * side) ** 2 + 64 * (2 * side) ** 2) * 4
     print(f"bus bytes of one tracked frame at {SIZE} px: {moved}; the encoder's features alone: {features}")
+
+
+def test_track_replays_cuda_graphs_with_the_same_masks(student_onnx, tmp_path, monkeypatch):
+    """``--cuda-graph`` for tracking: the bank is read where it lies (one address per object) and the
+    decoder's zero mask is uploaded once, so the launches between two synchronisations are replayed
+    from CUDA graphs once their shapes repeat (the memory encoder from the second tracked frame on);
+    the masks equal those of plain launches to the bit."""
+    from nanosam2.inference.factory import BackendOptions, load_video_predictor
+
+    engines, cudart = fake_engines(student_onnx, tmp_path, monkeypatch)
+    frames = make_frames(4, SIZE, SIZE)
+    prompts = {0: [{"obj_id": 1, "box": [SIZE * 0.2, SIZE * 0.2, SIZE * 0.5, SIZE * 0.5]}]}
+    results = {}
+    for graphs in (False, True):
+        launches = cudart.graph_launches
+        with load_video_predictor(engines, BackendOptions(cuda_graph=graphs)) as predictor:
+            results[graphs] = [masks for _, _, masks in predictor.track_stream(iter(frames), prompts)]
+        assert (cudart.graph_launches - launches > 0) == graphs
+    assert all(np.array_equal(a, b) for a, b in zip(results[False], results[True]))
+    assert (results[True][-1] > 0).sum() > 50  # a real mask, not an empty one

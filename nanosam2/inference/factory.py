@@ -97,6 +97,8 @@ def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any) -> 
     and ``make(runners)``; on any failure every runner opened so far is closed."""
     runners: dict[str, Runner] = {}
     stream: Any = None
+    if options.cuda_graph and all(backend_for(path, options.backend) != "tensorrt" for path in paths.values()):
+        raise NanoSam2Error("--cuda-graph is a TensorRT option and none of the graphs is an engine; leave it out")
     try:
         for graph, path in paths.items():
             kind = backend_for(path, options.backend)
@@ -149,9 +151,6 @@ def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: Back
     from nanosam2.inference.video import VideoPredictor
 
     graphs = C.TRACKER_GRAPHS
-    if options is not None and options.cuda_graph:  # the memory count changes the shapes every frame
-        raise NanoSam2Error("--cuda-graph is not supported by the tracker yet (its graphs' shapes change from frame "
-                            "to frame); leave it out")
     missing = [g for g in graphs if g not in paths]
     if missing:
         raise NanoSam2Error(f"the tracker needs the {', '.join(missing)} graph(s) too")
@@ -179,9 +178,10 @@ def add_backend_arguments(parser: argparse.ArgumentParser, graphs_required: bool
     group.add_argument("--config", help="PyTorch: config of a Meta SAM2.1 checkpoint, e.g. sam2.1_hiera_s "
                                         "(nanosam2 checkpoints carry their own)")
     group.add_argument("--cuda-graph", action="store_true",
-                       help="TensorRT: capture set_image (preprocess + encoder) and each predict (decoder + "
-                            "postprocess) as one CUDA graph each and replay them (captured again when the image size, "
-                            "the prompt count or a buffer changes)")
+                       help="TensorRT: capture the engine launches between two host synchronisations as one CUDA "
+                            "graph and replay it: set_image (preprocess + encoder) and predict (decoder + "
+                            "postprocess); when tracking, encoder + memory attention + decoder, and the memory "
+                            "encoder (captured again when a shape or a buffer changes: while the bank fills)")
     group.add_argument("--trt-flavour", choices=FLAVOURS,
                        help="TensorRT engines: tensorrt (TensorRT 10/11) or rtx (TensorRT-RTX); default: the one "
                             "installed, tensorrt first (or $NANOSAM2_TRT_FLAVOUR). An engine runs only on the flavour "
