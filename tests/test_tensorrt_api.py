@@ -215,3 +215,16 @@ def test_methods_our_runner_calls_exist_with_these_parameters(rtx_module):
     doc = inspect.getdoc(rtx_module.ICudaEngine.create_execution_context) or ""
     assert "runtime_config" in doc  # the overload the runtime cache needs
     assert "tuple" in (inspect.getdoc(rtx_module.Runtime.get_engine_validity) or "")
+
+
+def test_the_fake_cuda_runtime_offers_only_real_names():
+    """FakeCudart stands in for cuda-python's runtime module: each call and enum member it offers exists
+    there, with the same values (docs: nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html)."""
+    runtime = pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed")
+    for name, value in vars(FakeCudart).items():
+        if name.startswith("cuda") and callable(value) and not isinstance(value, type):
+            assert callable(getattr(runtime, name, None)), f"cuda-python has no {name}"
+        if isinstance(value, type) and issubclass(value, enum.Enum):
+            real = getattr(runtime, name)
+            for member in value:
+                assert int(getattr(real, member.name)) == int(member), f"{name}.{member.name}"

@@ -11,7 +11,7 @@ Two ways to use it:
 - Meta's API on a whole video: ``init_state`` (a JPEG folder or a video file, both read lazily, or a list
   of frames), ``add_new_points_or_box``, ``add_new_mask``, ``propagate_in_video(reverse=...)``,
   ``remove_object``, ``reset_state``. Per frame and object it keeps what SAM2 can read again
-  (memory, pointer, low-res logits: ~0.8 MB at 1024 px), never the decoded frames' tensors
+  (memory on the device, pointer, low-res logits: ~1.3 MB at 1024 px), never the decoded frames' tensors
   (Meta keeps every frame as a float32 1024x1024 tensor: 12 MB each).
 - ``track_stream``: frames from an iterator (a camera), prompts applied when their frame
   arrives, and a bounded bank: the prompted frames plus a sliding window of the last frames.
