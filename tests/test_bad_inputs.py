@@ -16,13 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def work(tmp_path_factory) -> Path:
-    """The prepared fixtures, made once per session; each worker runs its cases in a copy of its own."""
+    """The prepared fixtures, made once per session; the cases run in a copy of them."""
     master = made_once(tmp_path_factory, "bad-inputs", lambda folder: prepare(ROOT, folder))
     folder = tmp_path_factory.mktemp("bad-inputs") / "work"
     shutil.copytree(master, folder, symlinks=True)
     return folder
 
 
+# one worker runs the cases: the other does not sit waiting for the fixtures (~90 s) meanwhile
+@pytest.mark.xdist_group("bad_inputs")
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.name.replace(" ", "_"))
 def test_bad_input_is_refused_in_one_line(work, case):
     outcome = run_case(ROOT, work, case)

@@ -98,7 +98,7 @@ def test_failed_verification_removes_outputs(tmp_path, monkeypatch):
     failing = [verify.OutputError("mask_decoder", "low_res_masks", 1.0, 0.5, 1e-3)]
     monkeypatch.setattr(exporter, "verify_export", lambda *a, **k: failing)
     code = export_cli.run_cli(export_cli.main, ["--backbone", "mobilenet_v3_large", "--output-dir", str(tmp_path),
-                                                "--no-simplify"])
+                                                "--no-simplify", "--no-video"])
     assert code == 2
     assert not list(tmp_path.glob("*.onnx"))
 
@@ -115,3 +115,9 @@ def test_verify_compare_flags_large_errors():
 
     rows = compare("g", {"x": np.ones((2, 2), np.float32) * 10}, {"x": np.ones((2, 2), np.float32) * 10.5}, 1e-3)
     assert rows[0].max_abs == pytest.approx(0.5) and rows[0].max_rel == pytest.approx(0.05) and not rows[0].ok
+    # the memory encoder's memory is rounded to bfloat16 in the graph: one bfloat16 step (2**-7) allowed there only
+    ones = np.ones((2, 2), np.float32)
+    rows = compare(C.MEMORY_ENCODER, {C.MASKMEM_FEATURES: ones, C.MASK_PROMPT: ones},
+                   {C.MASKMEM_FEATURES: ones + 2.0**-7, C.MASK_PROMPT: ones + 2.0**-7}, 1e-3)
+    assert [(r.output, r.tolerance, r.ok) for r in rows] == [(C.MASKMEM_FEATURES, 2.0**-7, True),
+                                                             (C.MASK_PROMPT, 1e-3, False)]
