@@ -841,3 +841,29 @@ def test_track_replays_cuda_graphs_with_the_same_masks(student_onnx, tmp_path, m
         assert (cudart.graph_launches - launches > 0) == graphs
     assert all(np.array_equal(a, b) for a, b in zip(results[False], results[True]))
     assert (results[True][-1] > 0).sum() > 50  # a real mask, not an empty one
+
+
+@pytest.mark.gpu
+def test_the_bank_on_a_cuda_device_tracks_as_on_the_cpu(frames_dir):
+    """On a GPU (gpu_check): the rounding in CUDA kernels is torch's cast to the bit, and a PyTorch tracker
+    whose rings live in GPU memory gives the CPU tracker's masks."""
+    import copy
+
+    import torch
+
+    from nanosam2.inference.torch_runner import TorchRunner
+    from nanosam2.inference.video import VideoPredictor
+    from nanosam2.modeling.video_graphs import round_to_bfloat16
+
+    values = torch.randn(1 << 20, device="cuda") * 100
+    assert torch.equal(round_to_bfloat16(values), values.to(torch.bfloat16).float())
+    model = video_model("resnet18")
+    masks = {}
+    for device in ("cpu", "cuda"):
+        tracker = VideoPredictor(*(TorchRunner(graph=g, model=copy.deepcopy(model).to(device), device=device)
+                                   for g in GRAPHS))
+        state = tracker.init_state(str(frames_dir))
+        tracker.add_new_points_or_box(state, 0, 1, box=[SIZE * 0.2, SIZE * 0.2, SIZE * 0.6, SIZE * 0.6])
+        masks[device] = [m for _, _, m in tracker.propagate_in_video(state)]
+        assert state.objects[1].ring.buffer.device.startswith(device)
+    assert min(min(mask_ious(a, b)) for a, b in zip(masks["cpu"], masks["cuda"])) >= 0.99
