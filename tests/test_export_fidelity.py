@@ -41,11 +41,14 @@ class CountingRunner:
         return self.runner.infer(feed, **options)
 
 
+# One worker runs the module (and test_tensorrt_rtx, which builds engines from the same hiera_t export): a
+# pipeline is made once, instead of a second worker waiting for the first's export of it.
+pytestmark = pytest.mark.xdist_group("hiera_t")
+
+
 @pytest.fixture(scope="module", params=[
-    pytest.param(("hiera_t", "fp32"), marks=pytest.mark.xdist_group("hiera_t")),
-    pytest.param(("hiera_t", "fp16"), marks=[pytest.mark.xdist_group("hiera_t"), pytest.mark.slow]),
-    pytest.param(("resnet18", "fp32"), marks=pytest.mark.xdist_group("resnet18")),
-    pytest.param(("resnet18", "fp16"), marks=pytest.mark.xdist_group("resnet18")),
+    ("hiera_t", "fp32"), pytest.param(("hiera_t", "fp16"), marks=pytest.mark.slow), ("resnet18", "fp32"),
+    ("resnet18", "fp16"),
 ], ids=lambda p: "-".join(p))
 def pipelines(request, tmp_path_factory):
     # once per worker and parameter: xdist may interleave the parameters, which would export again

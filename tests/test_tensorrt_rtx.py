@@ -24,7 +24,7 @@ from nanosam2.utils.tensorrt_flavour import RTX, import_tensorrt
 
 from .conftest import export_once, made_once
 
-pytestmark = pytest.mark.xdist_group("tensorrt_rtx")
+pytestmark = pytest.mark.xdist_group("hiera_t")  # with test_export_fidelity: one export of hiera_t, on one worker
 SIZE = 512  # resnet18's graphs (the 512-px video export the tracker tests share); hiera_t's image graphs: 1024
 RTX_OPTIONS = BuilderOptions(flavour=RTX)
 BUILT: list[tuple[str, str, str, float, float]] = []  # (model, graph, precision, MB, s): printed for the record
