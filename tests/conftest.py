@@ -31,6 +31,27 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("tensorrt") and not (has_trt and has_cuda):
             why = "TensorRT is not installed" if not has_trt else "no CUDA GPU"
             item.add_marker(pytest.mark.skip(reason=f"needs TensorRT and a GPU: {why}"))
+    group_for_xdist(config, items)
+
+
+def group_for_xdist(config, items) -> None:
+    """Make ``xdist_group`` keep its tests on one worker under ``--dist loadgroup``.
+
+    pytest-xdist 3.8 names a test's group by appending ``@group`` to ``item._nodeid``, which pytest 9.2 no
+    longer reads (a node id is ``item._id``, a ``NodeId``): every group was spread over both workers, so each
+    built the group's fixtures (or waited for the other's). The same suffix, where pytest reads it; a no-op
+    once xdist's own suffix takes effect, or outside loadgroup."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # a pytest that still reads _nodeid: xdist's suffix works there
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        if groups and "@" not in item.nodeid and hasattr(item, "_id"):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 def with_trained_logit_scale(model, factor: float = 100.0):
@@ -116,8 +137,7 @@ def runtime_model():
 
 def made_once(tmp_path_factory, key: str, make) -> Path:
     """``make(folder)`` run once per test session and shared by the xdist workers, which would
-    otherwise each repeat it (xdist_group marks do not keep every test of an expensive fixture on
-    one worker: parametrized and session fixtures were built on both). Returns the folder."""
+    otherwise each repeat it (fixtures that tests of several groups use). Returns the folder."""
     import fcntl
 
     base = tmp_path_factory.getbasetemp()
