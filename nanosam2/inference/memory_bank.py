@@ -75,7 +75,8 @@ class MemoryRing:
 
     def _allocate(self, shape: tuple[int, ...]) -> DeviceArray:
         buffer = self.runner.new_buffer(C.MASKMEM_FEATURES, shape)
-        weakref.finalize(self, self.runner.free_buffer, buffer)
+        # freed when the ring goes; not at interpreter exit (the process's GPU memory goes with it)
+        weakref.finalize(self, self.runner.free_buffer, buffer).atexit = False
         return buffer
 
     def add(self, out: FrameOutput, memory: Any, live: list[FrameOutput]) -> None:
