@@ -309,8 +309,10 @@ def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str
     tracking_cases(report, backbone, openers, settings)
     model.cpu()
     if tradeoff and "onnxruntime" in chosen:
+        from nanosam2.inference.tracker_config import VIDEO_PREDICTOR
+
         memory_tradeoff(report, backbone, lambda recent: load_video_predictor(
-            {g: graphs[g] for g in C.TRACKER_GRAPHS}, max_memory_frames=recent), settings,
+            {g: graphs[g] for g in C.TRACKER_GRAPHS}, config=VIDEO_PREDICTOR.replace(memory_frames=recent)), settings,
             memory_frames=settings.memory_frames)
 
 

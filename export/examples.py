@@ -59,7 +59,7 @@ def memory_attention_inputs(model: nn.Module, features: tuple[torch.Tensor, ...]
     h, w = image_embed.shape[-2:]
     bank = torch.randn(memories, int(model.mem_dim), h, w, generator=gen).to(torch.bfloat16).float()
     slots = torch.arange(memories, dtype=torch.int64) % int(model.num_maskmem)
-    offsets = torch.arange(1, pointers + 1, dtype=torch.float32) / float(C.EXPORT_MAX_POINTERS - 1)
+    offsets = torch.arange(1, pointers + 1, dtype=torch.float32) / float(C.EXPORT_MAX_POINTERS - C.MAX_PROMPTED_FRAMES)
     present = (torch.arange(pointers) % 3 != 2).to(torch.float32)
     return (image_embed, bank, slots, torch.randn(pointers, int(model.hidden_dim), generator=gen), offsets, present)
 

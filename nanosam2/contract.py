@@ -31,12 +31,14 @@ DEFAULT_PROFILE_PROMPTS = (1, 1, 64)
 DEFAULT_PROFILE_POINTS = (1, 3, 16)
 DEFAULT_PROFILE_PIXELS = (2, 1024, 4096)  # image height and width the preprocess engine takes
 EXPORT_MAX_PIXELS = 8192
-# Video: spatial memories per memory-attention call (conditioning frames + num_maskmem - 1 recent
-# ones; more conditioning frames than 9 are capped by the tracker's ``max_cond_frames``) and object
-# pointers (SAM2's max_obj_ptrs_in_encoder; 0 before any pointer exists).
-EXPORT_MAX_MEMORIES, EXPORT_MAX_POINTERS = 16, 16
-DEFAULT_PROFILE_MEMORIES = (1, 7, 16)
-DEFAULT_PROFILE_POINTERS = (0, 16, 16)
+# Video: the bank one memory-attention call reads: every prompted frame SAM2 conditions on (Meta: all of them;
+# the graphs and default engine profiles take MAX_PROMPTED_FRAMES, and a tracker over an engine whose profile
+# takes fewer keeps the closest ones, as Meta's max_cond_frames_in_attn does: tracker_config), plus
+# num_maskmem - 1 = 6 recent memories and max_obj_ptrs_in_encoder - 1 = 15 recent pointers (0 before any exists).
+MAX_PROMPTED_FRAMES = 16
+EXPORT_MAX_MEMORIES, EXPORT_MAX_POINTERS = MAX_PROMPTED_FRAMES + 6, MAX_PROMPTED_FRAMES + 15
+DEFAULT_PROFILE_MEMORIES = (1, 7, EXPORT_MAX_MEMORIES)
+DEFAULT_PROFILE_POINTERS = (0, 16, EXPORT_MAX_POINTERS)
 
 ENCODER = "image_encoder"
 DECODER = "mask_decoder"

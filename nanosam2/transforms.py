@@ -127,6 +127,23 @@ def preprocess_image(image: np.ndarray, image_size: int = IMAGE_SIZE,
     return resized[None]
 
 
+def preprocess_video_frame(frame: np.ndarray, image_size: int = IMAGE_SIZE,
+                           mean: tuple[float, ...] = PIXEL_MEAN, std: tuple[float, ...] = PIXEL_STD) -> np.ndarray:
+    """RGB uint8 [H, W, 3] -> normalised float32 [1, 3, S, S], exactly as Meta's video loader
+    (``sam2.utils.misc.load_video_frames`` on a JPEG folder): Pillow resizes the uint8 frame to S x S with
+    its default filter (bicubic), then /255 in float64, stored as float32, minus the mean, over the std.
+    (The image predictor resizes differently: :func:`preprocess_image`.)"""
+    from PIL import Image
+
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 frame of shape [H, W, 3], got {frame.dtype} {tuple(frame.shape)}")
+    resized = np.asarray(Image.fromarray(frame).resize((image_size, image_size)))
+    planes = (resized / 255.0).astype(np.float32).transpose(2, 0, 1)
+    planes = planes - np.asarray(mean, np.float32).reshape(3, 1, 1)
+    planes /= np.asarray(std, np.float32).reshape(3, 1, 1)
+    return np.ascontiguousarray(planes[None])
+
+
 def transform_coords(coords: np.ndarray, orig_hw: tuple[int, int], image_size: int = IMAGE_SIZE) -> np.ndarray:
     """Pixel (x, y) of the original image -> the model's square input frame (x / W * S, y / H * S)."""
     h, w = orig_hw
@@ -278,6 +295,20 @@ def select_masks(
 def upsample_masks(low_res: np.ndarray, orig_hw: tuple[int, int]) -> np.ndarray:
     """Logits [..., 256, 256] -> [..., H, W] with torch's bilinear (align_corners=False)."""
     return _resample(np.asarray(low_res, np.float32), orig_hw, antialias=False)
+
+
+NON_OVERLAP_CLAMP = -10.0  # SAM2's ceiling of the logits of the objects that lose a pixel
+
+
+def non_overlapping(logits: np.ndarray) -> np.ndarray:
+    """SAM2's ``_apply_non_overlapping_constraints`` on objects' logits [O, ...]: each pixel stays with the
+    object of the highest logit (the first on ties); the others' logits there are clamped to at most -10."""
+    logits = np.asarray(logits, np.float32)
+    if logits.shape[0] <= 1:
+        return logits
+    best = np.argmax(logits, axis=0)
+    keep = best[None] == np.arange(logits.shape[0]).reshape(-1, *([1] * (logits.ndim - 1)))
+    return np.where(keep, logits, np.minimum(logits, np.float32(NON_OVERLAP_CLAMP)))
 
 
 def postprocess_masks(

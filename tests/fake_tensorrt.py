@@ -90,6 +90,7 @@ class FakeCudart:
 
     class cudaError_t(enum.IntEnum):
         cudaSuccess = 0
+        cudaErrorInvalidValue = 1
         cudaErrorMemoryAllocation = 2
 
     class cudaMemcpyKind(enum.IntEnum):
@@ -100,33 +101,58 @@ class FakeCudart:
     class cudaStreamCaptureMode(enum.IntEnum):
         cudaStreamCaptureModeThreadLocal = 1
 
+    POISON = 0xFF  # freed memory reads as NaN (float32 0xFFFFFFFF) and -1 (integers)
+
     def __init__(self) -> None:
-        self.buffers: dict[int, Any] = {}
+        self.buffers: dict[int, Any] = {}  # live allocations: address -> ctypes block
         self.capturing: list | None = None
         self.graph_launches = 0
         self.fail_malloc = False
         self.transferred = {"htod": 0, "dtoh": 0, "dtod": 0}
+        self._freed: dict[str, list[Any]] = {"device": [], "host": []}  # freed blocks, most recent last
+        self._kind: dict[int, str] = {}
+        self._reused = 0  # allocations that got a freed address back (tests)
 
     ok = cudaError_t.cudaSuccess
 
-    def _alloc(self, nbytes: int):
+    def _alloc(self, nbytes: int, kind: str):
+        """An allocator as honest as CUDA's: a freed block goes to the next allocation that fits, most
+        recently freed first, at the same address, with whatever the freed memory held (poison here)."""
         if self.fail_malloc:
             return (self.cudaError_t.cudaErrorMemoryAllocation, 0)
-        buffer = ctypes.create_string_buffer(nbytes)
-        self.buffers[ctypes.addressof(buffer)] = buffer
-        return (self.ok, ctypes.addressof(buffer))
+        freed = self._freed[kind]
+        for index in range(len(freed) - 1, -1, -1):
+            if ctypes.sizeof(freed[index]) >= nbytes:
+                buffer = freed.pop(index)
+                self._reused += 1
+                break
+        else:
+            buffer = ctypes.create_string_buffer(max(int(nbytes), 1))
+        address = ctypes.addressof(buffer)
+        self.buffers[address] = buffer
+        self._kind[address] = kind
+        return (self.ok, address)
 
     def cudaMalloc(self, nbytes):
-        return self._alloc(nbytes)
+        return self._alloc(nbytes, "device")
 
     def cudaMallocHost(self, nbytes):
-        return self._alloc(nbytes)
+        return self._alloc(nbytes, "host")
 
-    def cudaFree(self, ptr):
-        self.buffers.pop(ptr)
+    def _free(self, ptr, kind: str):
+        buffer = self.buffers.get(ptr)
+        if buffer is None or self._kind[ptr] != kind:  # a double free, or a pointer CUDA did not hand out
+            return (self.cudaError_t.cudaErrorInvalidValue,)
+        del self.buffers[ptr]
+        ctypes.memset(ptr, self.POISON, ctypes.sizeof(buffer))
+        self._freed[kind].append(buffer)
         return (self.ok,)
 
-    cudaFreeHost = cudaFree
+    def cudaFree(self, ptr):
+        return self._free(ptr, "device")
+
+    def cudaFreeHost(self, ptr):
+        return self._free(ptr, "host")
 
     def cudaGetDeviceCount(self):
         return (self.ok, 1)

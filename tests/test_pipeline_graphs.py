@@ -146,10 +146,15 @@ def test_only_pixels_prompts_and_masks_cross_the_bus(runtime_onnx, runtime_model
                             ("device", Predictor(*(runners[g] for g in C.IMAGE_GRAPHS)))):
         cudart.transferred.update(htod=0, dtoh=0)
         predictor.set_image(image)
-        results = [predictor.predict_prompts(prompts, multimask_output=False) for _ in range(3)]
+        results = []
+        for index in range(3):  # the caller keeps masks and scores; a Prediction it drops leaves its logits unread
+            last = predictor.predict_prompts(prompts, multimask_output=False)
+            results.append((last.masks, last.scores))
+            if index < 2:
+                del last
         moved[name] = dict(cudart.transferred)
-    masks_bytes = sum(r.masks.size for r in results)  # uint8 0/1 on the wire
-    scores_bytes = sum(r.scores.nbytes for r in results)
+    masks_bytes = sum(masks.size for masks, _ in results)  # uint8 0/1 on the wire
+    scores_bytes = sum(scores.nbytes for _, scores in results)
     plane_bytes = 8  # one int64 plane index per call
     print(f"bytes moved, set_image + 3 predictions: {moved}")
     assert moved["device"]["htod"] == image.nbytes + zero_masks + 3 * (prompt_bytes + plane_bytes)
@@ -157,7 +162,33 @@ def test_only_pixels_prompts_and_masks_cross_the_bus(runtime_onnx, runtime_model
     # the numpy pre/post path uploads the float encoder input and downloads all four logit planes
     assert moved["numpy"]["htod"] >= 3 * 1024 * 1024 * 4 + 3 * prompt_bytes
     assert moved["numpy"]["dtoh"] >= 3 * 2 * 4 * 256 * 256 * 4
-    assert results[-1].low_res_logits.shape == (2, 1, 256, 256)  # downloaded on demand, after counting
+    assert last.low_res_logits.shape == (2, 1, 256, 256)  # downloaded on demand, after counting
+
+
+def test_predictions_keep_their_own_logits_when_chunked_and_after_later_calls(runtime_onnx, runtime_model, tmp_path):
+    """The decoder engine takes 8 prompts: 11 boxes run in two chunks through the decoder and postprocess
+    engines, which reuse their output buffers (as TensorRT does). Each chunk's logits are its own (they
+    were all the last chunk's: a view of the reused buffer), and a Prediction the caller holds keeps its
+    logits after later calls rewrite the buffer (they are downloaded first)."""
+    runners = open_runners("tensorrt-fake", runtime_onnx, runtime_model, tmp_path)
+    image = make_test_image(240, 320, seed=5)
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 150, (11, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(40, 160, (11, 2))], axis=1).astype(np.float32)
+    reference = Predictor(*(OnnxRuntimeRunner(runtime_onnx[g]) for g in C.IMAGE_GRAPHS))
+    predictor = Predictor(*(runners[g] for g in C.IMAGE_GRAPHS))
+    assert predictor.decoder.max_batch() == 8
+    for each in (reference, predictor):
+        each.set_image(image)
+    want = reference.predict_prompts(reference.build_prompts(boxes=boxes)).low_res_logits
+    chunked = predictor.predict_prompts(predictor.build_prompts(boxes=boxes))
+    assert np.abs(chunked.low_res_logits - want).max() <= 1e-3
+    held = predictor.predict_prompts(predictor.build_prompts(boxes=boxes[:3]))  # one chunk: logits left on the device
+    later = predictor.predict_prompts(predictor.build_prompts(boxes=boxes[5:8]))  # rewrites the same buffer
+    assert np.abs(held.low_res_logits - want[:3]).max() <= 1e-3
+    assert np.abs(later.low_res_logits - want[5:8]).max() <= 1e-3
+    predictor.close()
+    reference.close()
 
 
 def test_one_cuda_graph_for_set_image_and_one_for_predict(runtime_onnx, runtime_model, tmp_path):

@@ -142,7 +142,7 @@ def test_qdq_int8_graphs_build(qdq_graphs, rtx, tmp_path, graph):
 
 
 # user profiles at the edges of what each graph takes: 1 prompt, the most prompts and points,
-# an empty pointer bank, 16 memories; image sizes at the preprocess graph's extremes
+# an empty pointer bank, the largest bank (16 prompted frames); image sizes at the preprocess graph's extremes
 EDGES = {
     C.DECODER: ({C.POINT_COORDS: (1, 1, 2), C.POINT_LABELS: (1, 1), C.MASK_INPUT: (1, 1, SIZE // 4, SIZE // 4),
                  C.HAS_MASK_INPUT: (1,)},
@@ -151,8 +151,10 @@ EDGES = {
                  C.MASK_INPUT: (C.EXPORT_MAX_PROMPTS, 1, SIZE // 4, SIZE // 4), C.HAS_MASK_INPUT: (C.EXPORT_MAX_PROMPTS,)}),
     C.MEMORY_ATTENTION: ({C.OBJECT_POINTERS: (0, 256), C.OBJECT_POINTER_OFFSETS: (0,), C.OBJECT_POINTER_PRESENT: (0,),
                           C.MASKMEM_FEATURES: (1, 64, SIZE // 16, SIZE // 16), C.MASKMEM_TPOS_INDEX: (1,)},
-                         {C.OBJECT_POINTERS: (16, 256), C.OBJECT_POINTER_OFFSETS: (16,), C.OBJECT_POINTER_PRESENT: (16,),
-                          C.MASKMEM_FEATURES: (16, 64, SIZE // 16, SIZE // 16), C.MASKMEM_TPOS_INDEX: (16,)}),
+                         {C.OBJECT_POINTERS: (C.EXPORT_MAX_POINTERS, 256), C.OBJECT_POINTER_OFFSETS: (C.EXPORT_MAX_POINTERS,),
+                          C.OBJECT_POINTER_PRESENT: (C.EXPORT_MAX_POINTERS,),
+                          C.MASKMEM_FEATURES: (C.EXPORT_MAX_MEMORIES, 64, SIZE // 16, SIZE // 16),
+                          C.MASKMEM_TPOS_INDEX: (C.EXPORT_MAX_MEMORIES,)}),
     C.PREPROCESS: ({C.PIXELS: (2, 2, 3)}, {C.PIXELS: (4096, 4096, 3)}),
     C.POSTPROCESS: ({C.LOW_RES_MASKS: (1, 4, SIZE // 4, SIZE // 4), C.IOU_PREDICTIONS: (1, 4), C.PIXELS: (2, 2, 3),
                      C.MASK_PLANES: (1,)},

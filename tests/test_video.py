@@ -53,17 +53,24 @@ def frames_dir(tmp_path_factory) -> Path:
     return made_once(tmp_path_factory, "video-jpeg-512", lambda folder: write_jpeg_folder(folder, FRAMES, SIZE, SIZE))
 
 
-def onnx_tracker(paths, **kwargs):
+def without_hole_filling(config=None):
+    """Meta's video predictor as it runs here: it skips hole filling without its CUDA extension."""
+    from nanosam2.inference.tracker_config import VIDEO_PREDICTOR
+
+    return (config or VIDEO_PREDICTOR).replace(fill_hole_area=0)
+
+
+def onnx_tracker(paths, config=None, options=None):
     from nanosam2.inference.factory import load_video_predictor
 
-    return load_video_predictor({g: paths[g] for g in GRAPHS}, **kwargs)
+    return load_video_predictor({g: paths[g] for g in GRAPHS}, options, without_hole_filling(config))
 
 
-def torch_tracker(model):
+def torch_tracker(model, config=None):
     from nanosam2.inference.torch_runner import TorchRunner
     from nanosam2.inference.video import VideoPredictor
 
-    return VideoPredictor(*(TorchRunner(graph=g, model=model, device="cpu") for g in GRAPHS))
+    return VideoPredictor(*(TorchRunner(graph=g, model=model, device="cpu") for g in GRAPHS), without_hole_filling(config))
 
 
 def scenario(predictor, frames_dir: Path, as_numpy) -> dict:
@@ -240,10 +247,11 @@ def test_the_memory_encoders_bfloat16_rounding_is_torchs_cast_in_eager_and_onnx(
     assert np.array_equal(got, expected.numpy())
 
 
-def stub_tracker(size: int = 128, banks: list | None = None):
+def stub_tracker(size: int = 128, banks: list | None = None, config=None, limits: dict | None = None):
     """A tracker over fast stand-in runners with the real contract shapes (the bank, not the maths).
     With ``banks``: the n-th memory encoded is filled with n, and each memory-attention call appends
-    {memory value: tpos index} and the memories array it was fed."""
+    {memory value: tpos index} and the memories array it was fed. ``limits``: {input name: most rows}, as an
+    engine profile's maxima (the stub refuses more, as TensorRT does)."""
     from nanosam2.contract import GraphContract
     from nanosam2.inference.runner import Runner
     from nanosam2.inference.video import VideoPredictor
@@ -258,8 +266,14 @@ def stub_tracker(size: int = 128, banks: list | None = None):
             self.contract = GraphContract.for_graph(graph, "resnet18", image_size=size, low_res_size=low)
             self._inputs, self._outputs = (list(n) for n in C.GRAPH_IO[graph])
 
+        def max_rows(self, name):
+            return (limits or {}).get(name) if self.contract.graph == C.MEMORY_ATTENTION else None
+
         def infer_impl(self, feed, copy_outputs_to_host=True):
             rng = np.random.default_rng(len(feed))
+            for name, most in ((limits or {}).items() if self.contract.graph == C.MEMORY_ATTENTION else ()):
+                if feed[name].shape[0] > most:
+                    raise NanoSam2Error(f"{name} of shape {feed[name].shape} is outside the engine's profile")
             if self.contract.graph == C.ENCODER:
                 return {C.IMAGE_EMBED: rng.random((1, 256, side, side), np.float32),
                         C.HIGH_RES_FEATS_0: np.zeros((1, 32, 4 * side, 4 * side), np.float32),
@@ -269,8 +283,7 @@ def stub_tracker(size: int = 128, banks: list | None = None):
                         C.IOU_PREDICTIONS: rng.random((1, 4), np.float32), C.OBJECT_SCORE_LOGITS: np.ones((1, 1), np.float32),
                         C.OBJECT_POINTERS: rng.random((1, 4, 256), np.float32)}
             if self.contract.graph == C.MEMORY_ATTENTION:
-                assert feed[C.MASKMEM_FEATURES].shape[0] == len(feed[C.MASKMEM_TPOS_INDEX]) <= 7
-                assert feed[C.OBJECT_POINTERS].shape[0] <= 16
+                assert feed[C.MASKMEM_FEATURES].shape[0] == len(feed[C.MASKMEM_TPOS_INDEX])
                 if banks is not None:
                     memories = feed[C.MASKMEM_FEATURES]
                     assert all(np.all(m == m.flat[0]) for m in memories)
@@ -284,7 +297,7 @@ def stub_tracker(size: int = 128, banks: list | None = None):
             return {C.MASKMEM_FEATURES: memory,
                     C.MASK_PROMPT: np.zeros((1, 1, low, low), np.float32), C.IMAGE_FEATURES: feed[C.IMAGE_EMBED]}
 
-    return VideoPredictor(*(Stub(g) for g in GRAPHS))
+    return VideoPredictor(*(Stub(g) for g in GRAPHS), without_hole_filling(config))
 
 
 def test_streaming_memory_stays_bounded():
@@ -347,8 +360,9 @@ def test_the_bank_stays_on_the_device_and_memory_attention_reads_it_in_place():
 
 
 def test_max_memory_frames_limits_the_bank():
-    predictor = stub_tracker()
-    predictor.recent_frames = 2
+    from nanosam2.inference.tracker_config import VIDEO_PREDICTOR
+
+    predictor = stub_tracker(config=VIDEO_PREDICTOR.replace(memory_frames=2))
     frames = [np.zeros((64, 64, 3), np.uint8)] * 12
     for _ in predictor.track_stream(frames, {0: [{"obj_id": 1, "points": [[5, 5]], "labels": [1]}]}):
         pass
@@ -693,7 +707,8 @@ def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onn
     from nanosam2.samples import write_vos_dataset
 
     settings.vos_dataset = write_vos_dataset(tmp_path / "vos", 1, 3, 128, 128)  # J&F per memory length on it
-    tracking.memory_tradeoff(report, "resnet18", lambda recent: onnx_tracker(student_onnx, max_memory_frames=recent),
+    tracking.memory_tradeoff(report, "resnet18", lambda recent: onnx_tracker(
+        student_onnx, without_hole_filling().replace(memory_frames=recent)),
                              settings, memory_frames=(6, 0))
     full, one = report.extra["memory_tradeoff"]
     assert all(0 <= row["jf"] <= 100 and abs(row["jf"] - (row["j"] + row["f"]) / 2) <= 0.01 for row in (full, one))
@@ -732,8 +747,8 @@ def test_fake_tensorrt_runs_the_memory_graphs(student_onnx, tmp_path, monkeypatc
     from nanosam2.inference import engine_stream, tensorrt_runner
 
     profile = resolve_profile(read_onnx_info(student_onnx[C.MEMORY_ATTENTION]), BuildRequest())
-    assert profile[C.MASKMEM_FEATURES][0][0] == 1 and profile[C.MASKMEM_FEATURES][2][0] == 16
-    assert profile[C.OBJECT_POINTERS] == ((0, 256), (16, 256), (16, 256))
+    assert profile[C.MASKMEM_FEATURES][0][0] == 1 and profile[C.MASKMEM_FEATURES][2][0] == 16 + 6  # 16 prompted frames
+    assert profile[C.OBJECT_POINTERS] == ((0, 256), (16, 256), (16 + 15, 256))
     encoder_profile = resolve_profile(read_onnx_info(student_onnx[C.MEMORY_ENCODER]), BuildRequest())
     assert encoder_profile[C.MASK_LOGITS] == ((1, 1, SIZE // 4, SIZE // 4), (1, 1, SIZE // 4, SIZE // 4), (1, 1, SIZE, SIZE))
 

@@ -21,7 +21,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -102,11 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a click on frame 0 for object 1 (shortcut for --prompts); repeatable")
     track.add_argument("--box", type=parse_box, action="append", metavar="X0,Y0,X1,Y1",
                        help="a box on frame 0; repeat for several objects (ids 1, 2, ... in order)")
-    track.add_argument("--fill-hole-area", type=non_negative_int, default=0,
-                       help="fill background holes up to N low-res pixels in each mask (SAM2's fill_hole_area; "
-                            "Meta's predictor uses 8 with its CUDA extension; needs scipy; default 0)")
-    track.add_argument("--max-memory-frames", type=non_negative_int,
-                       help="recent frames in the memory (SAM2: num_maskmem - 1 = 6): fewer is faster")
+    add_tracker_arguments(track, "video-predictor")
     track.add_argument("--stream", action="store_true",
                        help="read the video once, in order, with bounded memory (long videos; a camera always "
                             "streams): each prompt acts from its frame on, nothing is tracked backwards")
@@ -124,14 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     vos.add_argument("--annotations", help="ANNOTATIONS/<sequence>/<frame>.png palette masks, or SA-V's "
                                            "<sequence>/<obj>/<frame>.png (DAVIS: Annotations/480p)")
     vos.add_argument("--later-objects", action="store_true",
-                     help="objects join on the first frame they appear (MOSE, SA-V, YouTube-VOS; Meta's "
-                          "--track_object_appearing_later_in_video); default: every object on the first frame (DAVIS)")
+                     help="objects join on the first frame they appear (YouTube-VOS, LVOS; Meta's "
+                          "--track_object_appearing_later_in_video); default: every object on the first frame "
+                          "(DAVIS, MOSE, SA-V)")
     vos.add_argument("--sequences", type=parse_names, help="comma-separated sequence names (default: every one)")
     vos.add_argument("--limit", type=positive_int, help="only the first N sequences (sorted names)")
-    vos.add_argument("--fill-hole-area", type=non_negative_int, default=0,
-                     help="fill background holes up to N low-res pixels (needs scipy; default 0)")
-    vos.add_argument("--max-memory-frames", type=non_negative_int,
-                     help="recent frames in the memory (SAM2: num_maskmem - 1 = 6)")
+    add_tracker_arguments(vos, None)
     vos.add_argument("--output", required=True, help="PRED_DIR/<sequence>/<frame>.png and eval-vos.json (resumed "
                                                      "if it holds this model's and protocol's results)")
     vos.add_argument("--no-resume", action="store_true", help="start over, replacing an earlier eval-vos run's results")
@@ -162,6 +156,40 @@ def add_video_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_backend_arguments(parser, graphs_required=False)
     parser.add_argument("--memory-attention", help="memory attention graph (.onnx or .engine)")
     parser.add_argument("--memory-encoder", help="memory encoder graph (.onnx or .engine)")
+
+
+def add_tracker_arguments(parser: argparse.ArgumentParser, default_preset: str | None) -> None:
+    """The tracker's semantics (``tracker_config``): a preset of Meta's (``track``), or Meta's VOS evaluation
+    (``eval-vos``, no choice), and the two knobs a user may turn."""
+    from nanosam2.inference.tracker_config import PRESETS
+
+    if default_preset is not None:
+        parser.add_argument("--preset", choices=sorted(PRESETS), default=default_preset,
+                            help="SAM2 semantics: video-predictor (Meta's build_sam2_video_predictor defaults: clicked "
+                                 "frames enter the memory binarised, holes up to 8 px filled, objects may overlap; "
+                                 "default) or vos-inference (Meta's VOS evaluation: no post-processing, objects do not "
+                                 "overlap)")
+    parser.add_argument("--fill-hole-area", type=non_negative_int,
+                        help="fill background holes up to N low-res pixels in each mask (SAM2's fill_hole_area; "
+                             "default: the preset's, 8 for video-predictor (with scipy, else skipped as Meta skips it "
+                             "without its CUDA extension), 0 for eval-vos)")
+    parser.add_argument("--max-memory-frames", type=non_negative_int,
+                        help="recent frames in the memory (SAM2: num_maskmem - 1 = 6): fewer is faster")
+
+
+def tracker_config_from_args(args: argparse.Namespace, base: Any) -> Any:
+    """The preset with the user's knobs; an explicit --fill-hole-area needs SciPy (the preset's default is
+    skipped without it, as Meta skips it without its CUDA extension)."""
+    changes: dict = {}
+    if args.fill_hole_area is not None:
+        if args.fill_hole_area:
+            from nanosam2.utils.lazy_import import require
+
+            require("scipy.ndimage", "--fill-hole-area")
+        changes["fill_hole_area"] = args.fill_hole_area
+    if args.max_memory_frames is not None:
+        changes["memory_frames"] = args.max_memory_frames
+    return base.replace(**changes)
 
 
 def parse_names(text: str) -> list[str]:
@@ -356,11 +384,10 @@ def run_track(args: argparse.Namespace) -> int:
     if not args.video.startswith("camera:") and not Path(args.video).exists():
         raise NanoSam2Error(f"no such video or frame folder: {args.video}")
     out = track_outputs(args.output, args.video, prompts, inputs=(args.model_dir, args.prompts, *paths.values()))
-    if args.fill_hole_area:
-        from nanosam2.utils.lazy_import import require
+    from nanosam2.inference.tracker_config import preset
 
-        require("scipy.ndimage", "--fill-hole-area")
-    with load_video_predictor(paths, options_from_args(args), args.fill_hole_area, args.max_memory_frames) as predictor:
+    config = tracker_config_from_args(args, preset(args.preset))
+    with load_video_predictor(paths, options_from_args(args), config) as predictor:
         result = track_video(predictor, args.video, prompts, out, not args.no_overlay, args.fps, args.max_frames,
                              stream=args.stream)
     per_frame = {stage: ms / max(result.frames, 1) for stage, ms in result.timings.items()}
@@ -382,17 +409,14 @@ def run_eval_vos(args: argparse.Namespace) -> int:
     images = args.images or str(Path(args.dataset) / "JPEGImages")
     annotations = args.annotations or str(Path(args.dataset) / "Annotations")
     paths = video_graph_paths(args)
-    if args.fill_hole_area:
-        from nanosam2.utils.lazy_import import require
-
-        require("scipy.ndimage", "--fill-hole-area")
     protocol = "later-objects" if args.later_objects else "first-frame"
     plan = plan_vos(images, annotations, args.output, protocol, args.sequences, args.limit,
                     inputs=(args.model_dir, *paths.values()))
-    with load_video_predictor(paths, options_from_args(args), args.fill_hole_area, args.max_memory_frames) as predictor:
-        identity = {"graphs": predictor.identity(), "fill_hole_area": args.fill_hole_area,
-                    "max_memory_frames": args.max_memory_frames}
-        run = evaluate_vos(plan, video_predictor_tracker(predictor), identity, resume=not args.no_resume)
+    config = tracker_config_from_args(args, plan.tracker_config())
+    with load_video_predictor(paths, options_from_args(args), config) as predictor:
+        identity = {"graphs": predictor.identity(), "tracker": predictor.config.record()}
+        run = evaluate_vos(plan, video_predictor_tracker(predictor), identity, resume=not args.no_resume,
+                           non_overlap=predictor.config.non_overlap_masks)
     print(f"tracked {len(run.evaluated)} sequence(s), {run.frames} frames in {run.seconds:.1f} s ({run.fps:.2f} FPS, "
           f"PNG writing included); {len(run.sequences)} sequence(s) in {run.output}")
     print(f"score them: python -m trt_runtime vos-metric {annotations} {run.output}")

@@ -237,7 +237,7 @@ def track_video(predictor: VideoPredictor, video: str, prompts: list[dict[str, A
         record = {"video": video, "mode": "stream" if stream or camera else "offline",
                   "frames": frames_done, "objects": obj_ids,
                   "prompts": [{k: v for k, v in p.items() if k not in ("mask", "position")} for p in prompts],
-                  "fill_hole_area": predictor.fill_hole_area, "memory_frames": predictor.recent_frames,
+                  "tracker": predictor.config.record(),
                   "seconds": seconds, "timings_ms": predictor.timings, "calls": predictor.calls,
                   "model": identity or predictor.identity()}
         out.publish(stage, record)
@@ -332,7 +332,8 @@ def _track_stream(predictor: VideoPredictor, prompts: list[dict[str, Any]], stag
             yield last[0]
 
     try:
-        for frame_idx, obj_ids, logits in _progress(predictor.track_stream(remembered(), by_frame),
+        for frame_idx, obj_ids, logits in _progress(predictor.track_stream(remembered(), by_frame,
+                                                                           num_frames=None if camera else total),
                                                     total, "track (stream)"):
             frame = last[0]
             _write_masks(stage / "masks", numbers[frame_idx] if numbers else frame_idx, obj_ids, logits)

@@ -3,7 +3,7 @@
     IMAGES/<sequence>/<frame>.jpg          the frames (JPEGImages/480p for DAVIS, JPEGImages_24fps for SA-V)
     ANNOTATIONS/<sequence>/<frame>.png     one palette PNG a frame, pixel = object id (DAVIS, MOSE), or
     ANNOTATIONS/<sequence>/<obj>/<frame>.png  one PNG an object and frame, non-zero = the object (SA-V's
-                                           Annotations_6fps: every 4th frame annotated)
+                                           Annotations_6fps: every 4th frame annotated; objects 000, 001, ...)
 
 Annotations may be sparse (SA-V): every annotated frame must be a frame of the sequence, not every
 frame needs an annotation. Palette ("P") or greyscale ("L") PNGs only: an RGB(A) mask has colours, not
@@ -60,7 +60,7 @@ def write_mask_png(path: Path, ids: np.ndarray, palette: list[int]) -> None:
     image.save(path, format="PNG")
 
 
-FrameFiles = dict[str, dict[int, Path]]  # frame name -> {object id (0: a palette PNG of every object): PNG}
+FrameFiles = dict[str, dict[int | None, Path]]  # frame name -> {object id (None: a palette PNG of every object): PNG}
 
 
 def layout_files(folder: Path) -> tuple[FrameFiles, list[int]]:
@@ -73,9 +73,11 @@ def layout_files(folder: Path) -> tuple[FrameFiles, list[int]]:
                             "<frame>.png, SA-V: <obj>/<frame>.png)")
     bad = [p.name for p in folders if not (p.name.isdigit() and p.name == f"{int(p.name):03d}")]
     if bad:
-        raise NanoSam2Error(f"{folder / bad[0]}: an object folder is named by the object's id, three digits (001, ...)")
+        raise NanoSam2Error(f"{folder / bad[0]}: an object folder is named by the object's id, three digits (000, ...)")
     files: FrameFiles = {}
-    for obj, paths in ([(0, pngs)] if not folders else [(int(f.name), sorted(f.glob("*.png"))) for f in folders]):
+    layout: list[tuple[int | None, list[Path]]] = [(None, pngs)] if not folders else \
+        [(int(f.name), sorted(f.glob("*.png"))) for f in folders]
+    for obj, paths in layout:
         for path in paths:
             if not path.stem.isdigit():
                 raise NanoSam2Error(f"{path}: a mask is named by its frame's number (00000.png, ...)")
@@ -83,7 +85,8 @@ def layout_files(folder: Path) -> tuple[FrameFiles, list[int]]:
     return files, [int(f.name) for f in folders]
 
 
-def read_masks(paths: dict[int, Path], size: tuple[int, int] | None = None) -> tuple[dict[int, np.ndarray], list[int] | None]:
+def read_masks(paths: dict[int | None, Path],
+               size: tuple[int, int] | None = None) -> tuple[dict[int, np.ndarray], list[int] | None]:
     """One frame's masks {object id: bool mask} and palette, from :func:`layout_files`' entry; ``size``
     (height, width) checked when given."""
     masks: dict[int, np.ndarray] = {}
@@ -93,7 +96,7 @@ def read_masks(paths: dict[int, Path], size: tuple[int, int] | None = None) -> t
         palette = palette or found
         if size is not None and ids.shape != size:
             raise NanoSam2Error(f"{path}: a {ids.shape[1]}x{ids.shape[0]} mask where {size[1]}x{size[0]} is expected")
-        if obj:
+        if obj is not None:  # one PNG an object (SA-V: ids from 000), non-zero = the object
             masks[obj] = ids > 0
         else:
             masks.update({int(i): ids == i for i in np.unique(ids) if i != 0})
@@ -176,13 +179,15 @@ def open_dataset(images: PathLike, annotations: PathLike, sequences: Iterable[st
 
 def write_prediction(folder: Path, sequence: VosSequence, frame_name: str, masks: dict[int, np.ndarray],
                      palette: list[int], size: tuple[int, int]) -> None:
-    """One frame's masks in the sequence's layout (objects do not overlap: one id a pixel)."""
+    """One frame's masks in the sequence's layout, as Meta's ``tools/vos_inference.py`` writes them: one 0/1 PNG
+    an object (SA-V: they may overlap), or one palette PNG of object ids (the smaller id on top where masks
+    overlap)."""
     if sequence.per_object:
         for obj in sequence.objects:
             target = folder / f"{obj:03d}"
             target.mkdir(parents=True, exist_ok=True)
             plane = masks.get(obj, np.zeros(size, bool))
-            write_mask_png(target / f"{frame_name}.png", plane.astype(np.uint8) * obj, palette)
+            write_mask_png(target / f"{frame_name}.png", plane.astype(np.uint8), palette)
         return
     ids = np.zeros(size, np.uint8)
     for obj in sorted(masks, reverse=True):  # the smaller id on top where masks overlap (Meta's rule)

@@ -2,18 +2,21 @@
 
 Each object is prompted with its ground-truth mask and tracked to the end of the sequence:
 
-- ``first-frame`` (DAVIS 2017; Meta's default): every object of the first frame's annotation, prompted
-  there. An object that the annotations show later but not on the first frame would silently score 0:
-  it is refused, naming the sequence, the object and the frame, with the protocol that tracks it.
-- ``later-objects`` (MOSE, SA-V, YouTube-VOS, LVOS; Meta's ``--track_object_appearing_later_in_video``):
-  each object is prompted on the first frame where its annotation is not empty and joins the tracking
-  there; the objects' scores are then made non-overlapping (a pixel goes to the object of the highest
-  logit, as Meta's ``_apply_non_overlapping_constraints``).
+- ``first-frame`` (DAVIS 2017, MOSE, SA-V; Meta's default): every object of the first frame's annotation,
+  prompted there. An object that the annotations show later but not on the first frame would silently
+  score 0: it is refused, naming the sequence, the object and the frame, with the protocol that tracks it.
+- ``later-objects`` (YouTube-VOS, LVOS; Meta's ``--track_object_appearing_later_in_video``): each object
+  is prompted on the first frame where its annotation is not empty and joins the tracking there; frames
+  before it score the object absent (logit -1024).
 
-Objects are independent in SAM2's memory, so one forward pass with objects joining when prompted
-(``VideoPredictor.track_stream``) gives each object what Meta's per-object passes give it, with each
-frame encoded once. Predictions are thresholded at logit 0 and written per frame in the annotations'
-layout (``vos_data``), a sequence at a time: a sequence is published whole or not at all, and a rerun
+The model is Meta's ``vos_inference.py`` one (``tracker_config.VOS_INFERENCE``: no post-processing), and the
+objects' masks do not overlap where the annotations are palette PNGs (a pixel goes to the object of the
+highest logit, ``transforms.non_overlapping``) and may where they are one PNG an object (SA-V), as the script
+chooses by its ``--per_obj_png_file`` flag. Objects are independent in SAM2's memory, so one forward pass with
+objects joining when prompted (``VideoPredictor.track_stream``, told the sequence's length) gives each object
+what Meta's per-object passes give it, with each frame encoded once. Predictions are thresholded at logit 0
+and written per frame in the annotations' layout (``vos_data``), a sequence at a time: a sequence is published
+whole or not at all, and a rerun
 resumes after the last complete one - only for the same model and protocol (the run id of
 ``eval-vos.json``) and the same annotations (each sequence's digest); anything else is refused.
 """
@@ -30,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
 from nanosam2.evaluation.vos_data import PathLike, VosSequence, davis_palette, open_dataset, write_prediction
 from nanosam2.utils.outputs import OUTPUT_KEY, OutputFolder, read_record
@@ -40,7 +44,6 @@ PROTOCOLS = ("first-frame", "later-objects")
 RECORD = "eval-vos.json"
 COMMAND = "eval-vos"
 ABSENT_LOGIT = -1024.0  # Meta's score of an object on a frame it was not tracked on
-NON_OVERLAP_CLAMP = -10.0  # Meta's ceiling of the logits of the objects that lose a pixel
 
 # one frame's result: (frame number, {object id: mask logits [H, W] at the video's size})
 FrameLogits = tuple[int, dict[int, np.ndarray]]
@@ -93,17 +96,18 @@ def sequence_prompts(sequence: VosSequence, protocol: str) -> Prompts:
     return Prompts(masks, sorted(first_seen), palette or davis_palette(), (height, width))
 
 
-def combine(logits: dict[int, np.ndarray], prompts: Prompts, protocol: str) -> dict[int, np.ndarray]:
-    """One frame's masks from the objects' logits, as Meta's tool makes them."""
+def combine(logits: dict[int, np.ndarray], prompts: Prompts, protocol: str, non_overlap: bool) -> dict[int, np.ndarray]:
+    """One frame's masks from the objects' logits, as Meta's tool makes them: on the first-frame protocol the
+    tracker's own output (its ``non_overlap_masks`` applied), on the later-objects one the objects' scores
+    stacked (-1024 where an object is not tracked yet) and made non-overlapping unless ``non_overlap`` is off."""
     if protocol == "first-frame":
         return {obj: plane > 0 for obj, plane in logits.items()}
     stack = np.full((len(prompts.objects), *prompts.size), ABSENT_LOGIT, np.float32)
     for index, obj in enumerate(prompts.objects):
         if obj in logits:
             stack[index] = logits[obj]
-    best = np.argmax(stack, axis=0)
-    keep = best[None] == np.arange(len(prompts.objects))[:, None, None]
-    stack = np.where(keep, stack, np.minimum(stack, NON_OVERLAP_CLAMP))
+    if non_overlap:
+        stack = T.non_overlapping(stack)
     return {obj: stack[index] > 0 for index, obj in enumerate(prompts.objects)}
 
 
@@ -116,7 +120,7 @@ def video_predictor_tracker(predictor: Any) -> Tracker:
         prompts = {frames.position(number): [{"obj_id": obj, "mask": mask} for obj, mask in objects.items()]
                    for number, objects in masks.items()}
         try:
-            for position, obj_ids, logits in predictor.track_stream(iter(frames), prompts):
+            for position, obj_ids, logits in predictor.track_stream(iter(frames), prompts, num_frames=len(frames)):
                 yield frames.numbers[position], {obj: logits[i, 0] for i, obj in enumerate(obj_ids)}
         finally:
             frames.close()
@@ -173,6 +177,17 @@ class VosPlan:
     images: PathLike
     annotations: PathLike
 
+    @property
+    def per_object(self) -> bool:
+        """The annotations are one PNG an object (SA-V; Meta's ``--per_obj_png_file``), not palette PNGs."""
+        return self.sequences[0].per_object
+
+    def tracker_config(self) -> Any:
+        """The tracker Meta's ``tools/vos_inference.py`` builds for this layout."""
+        from nanosam2.inference.tracker_config import vos_inference_config
+
+        return vos_inference_config(self.per_object)
+
 
 def plan_vos(images: PathLike, annotations: PathLike, output: PathLike, protocol: str = "first-frame",
              sequences: Iterable[str] | None = None, limit: int | None = None,
@@ -180,6 +195,10 @@ def plan_vos(images: PathLike, annotations: PathLike, output: PathLike, protocol
     """Open the dataset, read every annotation the protocol needs and check the output folder: each
     refusal comes here, before any model loads."""
     chosen = open_dataset(images, annotations, sequences, limit)
+    layouts = {seq.per_object: seq.name for seq in chosen}
+    if len(layouts) > 1:
+        raise NanoSam2Error(f"sequence {layouts[True]} has one PNG an object (SA-V) and {layouts[False]} one palette PNG a "
+                            "frame (DAVIS): one layout a dataset, as Meta's --per_obj_png_file chooses for all")
     prompts = {seq.name: sequence_prompts(seq, protocol) for seq in chosen}
     recorded = read_record(Path(output) / RECORD) or {}
     earlier = recorded.get("sequences") if isinstance(recorded.get("sequences"), dict) else {}
@@ -190,8 +209,11 @@ def plan_vos(images: PathLike, annotations: PathLike, output: PathLike, protocol
 
 
 def evaluate_vos(plan: VosPlan, tracker: Tracker, identity: Any, resume: bool = True,
-                 progress: bool = True) -> VosRun:
-    """Track every planned sequence and publish its masks, a sequence at a time."""
+                 progress: bool = True, non_overlap: bool | None = None) -> VosRun:
+    """Track every planned sequence and publish its masks, a sequence at a time. ``non_overlap``: whether the
+    later-objects protocol makes the objects' masks non-overlapping (default: as Meta's tool, unless the
+    annotations are one PNG an object)."""
+    non_overlap = not plan.per_object if non_overlap is None else non_overlap
     output, protocol, out = plan.out.path, plan.protocol, plan.out
     run = run_id(identity, protocol)
     done = _earlier(output, run, resume)
@@ -217,7 +239,7 @@ def evaluate_vos(plan: VosPlan, tracker: Tracker, identity: Any, resume: bool = 
         count = 0
         with out.staging() as stage:
             for number, logits in tracker(seq, given.masks):
-                write_prediction(stage / seq.name, seq, names_by_number[number], combine(logits, given, protocol),
+                write_prediction(stage / seq.name, seq, names_by_number[number], combine(logits, given, protocol, non_overlap),
                                  given.palette, given.size)
                 count += 1
             if count != len(seq.frames):

@@ -6,9 +6,10 @@ Runtime binds the ``OrtValue``, torch uses the tensor), so an encoder's features
 every decoder call and only what a caller downloads crosses the bus. ``to_host()`` downloads; a
 runner of another backend downloads them itself (correct, not fast).
 
-A device array made by a runner stays valid until that runner's next call that writes the same
-tensor (TensorRT reuses its buffers): keep it for as long as one image's predictions, as the
-``Predictor`` does, not longer.
+Who owns what: a device array a runner returns (an output, ``to_device``, ``rows``) is a view of the
+runner's own buffer, valid until that runner's next call that writes the same tensor (TensorRT reuses its
+buffers, as Polygraphy's runners do): copy what you keep. A :class:`DeviceBuffer` (``Runner.new_buffer``)
+belongs to the caller until its ``free()``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,25 @@ class DeviceArray:
     def to_host(self) -> np.ndarray:
         """The values as a numpy array (a device-to-host copy where the data is on a device)."""
         return self.download()
+
+
+@dataclass(eq=False)
+class DeviceBuffer(DeviceArray):
+    """A buffer ``Runner.new_buffer`` made for a caller, who owns it: ``free()`` releases it once (a second
+    call does nothing), whatever was allocated at the same address since. Nothing is looked up by address:
+    CUDA hands a freed address to the next allocation, so a registry keyed by address (or a finalizer
+    holding one) could free another owner's memory."""
+
+    release: Callable[[], None] | None = None
+
+    @property
+    def freed(self) -> bool:
+        return self.release is None
+
+    def free(self) -> None:
+        release, self.release = self.release, None
+        if release is not None:
+            release()
 
 
 def host_array(array: np.ndarray) -> DeviceArray:

@@ -145,9 +145,10 @@ def find_graphs(model_dir: str | os.PathLike[str], graphs: tuple[str, ...]) -> d
 
 
 def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: BackendOptions | None = None,
-                         fill_hole_area: int = 0, max_memory_frames: int | None = None) -> Any:
+                         config: Any = None) -> Any:
     """A torch-free ``VideoPredictor`` over the four graphs of one export ({graph: file}), each on the
-    backend its file implies (refusing graphs of different models)."""
+    backend its file implies (refusing graphs of different models); ``config``: its ``TrackerConfig``
+    (default Meta's video predictor's)."""
     from nanosam2.inference.video import VideoPredictor
 
     graphs = C.TRACKER_GRAPHS
@@ -155,7 +156,7 @@ def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: Back
     if missing:
         raise NanoSam2Error(f"the tracker needs the {', '.join(missing)} graph(s) too")
     return open_pipeline({g: paths[g] for g in graphs}, options or BackendOptions(),
-                         lambda r: VideoPredictor(*(r[g] for g in graphs), fill_hole_area, max_memory_frames))
+                         lambda r: VideoPredictor(*(r[g] for g in graphs), config))
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, graphs_required: bool = True) -> None:

@@ -26,8 +26,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from nanosam2 import contract as C
-from nanosam2.inference.device import DeviceArray
+from nanosam2.inference.device import DeviceArray, DeviceBuffer
 from nanosam2.inference.runner import Runner
+from nanosam2.inference.tracker_config import select_closest_cond_frames
 
 
 @dataclass
@@ -64,8 +65,8 @@ class MemoryRing:
     def __init__(self, runner: Runner, capacity: int) -> None:
         self.runner = runner
         self.capacity = max(int(capacity), 1)
-        self.buffer: DeviceArray | None = None  # allocated on the first memory (its shape is the graph's)
-        self.staging: DeviceArray | None = None  # gathered feeds (the whole-video API)
+        self.buffer: DeviceBuffer | None = None  # allocated on the first memory (its shape is the graph's)
+        self.staging: DeviceBuffer | None = None  # gathered feeds (the whole-video API)
         self.holders: list[FrameOutput | None] = []
         self.row_copies = 0  # device-to-device row copies besides writing new memories (tests, logs)
 
@@ -73,10 +74,11 @@ class MemoryRing:
     def row_bytes(self) -> int:
         return 0 if self.buffer is None else self.buffer.nbytes // self.buffer.shape[0]
 
-    def _allocate(self, shape: tuple[int, ...]) -> DeviceArray:
+    def _allocate(self, shape: tuple[int, ...]) -> DeviceBuffer:
         buffer = self.runner.new_buffer(C.MASKMEM_FEATURES, shape)
-        # freed when the ring goes; not at interpreter exit (the process's GPU memory goes with it)
-        weakref.finalize(self, self.runner.free_buffer, buffer).atexit = False
+        # freed when the ring goes, if not before (a handle frees once: a buffer freed when the ring grew is not
+        # freed again, whatever lives at its address now); not at interpreter exit (the GPU memory goes with it)
+        weakref.finalize(self, buffer.free).atexit = False
         return buffer
 
     def add(self, out: FrameOutput, memory: Any, live: list[FrameOutput]) -> None:
@@ -90,7 +92,7 @@ class MemoryRing:
             self.capacity *= 2
             self.buffer = self._allocate((self.capacity, *old.shape[1:]))
             self.runner.write_rows(self.buffer, 0, self.runner.rows(old, 0, rows))
-            self.runner.free_buffer(old)
+            old.free()
             self.holders += [None] * rows
             row = rows
         self.runner.write_rows(self.buffer, row, memory)
@@ -132,7 +134,7 @@ class MemoryRing:
             return self.runner.rows(self.buffer, 0, count), sorted(rows)
         if self.staging is None or self.staging.shape[0] < count:
             if self.staging is not None:
-                self.runner.free_buffer(self.staging)
+                self.staging.free()
             self.staging = self._allocate((max(count, self.capacity), *self.buffer.shape[1:]))
         start = 0
         while start < count:  # runs of consecutive rows in one copy each
@@ -148,7 +150,7 @@ class MemoryRing:
         """Free the buffers now (an object removed; otherwise when the ring is garbage-collected)."""
         for buffer in (self.buffer, self.staging):
             if buffer is not None:
-                self.runner.free_buffer(buffer)
+                buffer.free()
         self.buffer = self.staging = None
         self.holders = []
 
@@ -156,30 +158,35 @@ class MemoryRing:
 @dataclass
 class MemoryBank:
     """The bank's rules for one model: ``num_maskmem`` slots, ``recent_frames`` of them used
-    (``--max-memory-frames``), ``max_object_pointers`` pointers of ``hidden_dim`` values."""
+    (``memory_frames``), ``max_object_pointers`` pointers of ``hidden_dim`` values, at most
+    ``max_cond_frames`` prompted frames (-1: all; the closest when capped, Meta's ``max_cond_frames_in_attn``)."""
 
     num_maskmem: int
     recent_frames: int
     max_object_pointers: int
+    max_cond_frames: int = -1
     hidden_dim: int = 256  # SAM2's transformer width (the pointers' size)
 
     def feed(self, obj: ObjectState, frame_idx: int, reverse: bool, num_frames: int | None) -> dict[str, Any]:
-        """The memory attention's bank inputs on ``frame_idx``."""
-        entries: list[tuple[int, FrameOutput]] = [(0, out) for _, out in sorted(obj.cond.items())]
+        """The memory attention's bank inputs on ``frame_idx`` (``num_frames``: the video's length, None
+        when unknown: a camera)."""
+        selected, unselected = select_closest_cond_frames(frame_idx, obj.cond, self.max_cond_frames)
+        entries: list[tuple[int, FrameOutput]] = [(0, out) for out in selected.values()]
         for t_pos in range(self.num_maskmem - self.recent_frames, self.num_maskmem):
             t_rel = self.num_maskmem - t_pos
-            out = obj.non_cond.get(frame_idx + t_rel if reverse else frame_idx - t_rel)
+            t = frame_idx + t_rel if reverse else frame_idx - t_rel
+            out = obj.non_cond.get(t, unselected.get(t))  # a prompted frame left out counts as a recent one
             if out is not None and out.maskmem is not None:
                 entries.append((t_pos, out))
         num_ptrs = min(num_frames or self.max_object_pointers, self.max_object_pointers)
         sign = -1 if reverse else 1
-        pointers = [((frame_idx - t) * sign, out) for t, out in sorted(obj.cond.items())
+        pointers = [((frame_idx - t) * sign, out) for t, out in selected.items()
                     if (t >= frame_idx if reverse else t <= frame_idx)]
         for t_diff in range(1, num_ptrs):
             t = frame_idx + t_diff if reverse else frame_idx - t_diff
             if t < 0 or (num_frames is not None and t >= num_frames):
                 break
-            out = obj.non_cond.get(t)
+            out = obj.non_cond.get(t, unselected.get(t))
             if out is not None:
                 pointers.append((t_diff, out))
         denominator = np.float32(max(num_ptrs - 1, 1))
@@ -194,6 +201,10 @@ class MemoryBank:
             C.OBJECT_POINTER_OFFSETS: np.array([np.float32(p) / denominator for p, _ in pointers], np.float32),
             C.OBJECT_POINTER_PRESENT: np.array([out.present for _, out in pointers], np.float32),
         }
+
+    def most(self, prompted: int) -> tuple[int, int]:
+        """The most memories and pointers one feed can hold with ``prompted`` prompted frames in attention."""
+        return prompted + self.recent_frames, prompted + self.max_object_pointers - 1
 
     def forget(self, objects: list[ObjectState], frame_idx: int) -> None:
         """Drop what no later forward step can read (streaming)."""

@@ -8,6 +8,7 @@ on the backend; only the two graph calls differ. Stage timings of the last call 
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,8 @@ class Prediction:
 
     @property
     def low_res_logits(self) -> np.ndarray:
-        """[P, C, 256, 256] logits clamped to +-32 (downloaded from the device only when asked for)."""
+        """[P, C, 256, 256] logits clamped to +-32 (downloaded from the device when asked for, or before the
+        predictor's next call rewrites them: a Prediction never changes after it is returned)."""
         if isinstance(self.low_res, DeviceArray):
             self.low_res = self.low_res.to_host()
         return self.low_res
@@ -80,6 +82,19 @@ class Predictor(Pipeline):
         self.state: ImageState | None = None
         self.timings: dict[str, float] = {}
         self._zero_masks: tuple[int, Any] | None = None  # (prompt count, zero mask_input on the decoder's device)
+        self._lazy: weakref.ref[Prediction] | None = None  # the last Prediction whose logits are still on the device
+
+    def close(self) -> None:
+        self._settle()  # a Prediction the caller holds must outlive the runners' buffers
+        super().close()
+
+    def _settle(self) -> None:
+        """Download the logits a returned Prediction still views on the device before a call rewrites them
+        (only if the caller still holds it: nothing is downloaded for predictions already dropped)."""
+        prediction = self._lazy() if self._lazy is not None else None
+        self._lazy = None
+        if prediction is not None and isinstance(prediction.low_res, DeviceArray):
+            prediction.low_res = prediction.low_res.to_host()
 
     def __enter__(self) -> "Predictor":
         return self
@@ -87,6 +102,7 @@ class Predictor(Pipeline):
     def set_image(self, image: Any) -> None:
         """Preprocess and encode one image; its features serve every following ``predict``."""
         rgb = as_rgb_array(image)
+        self._settle()
         if min(rgb.shape[:2]) < 2:
             raise NanoSam2Error(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; at least 2x2 is needed")
         start = time.perf_counter()
@@ -131,6 +147,7 @@ class Predictor(Pipeline):
 
     def decode(self, prompts: T.DecoderPrompts) -> tuple[np.ndarray, np.ndarray]:
         """Raw decoder outputs for P prompts, on the host: logits [P,T,256,256] and IoU [P,T] of all T tokens."""
+        self._settle()
         start = time.perf_counter()
         low_parts, iou_parts = [], []
         for rows in self._chunks(prompts):
@@ -144,9 +161,11 @@ class Predictor(Pipeline):
         """Decoder and postprocess graph, chunk by chunk, with the decoder's outputs left on the device:
         bool masks [P,K,H,W] and scores [P,K] on the host, clamped logits (device or host) [P,K,256,256]."""
         assert self.postprocess is not None and self.state is not None
+        self._settle()
         decoder_s = post_s = 0.0
         masks, scores, logits = [], [], []
-        for rows in self._chunks(prompts):
+        chunks = self._chunks(prompts)
+        for rows in chunks:
             start = time.perf_counter()
             out = self.decoder.infer({**self.state.features, **self._prompt_feed(prompts, rows)}, copy_outputs_to_host=False)
             decoded = time.perf_counter()
@@ -155,10 +174,11 @@ class Predictor(Pipeline):
                                           copy_outputs_to_host=False)
             masks.append(to_host(post[C.MASKS]).view(np.bool_))  # uint8 0/1: the only large download
             scores.append(to_host(post[C.SCORES]))
-            logits.append(post[C.LOW_RES_LOGITS])
+            # the next chunk rewrites the runner's output buffer: a chunk's logits are copied before it runs
+            logits.append(post[C.LOW_RES_LOGITS] if len(chunks) == 1 else to_host(post[C.LOW_RES_LOGITS]))
             decoder_s, post_s = decoder_s + decoded - start, post_s + time.perf_counter() - decoded
         self.timings["decoder_ms"], self.timings["postprocess_ms"] = 1000 * decoder_s, 1000 * post_s
-        low_res = logits[0] if len(logits) == 1 else np.concatenate([to_host(part) for part in logits])
+        low_res = logits[0] if len(logits) == 1 else np.concatenate(logits)
         return np.concatenate(masks), np.concatenate(scores), low_res
 
     def predict_prompts(self, prompts: T.DecoderPrompts, multimask_output: bool = True,
@@ -167,7 +187,10 @@ class Predictor(Pipeline):
         if self.postprocess is not None and not return_logits:  # logits at full size: numpy only
             planes = list(C.PLANES_MULTI) if multimask_output else [C.PLANE_SINGLE]
             masks, scores, low_res = self._decode_and_postprocess(prompts, planes)
-            return Prediction(masks, scores, low_res, dict(self.timings))
+            prediction = Prediction(masks, scores, low_res, dict(self.timings))
+            if isinstance(low_res, DeviceArray):
+                self._lazy = weakref.ref(prediction)
+            return prediction
         low, iou = self.decode(prompts)
         start = time.perf_counter()
         low, scores = T.select_masks(low, iou, multimask_output, self.selection)

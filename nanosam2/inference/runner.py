@@ -20,7 +20,7 @@ import numpy as np
 from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
 from nanosam2.errors import NanoSam2Error
-from nanosam2.inference.device import DeviceArray, host_array, to_host
+from nanosam2.inference.device import DeviceArray, DeviceBuffer, host_array, to_host
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -79,23 +79,37 @@ class Runner(abc.ABC):
         return host_array(np.ascontiguousarray(array, dtype=self.input_dtype(name)))
 
     # -- buffers a caller writes rows of, on this backend's device (the tracker's memory bank) --------------
-    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceArray:
+    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceBuffer:
         """A buffer of ``shape`` for input ``name``, on this backend's device, to be filled row by row
         (``write_rows``) and fed in parts (``rows``) without a host round trip; contents undefined until
-        written; released by ``free_buffer`` or ``close``. Backends without a device keep it on the host."""
-        return host_array(np.zeros(shape, self.input_dtype(name)))
+        written. The caller owns it: ``buffer.free()`` (once; ``close`` frees what is left). Backends without
+        a device keep it on the host."""
+        array = np.zeros(shape, self.input_dtype(name))
+        return DeviceBuffer(array, tuple(array.shape), array.dtype, "host", lambda: array, "cpu", release=lambda: None)
 
     def rows(self, buffer: DeviceArray, start: int, count: int) -> DeviceArray:
-        """Rows ``start:start + count`` (axis 0) of a ``new_buffer``: a view, no copy."""
+        """Rows ``start:start + count`` (axis 0) of a ``new_buffer``: a view, no copy, valid while the buffer is."""
+        self._check_live(buffer)
         return host_array(buffer.data[start : start + count])
 
     def write_rows(self, buffer: DeviceArray, row: int, values: Any) -> None:
         """``buffer[row:row + len(values)] = values``: a device-to-device copy where ``values`` is a device
         array of this backend (another runner's output, ``rows`` of a buffer), else an upload."""
+        self._check_live(buffer)
         buffer.data[row : row + values.shape[0]] = to_host(values)
 
-    def free_buffer(self, buffer: DeviceArray) -> None:  # noqa: B027  (host buffers are garbage-collected)
-        """Release a ``new_buffer`` (a second call, or one after ``close``, does nothing)."""
+    def free_buffer(self, buffer: DeviceBuffer) -> None:
+        """Release a ``new_buffer`` (``buffer.free()``; a second call does nothing)."""
+        buffer.free()
+
+    def max_rows(self, name: str) -> int | None:
+        """The most rows (axis 0) input ``name`` takes (an engine profile's max), None if unbounded."""
+        return None
+
+    @staticmethod
+    def _check_live(buffer: DeviceArray) -> None:
+        if isinstance(buffer, DeviceBuffer) and buffer.freed:
+            raise NanoSam2Error("a device buffer was used after it was freed")
 
     def synchronize(self) -> None:  # noqa: B027  (a hook: backends that run eagerly keep it empty)
         """Finish the work queued so far (a backend may hold launches to capture them in one CUDA graph)."""

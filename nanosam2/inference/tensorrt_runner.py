@@ -45,7 +45,7 @@ from nanosam2.contract import GraphContract, read_engine_sidecar
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
 from nanosam2.utils.tensorrt_flavour import LABELS, RTX, TENSORRT, TensorRT, import_tensorrt, make_logger
-from nanosam2.inference.device import DeviceArray, to_host
+from nanosam2.inference.device import DeviceArray, DeviceBuffer, to_host
 from nanosam2.inference.engine_stream import EngineStream, RuntimeCacheFile, open_engine_stream  # noqa: F401
 from nanosam2.inference.runner import Runner
 
@@ -196,7 +196,7 @@ class TensorRTRunner(Runner):
         self.stream = self.engine_stream.stream
         self._bound: dict[str, int] = {}  # tensor name -> the device address TensorRT was given
         self._uploads: dict[str, TensorSlot] = {}  # to_device buffers, one per input name, reused
-        self._buffers: dict[int, int] = {}  # new_buffer allocations: address -> bytes
+        self._buffers: set[DeviceBuffer] = set()  # new_buffer allocations not freed yet (freed by close)
 
     @property
     def ctx(self) -> "trt_types.IExecutionContext":
@@ -270,20 +270,35 @@ class TensorRTRunner(Runner):
         self.cuda.synchronize(self.stream)
         return self._device_array(slot.device, tuple(array.shape), array.dtype)
 
-    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceArray:
-        dtype = self.input_dtype(name)
+    def max_rows(self, name: str) -> int | None:
+        profile = self.slots[name].profile if name in self.slots else None
+        return None if profile is None else profile[2][0]
+
+    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceBuffer:
+        dtype = np.dtype(self.input_dtype(name))
         nbytes = int(np.prod(shape)) * dtype.itemsize
         address = self.cuda.device_alloc(nbytes)
-        self._buffers[address] = nbytes
-        return self._device_array(address, tuple(shape), dtype)
+        buffer = DeviceBuffer(address, tuple(shape), dtype, self.backend,
+                              lambda: self._download(address, tuple(shape), dtype))
+
+        def release() -> None:
+            self._buffers.discard(buffer)
+            self.engine_stream.flush()  # a held launch may read it
+            self.cuda.device_free(address)
+
+        buffer.release = release
+        self._buffers.add(buffer)
+        return buffer
 
     def rows(self, buffer: DeviceArray, start: int, count: int) -> DeviceArray:
+        self._check_live(buffer)
         row_bytes = int(np.prod(buffer.shape[1:])) * np.dtype(buffer.dtype).itemsize
         return self._device_array(int(buffer.data) + start * row_bytes, (count, *buffer.shape[1:]), buffer.dtype)
 
     def write_rows(self, buffer: DeviceArray, row: int, values: Any) -> None:
         """A ``cudaMemcpyAsync`` on the pipeline's stream, after what is held (its results may be the source,
         or the rows it reads the destination); ordered before every later launch on the stream."""
+        self._check_live(buffer)
         self.engine_stream.flush()
         row_bytes = int(np.prod(buffer.shape[1:])) * np.dtype(buffer.dtype).itemsize
         dst = int(buffer.data) + row * row_bytes
@@ -296,11 +311,6 @@ class TensorRTRunner(Runner):
         host = np.ascontiguousarray(to_host(values), dtype=buffer.dtype)
         self.cuda.to_device(dst, host, host.nbytes, self.stream)
         self.cuda.synchronize(self.stream)  # the host array may go away
-
-    def free_buffer(self, buffer: DeviceArray) -> None:
-        if self._buffers.pop(int(buffer.data), None) is not None:
-            self.engine_stream.flush()  # a held launch may read it
-            self.cuda.device_free(int(buffer.data))
 
     def _device_array(self, address: int, shape: tuple[int, ...], dtype: Any) -> DeviceArray:
         return DeviceArray(address, shape, np.dtype(dtype), self.backend, lambda: self._download(address, shape, dtype))
@@ -365,9 +375,8 @@ class TensorRTRunner(Runner):
                 self.cuda.device_free(slot.device)
                 self.cuda.host_free(slot.host)
                 slot.capacity = 0
-        for address in list(self._buffers):
-            self.cuda.device_free(address)
-        self._buffers.clear()
+        for buffer in list(self._buffers):
+            buffer.free()
         if self.stream is not None:
             self.engine_stream.detach(self)
             self.stream = None

@@ -14,7 +14,7 @@ import numpy as np
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
-from nanosam2.inference.device import DeviceArray, to_host
+from nanosam2.inference.device import DeviceArray, DeviceBuffer, to_host
 from nanosam2.utils.lazy_import import require
 from nanosam2.utils.torch_device import resolve_device
 from nanosam2.inference.runner import Runner
@@ -73,14 +73,24 @@ class TorchRunner(Runner):
         tensor = self._torch.from_numpy(np.ascontiguousarray(array, dtype=self.input_dtype(name))).to(self.device)
         return self._wrap(tensor)
 
-    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceArray:
+    def new_buffer(self, name: str, shape: tuple[int, ...]) -> DeviceBuffer:
         dtype = getattr(self._torch, np.dtype(self.input_dtype(name)).name)
-        return self._wrap(self._torch.empty(shape, dtype=dtype, device=self.device))
+        tensor = self._torch.empty(shape, dtype=dtype, device=self.device)
+        buffer = DeviceBuffer(tensor, tuple(tensor.shape), np.dtype(str(tensor.dtype).removeprefix("torch.")),
+                              self.backend, lambda: tensor.cpu().numpy(), str(self.device))
+
+        def release() -> None:  # torch's caching allocator takes the memory back once no tensor refers to it
+            buffer.data = None
+
+        buffer.release = release
+        return buffer
 
     def rows(self, buffer: DeviceArray, start: int, count: int) -> DeviceArray:
+        self._check_live(buffer)
         return self._wrap(buffer.data[start : start + count])
 
     def write_rows(self, buffer: DeviceArray, row: int, values: Any) -> None:
+        self._check_live(buffer)
         if isinstance(values, DeviceArray) and values.backend == self.backend:
             source = values.data
         else:

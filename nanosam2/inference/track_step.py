@@ -7,6 +7,7 @@ comes back to the host is the decoder's answer (the low-res logits, the pointer,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -15,6 +16,7 @@ from nanosam2 import contract as C
 from nanosam2 import transforms as T
 from nanosam2.inference.memory_bank import FrameOutput, MemoryRing, ObjectState
 from nanosam2.inference.runner import Runner
+from nanosam2.inference.tracker_config import TrackerConfig
 
 MASK_PROMPT_SCALE, MASK_PROMPT_BIAS = 20.0, -10.0  # SAM2Base._use_mask_as_output
 PAD = float(T.LABEL_PAD)  # the decoder's padding-point label
@@ -23,12 +25,13 @@ Run = Callable[..., dict[str, Any]]  # Pipeline.run(stage, runner, feed, host=Tr
 
 class TrackStep:
     def __init__(self, run: Run, decoder: Runner, memory_attention: Runner, memory_encoder: Runner,
-                 fill_hole_area: int = 0) -> None:
+                 config: TrackerConfig) -> None:
         self.run = run
         self.decoder, self.memory_attention, self.memory_encoder = decoder, memory_attention, memory_encoder
         self.low_res_size = decoder.contract.low_res_size
-        self.selection = decoder.contract.mask_selection
-        self.fill_hole_area = int(fill_hole_area)
+        self.selection = replace(decoder.contract.mask_selection,
+                                 dynamic_multimask_via_stability=config.dynamic_multimask_via_stability)
+        self.fill_hole_area = config.fill_hole_area
         self._zero_mask: Any = None  # the decoder's "no mask prompt" input, uploaded once
 
     def decode(self, image_embed: Any, features: dict[str, Any], coords: np.ndarray, labels: np.ndarray,

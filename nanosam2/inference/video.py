@@ -19,6 +19,7 @@ Two ways to use it:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ from nanosam2.inference.memory_bank import FrameOutput, MemoryBank, ObjectState
 from nanosam2.inference.pipeline import Pipeline
 from nanosam2.inference.runner import Runner
 from nanosam2.inference.track_step import TrackStep
+from nanosam2.inference.tracker_config import VIDEO_PREDICTOR, TrackerConfig
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("encoder", "memory_attention", "decoder", "memory_encoder")
 
@@ -58,7 +62,8 @@ class VideoPredictor(Pipeline):
     """Track objects through a video with SAM2.1's memory over any four runners."""
 
     def __init__(self, encoder: Runner, decoder: Runner, memory_attention: Runner, memory_encoder: Runner,
-                 fill_hole_area: int = 0, max_memory_frames: int | None = None) -> None:
+                 config: TrackerConfig | None = None) -> None:
+        """``config``: SAM2's semantic knobs (``tracker_config``; default Meta's video predictor's)."""
         super().__init__({C.ENCODER: encoder, C.DECODER: decoder, C.MEMORY_ATTENTION: memory_attention,
                           C.MEMORY_ENCODER: memory_encoder})
         self.encoder, self.decoder = encoder, decoder
@@ -73,25 +78,60 @@ class VideoPredictor(Pipeline):
         self.image_size = encoder.contract.image_size
         self.low_res_size = encoder.contract.low_res_size
         self.num_maskmem = contract.num_maskmem
-        self.max_object_pointers = contract.max_object_pointers
-        if max_memory_frames is not None and not 0 <= max_memory_frames <= self.num_maskmem - 1:
-            raise NanoSam2Error(f"max_memory_frames must be 0..{self.num_maskmem - 1}, got {max_memory_frames}")
-        recent = self.num_maskmem - 1 if max_memory_frames is None else max_memory_frames
-        self.bank = MemoryBank(self.num_maskmem, recent, self.max_object_pointers)
-        self.step = TrackStep(self.run, decoder, memory_attention, memory_encoder, fill_hole_area)
-        self.fill_hole_area = int(fill_hole_area)
+        self.config = self._resolve(config or VIDEO_PREDICTOR, contract)
+        self.bank = MemoryBank(self.num_maskmem, self.config.memory_frames,  # type: ignore[arg-type]
+                               self.config.max_object_pointers, self.config.max_cond_frames_in_attn)  # type: ignore[arg-type]
+        self.max_object_pointers = self.bank.max_object_pointers
+        self.step = TrackStep(self.run, decoder, memory_attention, memory_encoder, self.config)
         self.stage_ms = {stage: 0.0 for stage in STAGES}
         self.stage_calls = {stage: 0 for stage in STAGES}
         self.stream_state: TrackingState | None = None
 
+    def _resolve(self, config: TrackerConfig, contract: C.GraphContract) -> TrackerConfig:
+        """``config`` with the model's defaults filled in, SciPy's absence and the engines' profiles applied
+        (each said once): what this tracker does, as results files record it."""
+        recent = self.num_maskmem - 1 if config.memory_frames is None else config.memory_frames
+        if not 0 <= recent <= self.num_maskmem - 1:
+            raise NanoSam2Error(f"memory_frames (--max-memory-frames) must be 0..{self.num_maskmem - 1}, got {recent}")
+        pointers = contract.max_object_pointers if config.max_object_pointers is None else config.max_object_pointers
+        if pointers > contract.max_object_pointers:
+            raise NanoSam2Error(f"max_object_pointers {pointers}: the model reads at most {contract.max_object_pointers}")
+        config = config.replace(memory_frames=recent, max_object_pointers=pointers, name=config.name)
+        if config.fill_hole_area > 0:
+            try:
+                import scipy.ndimage  # noqa: F401
+            except ImportError:
+                logger.warning("hole filling (fill_hole_area %d, Meta's default) needs SciPy (pip install "
+                               "'nanosam2[masks]'): tracking without it, as Meta does without its CUDA extension",
+                               config.fill_hole_area)
+                config = config.replace(fill_hole_area=0)
+        most_memories = self.memory_attention.max_rows(C.MASKMEM_FEATURES)
+        most_pointers = self.memory_attention.max_rows(C.OBJECT_POINTERS)
+        rooms = [most - used for most, used in ((most_memories, recent), (most_pointers, pointers - 1)) if most is not None]
+        if rooms:
+            room = min(rooms)
+            if room < 1:
+                raise NanoSam2Error(f"{self.memory_attention.path.name} takes at most {most_memories} memories and "
+                                    f"{most_pointers} object pointers, fewer than one prompted frame with {recent} recent "
+                                    f"memories and {pointers - 1} recent pointers need: build it with the default profiles")
+            if config.max_cond_frames_in_attn == -1 or config.max_cond_frames_in_attn > room:
+                say = logger.warning if room < C.MAX_PROMPTED_FRAMES else logger.info  # the documented limit: info
+                say("%s takes at most %s memories and %s object pointers: at most %d prompted frame(s) per "
+                               "object in attention, the closest ones (Meta's max_cond_frames_in_attn; Meta: %s); build "
+                               "it with larger --maxShapes for more", self.memory_attention.path.name, most_memories,
+                               most_pointers, room, "all" if config.max_cond_frames_in_attn == -1
+                               else config.max_cond_frames_in_attn)
+                config = config.replace(max_cond_frames_in_attn=room)
+        return config
+
     @property
     def recent_frames(self) -> int:
-        """Recent frames in the bank besides the prompted ones (``max_memory_frames``)."""
+        """Recent frames in the bank besides the prompted ones (``memory_frames``)."""
         return self.bank.recent_frames
 
-    @recent_frames.setter
-    def recent_frames(self, value: int) -> None:
-        self.bank.recent_frames = value
+    @property
+    def fill_hole_area(self) -> int:
+        return self.config.fill_hole_area
 
     @property
     def timings(self) -> dict[str, float]:
@@ -153,7 +193,8 @@ class VideoPredictor(Pipeline):
                                 f"{state.video_width}x{state.video_height}")
         contract = self.encoder.contract
         start = time.perf_counter()
-        tensor = T.preprocess_image(frame, contract.image_size, tuple(contract.pixel_mean), tuple(contract.pixel_std))
+        tensor = T.preprocess_video_frame(frame, contract.image_size, tuple(contract.pixel_mean),
+                                          tuple(contract.pixel_std))
         self.stage_ms["encoder"] += 1000 * (time.perf_counter() - start)  # preprocessing counts with the encoder
         features = self.run("encoder", self.encoder, {C.IMAGE: tensor}, host=False)
         state.cached = (frame_idx, {name: features[name] for name in C.ENCODER_OUTPUTS})
@@ -246,7 +287,12 @@ class VideoPredictor(Pipeline):
                 planes.append(out.low_res[0])
         if not planes:
             return np.zeros((0, 1, state.video_height, state.video_width), np.float32)
-        return T.upsample_masks(np.stack(planes), (state.video_height, state.video_width))
+        return self._video_res(state, np.stack(planes))
+
+    def _video_res(self, state: TrackingState, low_res: np.ndarray) -> np.ndarray:
+        """Objects' low-res logits [O, 1, L, L] at the video's size, SAM2's ``_get_orig_video_res_output``."""
+        masks = T.upsample_masks(low_res, (state.video_height, state.video_width))
+        return T.non_overlapping(masks) if self.config.non_overlap_masks else masks
 
     # ---------------------------------------------------------------- propagation
     def _preflight(self, state: TrackingState) -> None:
@@ -259,7 +305,7 @@ class VideoPredictor(Pipeline):
                     bank[frame_idx] = out
                     if out.maskmem is None:
                         embed = self._features(state, frame_idx)[C.IMAGE_EMBED]
-                        self.step.encode_memory(obj, out, embed, True)
+                        self.step.encode_memory(obj, out, embed, self.config.binarize_mask_from_pts_for_mem_enc)
                 temp.clear()
             if not obj.cond:
                 raise NanoSam2Error(f"object {obj_id} has no prompt: add points, a box or a mask for it first")
@@ -295,11 +341,11 @@ class VideoPredictor(Pipeline):
                 obj.non_cond[frame_idx] = out
             obj.tracked[frame_idx] = reverse
             planes.append(out.low_res[0])  # type: ignore[index]
-        return T.upsample_masks(np.stack(planes), (state.video_height, state.video_width))
+        return self._video_res(state, np.stack(planes))
 
     # ---------------------------------------------------------------- streaming
     def track_stream(self, frames: Iterable[np.ndarray], prompts: dict[int, list[dict[str, Any]]] | None = None,
-                     on_frame: Any = None) -> Iterator[tuple[int, list[Any], np.ndarray]]:
+                     on_frame: Any = None, num_frames: int | None = None) -> Iterator[tuple[int, list[Any], np.ndarray]]:
         """Track through frames read one at a time (a camera, a long video), forwards.
 
         ``prompts``: frame index -> prompt dicts (``obj_id`` with ``points``/``labels``, ``box`` or
@@ -307,14 +353,16 @@ class VideoPredictor(Pipeline):
         live UI). Memory stays bounded: each object keeps its prompted frames, the last
         ``num_maskmem - 1`` spatial memories and the last ``max_obj_ptrs_in_encoder - 1`` pointers;
         no frame is kept after its step. Yields (frame_idx, obj_ids, mask logits [O, 1, H, W]);
-        objects not prompted yet are absent from ``obj_ids``.
+        objects not prompted yet are absent from ``obj_ids``. ``num_frames``: the video's length where it is
+        known (a file): SAM2 scales the pointers' temporal offsets by ``min(num_frames, 16) - 1``, as in the
+        whole-video API; unknown (a camera): by 15.
         """
         prompts = dict(prompts or {})
         state: TrackingState | None = None
         for frame_idx, frame in enumerate(frames):
             frame = np.asarray(frame)
             if state is None:
-                state = TrackingState(None, None, int(frame.shape[0]), int(frame.shape[1]))
+                state = TrackingState(None, num_frames, int(frame.shape[0]), int(frame.shape[1]))
                 self.stream_state = state  # what the bank holds: memory_size(predictor.stream_state)
             new = list(prompts.pop(frame_idx, []))
             if on_frame is not None:
