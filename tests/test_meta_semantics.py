@@ -14,7 +14,17 @@ from nanosam2.inference.tracker_config import VIDEO_PREDICTOR, VOS_INFERENCE, se
     vos_inference_config
 from nanosam2.samples import make_frames
 from tests.test_video import GRAPHS, SIZE, fake_engines, stub_tracker, without_hole_filling
-from tests.test_video import student, student_onnx  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="module")
+def student_onnx(tmp_path_factory):
+    """test_video's resnet18 export at 512 px (made once per session for both files)."""
+    from export.exporter import export_model
+    from tests.conftest import export_once
+    from tests.test_video import video_model
+
+    return export_once(tmp_path_factory, "onnx-video-512",
+                       lambda folder: export_model(video_model("resnet18"), "resnet18", folder))
 
 
 # ---------------------------------------------------------------- the bank and the engines' profiles
