@@ -259,3 +259,30 @@ def test_crops_too_small_are_refused_before_any_work():
     check_crops((64, 64), 3, 0.34)
     with pytest.raises(NanoSam2Error, match="crop layer 2 cuts the 8x6 image"):
         check_crops((6, 8), 3, 0.0)
+
+
+def test_one_writer_per_output_folder(tmp_path):
+    """Two runs into one folder interleaved (a record could name run A over a mix of A's and B's files): a
+    run now holds the folder's lock from its first check to its last record; a second process is refused in
+    one line naming the folder, and runs once the first has finished."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    hold = ("import sys, time; from pathlib import Path; from nanosam2.utils.outputs import OutputFolder; "
+            "folder = OutputFolder(Path(sys.argv[1]), 'everything', 'everything.json'); print('held', flush=True); "
+            "sys.stdin.readline()")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        command = [sys.executable, "-m", "trt_runtime", "everything", "--encoder", str(tmp_path / "e.onnx"), "--decoder",
+                   str(tmp_path / "d.onnx"), "--image", "nanosam2/assets/grace_hopper.jpg", "--output", str(out)]
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+        assert f"{out} is being written by another run" in second.stderr
+        assert not out.exists()  # nothing made while waiting its turn
+    finally:
+        holder.communicate("done\n", timeout=30)
+    after = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert after.returncode == 2 and "being written" not in after.stderr and "e.onnx" in after.stderr, after.stderr

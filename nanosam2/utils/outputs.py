@@ -16,15 +16,22 @@ A command replaces only what a record it wrote says it wrote:
   ``.json`` sidecar, the calibration manifest, the results' run keys) says this command wrote it.
 - **Inputs are never inside what a command replaces**: an input file at a path the command would
   write or remove, or an input folder inside one of its output folders, is refused before any work.
+- **One writer per output folder**: an :class:`OutputFolder` holds an advisory lock on its folder from its
+  first check to its last record (and until it is dropped); a second run on the same folder, in another
+  process, is refused in one line naming the folder. The lock lives in the system's temporary folder
+  (keyed by the folder's resolved path), so nothing is created in OUT before results are.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -57,6 +64,41 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+_HELD: dict[str, list[Any]] = {}  # resolved folder -> [lock file descriptor, holders in this process]
+
+
+def lock_folder(path: Path, command: str) -> Callable[[], None]:
+    """Take the folder's advisory lock (shared by this process's holders); returns its release."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (nanosam2's targets are Linux)
+        return lambda: None
+    key = str(_resolved(path))
+    if key not in _HELD:
+        folder = Path(tempfile.gettempdir()) / "nanosam2-output-locks"
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise NanoSam2Error(f"{path} is being written by another run right now (it holds the folder's lock); wait "
+                                f"for it to finish or choose another --output") from None
+        _HELD[key] = [fd, 0]
+    _HELD[key][1] += 1
+    released = []
+
+    def release() -> None:
+        if released or key not in _HELD:
+            return
+        released.append(True)
+        _HELD[key][1] -= 1
+        if _HELD[key][1] == 0:
+            os.close(_HELD.pop(key)[0])  # closing the descriptor releases the lock
+
+    return release
+
+
 @dataclass
 class OutputFolder:
     """What one run of ``command`` writes into ``path``: ``files`` (names) and ``folders`` (every file
@@ -72,6 +114,8 @@ class OutputFolder:
 
     def __post_init__(self) -> None:
         self.path = check_output_dir(self.path, inputs=self.inputs)
+        release = lock_folder(self.path, self.command)  # held from here to the last record, until dropped
+        self.release = weakref.finalize(self, release)
         self.owned = self._earlier_files()
         self._check_inputs()
         self.check_in_the_way(self.existing())
