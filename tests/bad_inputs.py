@@ -288,7 +288,7 @@ def issue22_cases(everything: list[str], predict: list[str], engine: list[str], 
         Case("track --preprocess (unused)", [*track, "--video", "frames", *box, "--preprocess", "missing.onnx",
                                              "--output", "t_pre"], absent=["t_pre"], says="--preprocess"),
         Case("track --cuda-graph without engines", [*track, "--video", "frames", *box, "--cuda-graph", "--output",
-                                                    "t_cg"], absent=["t_cg"], says="--cuda-graph is a TensorRT option"),
+                                                    "t_cg"], absent=["t_cg"], says="--cuda-graph: an option of the tensorrt"),
         # 22.4 unbounded work
         Case("everything --points-per-side 10000", [*everything, "--points-per-side", "10000", "--output", "ev_big"],
              absent=["ev_big"], says="100,000,000 point prompts"),

@@ -259,3 +259,52 @@ def test_graph_table_default_profiles_take_the_documented_bank():
     assert C.MEMORIES.profile[2] == C.EXPORT_MAX_MEMORIES == C.MAX_PROMPTED_FRAMES + 6
     assert C.POINTERS.profile[2] == C.EXPORT_MAX_POINTERS == C.MAX_PROMPTED_FRAMES + 15
     assert set(GRAPHS) == set(C.TRACKER_GRAPHS)
+
+
+# ---------------------------------------------------------------- options that do not apply
+@pytest.mark.parametrize("flags, says", [
+    (["--dtype", "bf16"], "--dtype: an option of the torch backend"),
+    (["--compile", "--device", "cpu"], "--compile and --device: options of the torch backend"),
+    (["--trt-flavour", "rtx"], "--trt-flavour: an option of the tensorrt backend"),
+    (["--runtime-cache", "cache.bin"], "--runtime-cache: an option of the tensorrt backend"),
+])
+def test_options_no_chosen_backend_reads_are_refused(flags, says, runtime_onnx, tmp_path, capsys):
+    """They were accepted and ignored (exit 0, no cache written, the record silent)."""
+    from trt_runtime.cli import main
+    from nanosam2.utils.cli import run_cli
+
+    args = ["predict", "--encoder", str(runtime_onnx[C.ENCODER]), "--decoder", str(runtime_onnx[C.DECODER]),
+            "--image", "nanosam2/assets/grace_hopper.jpg", "--point", "100,100", "--output", str(tmp_path / "o")]
+    assert run_cli(main, [*args, *flags]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "cache.bin").exists()
+
+
+def test_the_provider_that_runs_is_the_one_asked_for_or_refused(runtime_onnx, monkeypatch):
+    """ONNX Runtime's CUDA provider falls back to the CPU when its libraries do not load, while the record
+    said cuda: now refused in one line, and the identity records the provider that runs."""
+    import onnxruntime as ort
+
+    from nanosam2.errors import NanoSam2Error
+    from nanosam2.inference.onnxruntime_runner import OnnxRuntimeRunner
+
+    real = ort.InferenceSession
+
+    def falling_back(path, options=None, providers=None):  # what onnxruntime-gpu does without its CUDA libraries
+        return real(path, options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", falling_back)
+    with pytest.raises(NanoSam2Error, match="runs it on CPUExecutionProvider, not on the CUDAExecutionProvider"):
+        OnnxRuntimeRunner(runtime_onnx[C.DECODER], provider="cuda")
+    with OnnxRuntimeRunner(runtime_onnx[C.DECODER]) as runner:
+        assert runner.identity()["provider"] == "CPUExecutionProvider"
+
+
+def test_pytorch_records_the_precision_each_graph_runs_at(runtime_model):
+    from nanosam2.inference.torch_runner import TorchRunner
+
+    precisions = {g: TorchRunner(graph=g, model=runtime_model, device="cpu", dtype="bf16").identity()["precision"]
+                  for g in (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)}
+    assert precisions == {C.ENCODER: "bf16", C.DECODER: "bf16", C.MEMORY_ATTENTION: "fp32", C.MEMORY_ENCODER: "fp32"}

@@ -510,7 +510,7 @@ def test_track_keeps_frame_numbers_and_the_users_files(student_onnx, frames_dir,
     for args, says in ((["--point", "600,10"], "outside the 512x512 frame"),
                        (["--box", "10,10,90,90", "--box", "5,5,50,50", "--point", "20,20"], "several --box"),
                        (["--box", "10,10,90,90", "--preprocess", "missing.onnx"], "--preprocess"),
-                       (["--box", "10,10,90,90", "--cuda-graph"], "--cuda-graph is a TensorRT option")):
+                       (["--box", "10,10,90,90", "--cuda-graph"], "--cuda-graph: an option of the tensorrt backend")):
         refused([*video, *args], says)
     prompts.write_text('[{"frame": 0, "obj_id": 1, "points": [[Infinity, 2]]}]')
     refused([*video, "--prompts", str(prompts)], "finite")

@@ -97,8 +97,7 @@ def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any) -> 
     and ``make(runners)``; on any failure every runner opened so far is closed."""
     runners: dict[str, Runner] = {}
     stream: Any = None
-    if options.cuda_graph and all(backend_for(path, options.backend) != "tensorrt" for path in paths.values()):
-        raise NanoSam2Error("--cuda-graph is a TensorRT option and none of the graphs is an engine; leave it out")
+    check_options(options, {backend_for(path, options.backend) for path in paths.values()})
     try:
         for graph, path in paths.items():
             kind = backend_for(path, options.backend)
@@ -116,6 +115,23 @@ def open_pipeline(paths: dict[str, Any], options: BackendOptions, make: Any) -> 
         if stream is not None and not stream.users:
             stream.close()
         raise
+
+
+def check_options(options: BackendOptions, kinds: set[str]) -> None:
+    """Refuse, in one line, every option that no chosen backend reads (it was accepted and ignored)."""
+    unused = {
+        "tensorrt": [flag for flag, given in (("--cuda-graph", options.cuda_graph), ("--trt-flavour", options.trt_flavour),
+                                              ("--runtime-cache", options.runtime_cache)) if given],
+        "onnxruntime": ["--provider"] if options.provider != "cpu" else [],
+        "torch": [flag for flag, given in (("--dtype", options.dtype != "fp32"), ("--compile", options.compile),
+                                           ("--device", options.device), ("--config", options.config)) if given],
+    }
+    names = {"tensorrt": "TensorRT engine", "onnxruntime": "ONNX graph", "torch": "PyTorch checkpoint"}
+    for kind, flags in unused.items():
+        if flags and kind not in kinds:
+            raise NanoSam2Error(f"{' and '.join(flags)}: {'an option' if len(flags) == 1 else 'options'} of the "
+                                f"{kind} backend, and no graph given is a {names[kind]}; leave "
+                                f"{'it' if len(flags) == 1 else 'them'} out")
 
 
 GRAPH_SUFFIXES = (".engine", ".plan", ".trt", ".onnx")

@@ -43,7 +43,7 @@ class OnnxRuntimeRunner(Runner):
         self._outputs = [o.name for o in self.session.get_outputs()]
 
     def identity(self) -> dict:
-        return {**super().identity(), "provider": self.provider}
+        return {**super().identity(), "provider": self.session.get_providers()[0]}  # what runs it, not what was asked
 
     def to_device(self, name: str, array: np.ndarray) -> DeviceArray:
         ort = require("onnxruntime", "the ONNX Runtime backend")

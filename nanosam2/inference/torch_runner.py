@@ -30,6 +30,11 @@ def _load_model(path: str, config: str | None, device: str):
     return build_model(config, path, device)
 
 
+# Autocast applies to the image graphs; the memory graphs and pre/post-processing run in float32 (the memory
+# encoder rounds to bfloat16 itself), and their records say so.
+AUTOCAST_GRAPHS = (C.ENCODER, C.DECODER)
+
+
 class TorchRunner(Runner):
     """Runs ``ImageEncoderGraph`` or ``MaskDecoderGraph`` of a SAM2 model in PyTorch."""
 
@@ -55,14 +60,14 @@ class TorchRunner(Runner):
         if graph not in C.GRAPH_IO:
             raise NanoSam2Error(f"unknown graph {graph!r}; choose from {', '.join(C.GRAPHS)}")
         network = C.GRAPH_SPECS[graph].weights
+        autocast = graph in AUTOCAST_GRAPHS
         # pre/post-processing graphs have no weights of their own: no hash of the model for them
-        self.contract = graph_contract(graph, model, backbone, precision=dtype if network else "fp32",
+        self.contract = graph_contract(graph, model, backbone, precision=dtype if autocast else "fp32",
                                        weights_sha256=None if network else "")
         module = build_graph_module(graph, model).to(self.device).eval()
         self.module = torch.compile(module, dynamic=graph != C.ENCODER) if compile else module
         # Autocast applies to the network graphs; pre/post-processing stays in float32 (exact resampling).
-        self.autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype] \
-            if graph in (C.ENCODER, C.DECODER) else None
+        self.autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype] if autocast else None
         self._inputs, self._outputs = (list(names) for names in C.GRAPH_IO[graph])
         self._torch = torch
 

@@ -45,6 +45,12 @@ def open_session(path: str | os.PathLike[str], provider: str = "cpu", threads: i
     if threads:
         options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(str(path), options, providers=PROVIDERS[provider])
+        session = ort.InferenceSession(str(path), options, providers=PROVIDERS[provider])
     except Exception as exc:
         raise NanoSam2Error(f"{path} is not a loadable ONNX model: {first_line(exc)}") from None
+    running = session.get_providers()
+    if not running or running[0] != PROVIDERS[provider][0]:  # its CUDA/TensorRT libraries did not load: a fallback
+        raise NanoSam2Error(f"{path}: ONNX Runtime runs it on {running[0] if running else 'nothing'}, not on the "
+                            f"{PROVIDERS[provider][0]} asked for (its libraries did not load; ONNX Runtime's log says "
+                            "why); fix that, or pass --provider cpu")
+    return session
