@@ -308,3 +308,63 @@ def test_pytorch_records_the_precision_each_graph_runs_at(runtime_model):
     precisions = {g: TorchRunner(graph=g, model=runtime_model, device="cpu", dtype="bf16").identity()["precision"]
                   for g in (C.ENCODER, C.DECODER, C.MEMORY_ATTENTION, C.MEMORY_ENCODER)}
     assert precisions == {C.ENCODER: "bf16", C.DECODER: "bf16", C.MEMORY_ATTENTION: "fp32", C.MEMORY_ENCODER: "fp32"}
+
+
+# ---------------------------------------------------------------- CUDA graphs with many objects
+def test_nine_objects_replay_their_cuda_graphs_without_recapture():
+    """Each object's bank has its own address, part of what a captured graph replays: a tracked frame of N
+    objects is about 2N + 1 launch sequences. The cache held 8, so from ~4 objects on every frame recaptured
+    (18 captures a frame with 9: slower than no graphs). The tracker now reserves room for its objects."""
+    from nanosam2.inference.engine_stream import EngineStream
+    from nanosam2.inference.video import GRAPHS_PER_FRAME, GRAPHS_PER_OBJECT
+    from nanosam2.utils.cuda_api import CudaRuntime
+    from tests.fake_tensorrt import FakeCudart
+
+    class Engine:  # what the stream needs of an engine's runner
+        def __init__(self, name):
+            self.name, self.bound = name, 0
+
+        def launch(self, check=True):
+            return True
+
+        def launch_key(self):
+            return (self.name, self.bound)
+
+    def captures_in_the_steady_state(reserve: bool) -> int:
+        stream = EngineStream(CudaRuntime(FakeCudart()), cuda_graph=True)
+        encoder, attention, decoder, memory = (Engine(n) for n in ("enc", "attn", "dec", "mem"))
+        if reserve:
+            stream.max_graphs = max(stream.max_graphs, GRAPHS_PER_OBJECT * 9 + GRAPHS_PER_FRAME)
+        counts = []
+        for _ in range(4):
+            before = stream.captures
+            stream.submit(encoder)
+            for obj in range(9):
+                attention.bound = memory.bound = 1000 + obj  # the object's ring
+                stream.submit(attention)
+                stream.submit(decoder)
+                stream.flush()  # the decoder's answer comes back
+                stream.submit(memory)
+                stream.flush()  # the new memory is copied into the ring
+            counts.append(stream.captures - before)
+        return counts[-1]
+
+    assert captures_in_the_steady_state(reserve=False) == 18
+    assert captures_in_the_steady_state(reserve=True) == 0
+    reserved = []
+    predictor = stub_tracker()
+    for runner in predictor.runners.values():
+        runner.reserve_graphs = reserved.append
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 2
+    list(predictor.track_stream(iter(frames), {0: [{"obj_id": k, "points": [[5, 5]], "labels": [1]} for k in range(9)]}))
+    assert max(reserved) == GRAPHS_PER_OBJECT * 9 + GRAPHS_PER_FRAME
+
+
+def test_cuda_graph_under_tensorrt_rtx_is_refused_until_a_gpu_proves_it(monkeypatch):
+    from nanosam2.errors import NanoSam2Error
+    from nanosam2.inference import engine_stream
+    from nanosam2.utils.tensorrt_flavour import RTX, TensorRT
+
+    monkeypatch.setattr(engine_stream, "import_tensorrt", lambda flavour, purpose: TensorRT(object(), RTX))
+    with pytest.raises(NanoSam2Error, match="--cuda-graph is not offered with TensorRT-RTX"):
+        engine_stream.open_engine_stream(cuda_graph=True, flavour=RTX)

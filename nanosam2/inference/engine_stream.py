@@ -158,6 +158,13 @@ def open_engine_stream(cuda_graph: bool = False, flavour: str | None = None,
                        runtime_cache: str | os.PathLike[str] | None = None) -> EngineStream:
     """A stream for the engines of one pipeline, on one TensorRT (checked first, for its message)."""
     tensorrt = import_tensorrt(flavour, "the TensorRT backend")
+    if cuda_graph and tensorrt.flavour == RTX:
+        # TensorRT-RTX captures CUDA graphs itself (IRuntimeConfig.setCudaGraphStrategy: docs.nvidia.com/deeplearning/
+        # tensorrt-rtx/latest/inference-library/work-with-cuda-graphs.html); an application's own stream capture
+        # needs engines built with kREQUIRE_USER_ALLOCATION and isStreamCapturable() (TensorRT-RTX 1.2 release
+        # notes), which no GPU run has proven here yet
+        raise NanoSam2Error("--cuda-graph is not offered with TensorRT-RTX yet (its stream capture needs engines "
+                            "built for user allocation; not proven on a GPU): leave it out")
     cache = RuntimeCacheFile(runtime_cache) if runtime_cache is not None else None
     if cache is not None and tensorrt.flavour != RTX:
         raise NanoSam2Error(f"--runtime-cache is a TensorRT-RTX option; {tensorrt.label} compiles its kernels "

@@ -102,6 +102,10 @@ class Runner(abc.ABC):
         """Release a ``new_buffer`` (``buffer.free()``; a second call does nothing)."""
         buffer.free()
 
+    def reserve_graphs(self, count: int) -> None:  # noqa: B027  (a hook: backends without CUDA graphs keep it empty)
+        """Keep at least ``count`` captured launch sequences (the tracker needs about two per object and frame:
+        each object's bank has its own address, part of what a captured graph replays)."""
+
     def max_rows(self, name: str) -> int | None:
         """The most rows (axis 0) input ``name`` takes (an engine profile's max), None if unbounded."""
         return None

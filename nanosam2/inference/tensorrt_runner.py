@@ -270,6 +270,9 @@ class TensorRTRunner(Runner):
         self.cuda.synchronize(self.stream)
         return self._device_array(slot.device, tuple(array.shape), array.dtype)
 
+    def reserve_graphs(self, count: int) -> None:
+        self.engine_stream.max_graphs = max(self.engine_stream.max_graphs, int(count))
+
     def max_rows(self, name: str) -> int | None:
         profile = self.slots[name].profile if name in self.slots else None
         return None if profile is None else profile[2][0]

@@ -40,6 +40,9 @@ from nanosam2.inference.tracker_config import VIDEO_PREDICTOR, TrackerConfig
 logger = logging.getLogger(__name__)
 
 STAGES = ("encoder", "memory_attention", "decoder", "memory_encoder")
+# launch sequences a tracked frame replays with --cuda-graph: per object, memory attention + decoder and the
+# memory encoder (its bank's address differs from the other objects'); per frame, the encoder and a spare
+GRAPHS_PER_OBJECT, GRAPHS_PER_FRAME = 2, 4
 
 
 @dataclass
@@ -175,6 +178,8 @@ class VideoPredictor(Pipeline):
             if not create:
                 raise NanoSam2Error(f"unknown object id {obj_id}; the objects are {state.obj_ids}")
             state.objects[obj_id] = ObjectState()
+            for runner in self.runners.values():  # CUDA graphs: each object's launches replay, none recaptured
+                runner.reserve_graphs(GRAPHS_PER_OBJECT * len(state.objects) + GRAPHS_PER_FRAME)
         return state.objects[obj_id]
 
     def _check_frame(self, state: TrackingState, frame_idx: int) -> None:
