@@ -214,11 +214,18 @@ def plan_build(info: OnnxInfo, request: BuildRequest, trt_version: str, flavour:
             raise NanoSam2Error(f"--int8 on {api} needs a Q/DQ graph and {info.path.name} has none: "
                                 f"python -m calib.qdq --onnx {info.path.name} --calib calib/sa1_512.npy "
                                 f"--out {info.path.stem}.int8.onnx")
-        if want_fp16 and graph_precision == "fp32":
+        if want_fp16 and graph_precision == "fp32" and not info.has_qdq:
             convert = True
             notes.append(f"{api} has no FP16 flag: the FP32 graph is converted to an FP16 graph first "
                          "(FP32 I/O, norms and point Fourier features kept in FP32)")
         precision = "int8" if info.has_qdq else ("fp16" if want_fp16 or graph_precision == "fp16" else "fp32")
+        if info.has_qdq:  # said as TensorRT 10's branch says it
+            notes.append("Q/DQ graph: built strongly typed, precision comes from the graph")
+            if request.fp16 or request.best:
+                notes.append("--fp16 ignored: strongly typed networks take no precision flags")
+        elif request.best:
+            notes.append(f"--best: no INT8 on {api} without a Q/DQ graph (python -m calib.qdq makes one): built "
+                         f"{precision.upper()}")
     else:
         if info.has_qdq:
             strongly_typed = True

@@ -80,8 +80,12 @@ def read_engine_header(data: bytes) -> dict:
     return json.loads(data[len(MAGIC):].split(b"\n", 1)[0])
 
 
-def write_engine(path: Path, onnx_path: Path, profiles: dict[str, list[list[int]]]) -> Path:
-    path.write_bytes(engine_bytes(onnx_path, profiles))
+def write_engine(path: Path, onnx_path: Path, profiles: dict[str, list[list[int]]], version_compatible: bool = False) -> Path:
+    data = engine_bytes(onnx_path, profiles)
+    if version_compatible:  # the header records it, as a real plan carries its lean runtime
+        header = {**read_engine_header(data), "version_compatible": True}
+        data = MAGIC + json.dumps(header).encode() + b"\n" + data.split(b"\n", 2)[2]
+    path.write_bytes(data)
     return path
 
 
@@ -370,10 +374,13 @@ class FakeTensorRT:
         class Runtime:
             def __init__(self, logger) -> None:
                 self._logger = logger
+                self.engine_host_code_allowed = False
 
             def deserialize_cuda_engine(self, data):
                 if not bytes(data).startswith(MAGIC):
                     return None
+                if read_engine_header(bytes(data)).get("version_compatible") and not self.engine_host_code_allowed:
+                    return None  # TensorRT refuses a plan carrying its lean runtime unless host code is allowed
                 return (ICudaEngineRTX if rtx else ICudaEngine)(bytes(data), fake._cudart)
 
         if rtx:

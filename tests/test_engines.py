@@ -93,6 +93,8 @@ DISPATCH = [
     ("11.4.1", "fp32", BuildRequest(), True, [], False, False, "fp32"),
     ("11.4.1", "fp32", BuildRequest(fp16=True), True, [], True, False, "fp16"),
     ("11.4.1", "qdq", BuildRequest(int8=True), True, [], False, False, "int8"),
+    ("11.4.1", "qdq", BuildRequest(fp16=True), True, [], False, False, "int8"),  # a Q/DQ graph is never converted
+    ("11.4.1", "fp32", BuildRequest(best=True), True, [], True, False, "fp16"),
     ("11.4.1", "fp32", BuildRequest(dla_core=0, allow_gpu_fallback=True, version_compatible=True), True,
      ["GPU_FALLBACK", "VERSION_COMPATIBLE"], False, False, "fp32"),
 ]
@@ -103,6 +105,17 @@ def test_version_dispatch(graphs, version, graph, request_, typed, flags, conver
     plan = plan_build(graphs[graph], request_, version)
     assert (plan.strongly_typed, plan.builder_flags, plan.convert_to_fp16, plan.use_calibrator, plan.precision) == \
         (typed, flags, convert, calibrate, precision)
+
+
+@pytest.mark.parametrize("version,flavour", [("10.3.0", "tensorrt"), ("11.4.1", "tensorrt"), ("1.7.1.116", "rtx")])
+def test_every_api_says_what_it_did_with_precision_flags(graphs, version, flavour):
+    """TensorRT 11 and TensorRT-RTX plans said nothing where TensorRT 10's spoke: --fp16 on a Q/DQ graph
+    (ignored: strongly typed) and --best without one (no INT8)."""
+    qdq = plan_build(graphs["qdq"], BuildRequest(fp16=True), version, flavour)
+    assert "--fp16 ignored: strongly typed networks take no precision flags" in qdq.notes
+    if not version.startswith("10"):  # (TensorRT 10: --best without a Q/DQ graph calibrates, or is refused)
+        best = plan_build(graphs["fp32"], BuildRequest(best=True), version, flavour)
+        assert any(note.startswith("--best: no INT8") for note in best.notes) and best.precision == "fp16"
 
 
 @pytest.mark.parametrize("version,graph,request_,message", [

@@ -132,3 +132,17 @@ def test_engine_without_sidecar_uses_tensor_names(tmp_path, runtime_onnx, fake, 
     assert open_trt(paths[C.DECODER], fake).contract.graph == C.DECODER
     assert open_trt(paths[C.ENCODER], fake).contract.graph == C.ENCODER
     assert "no nanosam2 sidecar" in caplog.text
+
+
+def test_a_version_compatible_engine_loads_with_host_code_allowed(tmp_path, runtime_onnx, fake):
+    """A version-compatible plan carries TensorRT's lean runtime: TensorRT deserializes it only when the runtime
+    allows host code. The runner allows it for a plan its builder recorded as version compatible, and only then."""
+    path = write_engine(tmp_path / "decoder.engine", runtime_onnx[C.DECODER], decoder_profile(), version_compatible=True)
+    contract = OnnxRuntimeRunner(runtime_onnx[C.DECODER]).contract
+    sidecar = C.engine_sidecar_path(path)
+    sidecar.write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
+    with pytest.raises(NanoSam2Error, match="not a TensorRT engine"):
+        open_trt(path, fake)
+    sidecar.write_text(json.dumps({C.METADATA_KEY: contract.to_json(), "builder_flags": ["VERSION_COMPATIBLE"]}))
+    with open_trt(path, fake) as runner:
+        assert runner.runtime.engine_host_code_allowed and runner.contract.graph == C.DECODER

@@ -157,6 +157,11 @@ class TensorRTRunner(Runner):
         self.cuda = stream.cuda if stream is not None else cuda if cuda is not None else open_cuda()
         self._trt_logger: Any = make_logger(self.trt)
         self.runtime: trt_types.Runtime = self.trt.Runtime(self._trt_logger)
+        if "VERSION_COMPATIBLE" in (record.get("builder_flags") or []):
+            # a version-compatible plan carries TensorRT's lean runtime (host code), which TensorRT deserializes only
+            # when allowed (docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/advanced.html, "Version
+            # Compatibility"); only a plan our own builder recorded as version compatible is trusted with it
+            self.runtime.engine_host_code_allowed = True
         if tensorrt.flavour == RTX:
             check_engine_validity(self.runtime, self.trt, data, self.path)
         engine: trt_types.ICudaEngine | None = self.runtime.deserialize_cuda_engine(data)
