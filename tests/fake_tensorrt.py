@@ -120,16 +120,17 @@ class FakeCudart:
     ok = cudaError_t.cudaSuccess
 
     def _alloc(self, nbytes: int, kind: str):
-        """An allocator as honest as CUDA's: a freed block goes to the next allocation that fits, most
-        recently freed first, at the same address, with whatever the freed memory held (poison here)."""
+        """An allocator as honest as CUDA's: a freed block goes to the next allocation of its size class (it
+        fits with less than half of it to spare, as allocators keep blocks in bins by size; the smallest, the
+        most recently freed of those first), at the same address, with whatever the freed memory held (poison
+        here)."""
         if self.fail_malloc:
             return (self.cudaError_t.cudaErrorMemoryAllocation, 0)
         freed = self._freed[kind]
-        for index in range(len(freed) - 1, -1, -1):
-            if ctypes.sizeof(freed[index]) >= nbytes:
-                buffer = freed.pop(index)
-                self._reused += 1
-                break
+        fits = [i for i in range(len(freed)) if nbytes <= ctypes.sizeof(freed[i]) < 2 * max(int(nbytes), 1)]
+        if fits:
+            buffer = freed.pop(min(fits, key=lambda i: (ctypes.sizeof(freed[i]), -i)))
+            self._reused += 1
         else:
             buffer = ctypes.create_string_buffer(max(int(nbytes), 1))
         address = ctypes.addressof(buffer)

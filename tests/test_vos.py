@@ -1,7 +1,7 @@
 """Video accuracy (issue 24): ``eval-vos`` (Meta's vos_inference protocol over any backend) and
 ``vos-metric`` (J&F with vos-benchmark) on synthetic DAVIS-layout sets of moving shapes (objects
-appearing late, one leaving), an oracle tracker for the loop, the resnet18 ONNX export end to end,
-and Meta's ``SAM2VideoPredictor`` driven by the same protocol on the same random weights."""
+appearing late, one leaving), an oracle tracker for the loop, the resnet18 ONNX export end to end.
+Meta's own ``tools/vos_inference.py`` against eval-vos: test_vos_oracle."""
 
 from __future__ import annotations
 
@@ -144,17 +144,17 @@ def video_set(tmp_path_factory) -> Path:
     return made_once(tmp_path_factory, "vos-512", lambda root: write_vos_dataset(root, 2, 4, 512, 512))
 
 
-def test_eval_vos_end_to_end_on_the_resnet18_export_matches_meta(video_set, tmp_path_factory, tmp_path, capsys):
-    """eval-vos on the ONNX export (ONNX Runtime) and Meta's SAM2VideoPredictor on the same weights,
-    driven by the same protocol: the same masks (IoU >= 0.99 per frame and object), the same J&F."""
-    from benchmarks.vos import meta_tracker
+def test_eval_vos_end_to_end_on_the_resnet18_export(video_set, tmp_path_factory, tmp_path, capsys):
+    """eval-vos on the ONNX export (ONNX Runtime): resumed after a whole sequence, every frame written, the
+    run recorded with the tracker's configuration (Meta's vos_inference one), scored by vos-metric. Meta's own
+    script is the oracle of its masks: test_vos_oracle."""
     from export.exporter import export_model
-    from nanosam2.metrics import mask_iou
+    from nanosam2.inference.tracker_config import VOS_INFERENCE
     from tests.conftest import export_once
     from tests.test_video import video_model
 
-    student = video_model("resnet18")
-    paths = export_once(tmp_path_factory, "onnx-video-512", lambda folder: export_model(student, "resnet18", folder))
+    paths = export_once(tmp_path_factory, "onnx-video-512",
+                        lambda folder: export_model(video_model("resnet18"), "resnet18", folder))
     model_dir = Path(paths[C.ENCODER]).parent
     ours = tmp_path / "ours"
     args = ["eval-vos", "--model-dir", str(model_dir), "--dataset", str(video_set), "--later-objects",
@@ -164,22 +164,12 @@ def test_eval_vos_end_to_end_on_the_resnet18_export_matches_meta(video_set, tmp_
     assert "tracked 1 sequence(s), 4 frames" in capsys.readouterr().out  # resumed: shapes-0 was done
     record = json.loads((ours / "eval-vos.json").read_text())
     assert record["protocol"] == "later-objects" and sorted(record["sequences"]) == ["shapes-0", "shapes-1"]
+    tracker = record["model"]["tracker"]  # Meta's vos_inference model; palette PNGs: its non-overlap rule on
+    assert tracker == {**VOS_INFERENCE.record(), "memory_frames": 6, "max_object_pointers": 16}
     assert sorted(p.relative_to(ours).with_suffix("").as_posix() for p in ours.rglob("*.png")) == \
         sorted(p.relative_to(video_set / "JPEGImages").with_suffix("").as_posix()
                for p in (video_set / "JPEGImages").rglob("*.jpg"))  # every frame of every sequence
     assert cli("vos-metric", str(video_set), str(ours)) == 0
     line = capsys.readouterr().out.splitlines()[0]
     print("resnet18 ONNX Runtime:", line)
-
-    meta = tmp_path / "meta"
-    plan = plan_vos(video_set / "JPEGImages", video_set / "Annotations", meta, "later-objects")
-    evaluate_vos(plan, meta_tracker(student, later_objects=True), "meta", progress=False)
-    worst, compared = 1.0, 0
-    for path in sorted(meta.rglob("*.png")):
-        theirs, _ = read_mask_png(path)
-        mine, _ = read_mask_png(ours / path.relative_to(meta))
-        for obj in set(np.unique(theirs)) - {0}:
-            worst, compared = min(worst, mask_iou(mine == obj, theirs == obj)), compared + 1
-    assert compared >= 12 and worst >= 0.99, worst
-    print("Meta's SAM2VideoPredictor:", score(video_set, meta).line())
-    assert score(video_set, meta).line() == line.strip()
+    assert line.startswith("J&F ")

@@ -59,12 +59,13 @@ class TrackerConfig:
                                 "other values need another export")
 
     def replace(self, **changes: Any) -> "TrackerConfig":
-        """A copy with ``changes``; a preset that is changed is named ``<preset>+``."""
+        """A copy with ``changes``; a preset that is changed is named ``<preset>+`` (unless ``name`` is given: the
+        tracker fills in the model's defaults under the preset's own name)."""
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise NanoSam2Error(f"unknown tracker settings {sorted(unknown)}")
         changed = {k: v for k, v in changes.items() if getattr(self, k) != v}
-        if changed and "name" not in changed and not self.name.endswith("+") and self.name != "custom":
+        if changed and "name" not in changes and not self.name.endswith("+") and self.name != "custom":
             changed["name"] = self.name + "+"
         return replace(self, **changed) if changed else self
 
