@@ -202,10 +202,6 @@ class MemoryBank:
             C.OBJECT_POINTER_PRESENT: np.array([out.present for _, out in pointers], np.float32),
         }
 
-    def most(self, prompted: int) -> tuple[int, int]:
-        """The most memories and pointers one feed can hold with ``prompted`` prompted frames in attention."""
-        return prompted + self.recent_frames, prompted + self.max_object_pointers - 1
-
     def forget(self, objects: list[ObjectState], frame_idx: int) -> None:
         """Drop what no later forward step can read (streaming)."""
         keep_pointer = frame_idx - (self.max_object_pointers - 1)

@@ -98,10 +98,6 @@ class Runner(abc.ABC):
         self._check_live(buffer)
         buffer.data[row : row + values.shape[0]] = to_host(values)
 
-    def free_buffer(self, buffer: DeviceBuffer) -> None:
-        """Release a ``new_buffer`` (``buffer.free()``; a second call does nothing)."""
-        buffer.free()
-
     def reserve_graphs(self, count: int) -> None:  # noqa: B027  (a hook: backends without CUDA graphs keep it empty)
         """Keep at least ``count`` captured launch sequences (the tracker needs about two per object and frame:
         each object's bank has its own address, part of what a captured graph replays)."""

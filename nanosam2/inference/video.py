@@ -119,11 +119,10 @@ class VideoPredictor(Pipeline):
                                     f"memories and {pointers - 1} recent pointers need: build it with the default profiles")
             if config.max_cond_frames_in_attn == -1 or config.max_cond_frames_in_attn > room:
                 say = logger.warning if room < C.MAX_PROMPTED_FRAMES else logger.info  # the documented limit: info
-                say("%s takes at most %s memories and %s object pointers: at most %d prompted frame(s) per "
-                               "object in attention, the closest ones (Meta's max_cond_frames_in_attn; Meta: %s); build "
-                               "it with larger --maxShapes for more", self.memory_attention.path.name, most_memories,
-                               most_pointers, room, "all" if config.max_cond_frames_in_attn == -1
-                               else config.max_cond_frames_in_attn)
+                say("%s takes at most %s memories and %s object pointers: at most %d prompted frame(s) per object in "
+                    "attention, the closest ones (Meta's max_cond_frames_in_attn; Meta: %s); build it with larger "
+                    "--maxShapes for more", self.memory_attention.path.name, most_memories, most_pointers, room,
+                    "all" if config.max_cond_frames_in_attn == -1 else config.max_cond_frames_in_attn)
                 config = config.replace(max_cond_frames_in_attn=room)
         return config
 
