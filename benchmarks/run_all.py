@@ -1,9 +1,10 @@
 """Time every backbone on every backend and precision this machine has; one table, one plot.
 
     python -m benchmarks.run_all [--backbones resnet18,mobilenet_v3_large,casvit_s,hiera_s]
-                                 [--checkpoint-dir DIR] [--quick] [--output-dir benchmarks/results]
+                                 [--image-sizes 1024,512] [--checkpoint-dir DIR] [--quick]
+                                 [--output-dir benchmarks/results]
 
-For each backbone: export the ONNX graphs (random weights unless DIR holds BACKBONE.pth, or
+For each backbone and model input size (SAM2.1's 1024, and 512: rows ``BACKBONE@512``): export the ONNX graphs (random weights unless DIR holds BACKBONE.pth, or
 Meta's sam2.1_hiera_*.pt for teachers), make an INT8 Q/DQ encoder (CPU form; calibrated on the
 bundled image - for timing, not accuracy), and time, at batch 1, the image encoder, the decoder
 with 1, 16 and 64 box prompts, the full predict pipeline (preprocess -> encoder -> decoder ->
@@ -48,6 +49,7 @@ from nanosam2.utils.cli import ArgumentParser, non_negative_int, run_cli, setup_
 logger = logging.getLogger("benchmarks.run_all")
 
 DEFAULT_BACKBONES = "resnet18,mobilenet_v3_large,casvit_s,hiera_s"
+DEFAULT_IMAGE_SIZES = "1024,512"  # SAM2.1's input, and the small-device one (export.onnx --image-size)
 BACKEND_GROUPS = ("torch-eager", "torch-compile", "onnxruntime", "tensorrt", "meta-sam2")
 META_TEACHERS = ("hiera_t", "hiera_s")  # Meta's generator and video predictor, the references
 TRACK_FRAMES, QUICK_TRACK_FRAMES = 18, 9  # frames 16, 17 see SAM2's full bank; quick: full spatial memory only
@@ -83,7 +85,7 @@ def find_checkpoint(backbone: str, checkpoint_dir: Path | None) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def load_model(backbone: str, checkpoint_dir: Path | None):
+def load_model(backbone: str, checkpoint_dir: Path | None, image_size: int | None = None):
     """Student or teacher, from DIR when a checkpoint is there, else random weights (logged)."""
     import torch
 
@@ -91,7 +93,7 @@ def load_model(backbone: str, checkpoint_dir: Path | None):
 
     torch.manual_seed(0)
     ckpt = find_checkpoint(backbone, checkpoint_dir)
-    return build_model(backbone, ckpt, device="cpu"), ckpt is not None
+    return build_model(backbone, ckpt, device="cpu", image_size=image_size), ckpt is not None
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,12 +105,17 @@ def sample_image() -> np.ndarray:
     return read_rgb(sample_image_path())
 
 
-def box_prompts(count: int, hw: tuple[int, int]) -> T.DecoderPrompts:
+def box_prompts(count: int, hw: tuple[int, int], image_size: int = T.IMAGE_SIZE) -> T.DecoderPrompts:
     rng = np.random.default_rng(count)
     h, w = hw
     x0, y0 = rng.uniform(0, w / 2, count), rng.uniform(0, h / 2, count)
     boxes = np.stack([x0, y0, x0 + rng.uniform(20, w / 2, count), y0 + rng.uniform(20, h / 2, count)], axis=1)
-    return T.build_prompts(hw, boxes=boxes.astype(np.float32))
+    return T.build_prompts(hw, boxes=boxes.astype(np.float32), image_size=image_size)
+
+
+def row_label(backbone: str, image_size: int) -> str:
+    """The table's backbone column: ``resnet18`` at SAM2.1's 1024 px, ``resnet18@512`` at another size."""
+    return backbone if image_size == T.IMAGE_SIZE else f"{backbone}@{image_size}"
 
 
 def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, settings: Settings,
@@ -119,12 +126,13 @@ def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, 
     from nanosam2.inference.predictor import Predictor
 
     image = sample_image()
-    tensor = T.preprocess_image(image)
+    size = encoder.contract.image_size
+    tensor = T.preprocess_image(image, size)
     enc = time_call(lambda: encoder.infer({C.IMAGE: tensor}), settings.encoder_runs, settings.warmup, sync)
     report.measurements.append(Measurement(*label, "encoder", enc.median_ms, enc.p90_ms, enc.runs))
     features = encoder.infer({C.IMAGE: tensor})
     for count in (1, 16, 64):
-        prompts = box_prompts(count, image.shape[:2])
+        prompts = box_prompts(count, image.shape[:2], size)
         feed = {**features, **C.prompt_feed(prompts)}
         runs = settings.decoder_runs if count < 64 else settings.encoder_runs  # 64 prompts cost an encoder's time
         dec = time_call(lambda feed=feed: decoder.infer(feed), runs, settings.warmup, sync)
@@ -141,7 +149,7 @@ def measure_pipeline(report: Report, label: tuple[str, str, str], predictor, set
                      sync: Callable[[], None] | None = None) -> None:
     """set_image + one box prediction: its time, and the part outside the encoder and decoder calls."""
     image = sample_image()
-    one_box = box_prompts(1, image.shape[:2])
+    one_box = box_prompts(1, image.shape[:2], predictor.contract.image_size)
     host: list[float] = []  # per run: the pipeline's wall time minus its two graph calls
 
     def pipeline() -> None:
@@ -341,7 +349,7 @@ def tracking_engines(report: Report, backbone: str, graphs: dict[str, Path], set
 
 
 def encoder_gflops(model) -> float:
-    """FLOPs of one image-encoder forward at 1024x1024 (torch's flop counter), in GFLOP."""
+    """FLOPs of one image-encoder forward at the model's input size (torch's flop counter), in GFLOP."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -349,7 +357,8 @@ def encoder_gflops(model) -> float:
 
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        ImageEncoderGraph(model).eval()(torch.zeros(1, 3, 1024, 1024))
+        size = int(model.image_size)
+        ImageEncoderGraph(model).eval()(torch.zeros(1, 3, size, size))
     return counter.get_total_flops() / 1e9
 
 
@@ -365,7 +374,7 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         backends: set[str] | None = None, settings: Settings | None = None,
         coco_results: Path | None = None, everything_points: int = 32,
         track_frames: int | None = None, vos_results: Path | None = None,
-        vos_gt: Path | None = None) -> tuple[Report, dict[str, Path]]:
+        vos_gt: Path | None = None, image_sizes: Sequence[int] = (T.IMAGE_SIZE,)) -> tuple[Report, dict[str, Path]]:
     from calib.qdq import quantize
     from export.exporter import export_model
 
@@ -374,15 +383,16 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         settings.track_frames = track_frames
     report = Report(machine_info())
     chosen = backends or set(BACKEND_GROUPS)
-    for backbone in backbones:
+    for name, size in [(b, s) for b in backbones for s in image_sizes]:
         start = time.perf_counter()
-        model, trained = load_model(backbone, checkpoint_dir)
+        backbone = row_label(name, size)  # the rows' name; the work folder's too
+        model, trained = load_model(name, checkpoint_dir, size)
         report.extra.setdefault("weights", {})[backbone] = "checkpoint" if trained else "random"
         report.extra.setdefault("encoder_gflop", {})[backbone] = round(encoder_gflops(model), 2)
-        graphs = {name: g.path for name, g in export_model(model, backbone, settings.work_dir / backbone,
-                                                          video=settings.track_frames > 0).items()}
+        graphs = {g: e.path for g, e in export_model(model, name, settings.work_dir / backbone,
+                                                     video=settings.track_frames > 0).items()}
         image = sample_image()
-        feeds = [{C.IMAGE: T.preprocess_image(np.ascontiguousarray(v))} for v in (image, image[:, ::-1], image[::-1])]
+        feeds = [{C.IMAGE: T.preprocess_image(np.ascontiguousarray(v), size)} for v in (image, image[:, ::-1], image[::-1])]
         int8 = quantize(graphs[C.ENCODER], feeds, settings.work_dir / backbone / "image_encoder.cpu.int8.onnx",
                         method="minmax", target="cpu")
         if chosen & {"torch-eager", "torch-compile"}:
@@ -392,7 +402,8 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         if "tensorrt" in chosen:
             tensorrt_cases(report, backbone, graphs, int8, settings)
         if settings.track_frames:
-            tracking_for_backbone(report, backbone, model, graphs, settings, chosen, tradeoff=backbone == backbones[0])
+            tracking_for_backbone(report, backbone, model, graphs, settings, chosen,
+                                  tradeoff=(name, size) == (backbones[0], image_sizes[0]))
         logger.info("%s done in %.0f s", backbone, time.perf_counter() - start)
     if "meta-sam2" in chosen:
         meta_everything_cases(report, checkpoint_dir, settings)
@@ -476,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="benchmarks/run_all.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", default=DEFAULT_BACKBONES, help=f"comma-separated (default {DEFAULT_BACKBONES})")
+    parser.add_argument("--image-sizes", default=DEFAULT_IMAGE_SIZES,
+                        help=f"model input sides, comma-separated (default {DEFAULT_IMAGE_SIZES}: rows BACKBONE and "
+                             "BACKBONE@512; export.onnx --image-size)")
     parser.add_argument("--checkpoint-dir", type=Path, help="BACKBONE.pth students / Meta sam2.1_hiera_*.pt teachers")
     parser.add_argument("--quick", action="store_true", help="fewer runs (3 encoder, 5 decoder, 1 warm-up)")
     parser.add_argument("--backends", help=f"subset of {','.join(BACKEND_GROUPS)} (default all)")
@@ -507,6 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [b for b in backbones if b not in known_backbones()]
     if unknown or not backbones:
         raise NanoSam2Error(f"unknown backbone(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known_backbones())}")
+    sizes = [s.strip() for s in args.image_sizes.split(",") if s.strip()]
+    if not sizes or not all(s.isdigit() for s in sizes) or len(set(sizes)) != len(sizes):
+        raise NanoSam2Error(f"--image-sizes {args.image_sizes!r}: expected distinct sizes such as 1024,512")
+    image_sizes = [C.check_image_size(int(s), "--image-sizes") for s in sizes]
     if args.checkpoint_dir and not args.checkpoint_dir.is_dir():
         raise NanoSam2Error(f"no such checkpoint folder: {args.checkpoint_dir}")
     backends = {b.strip() for b in args.backends.split(",") if b.strip()} if args.backends is not None else None
@@ -530,7 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.vos_protocol = "later-objects" if args.vos_later_objects else "first-frame"
     report, paths = run(backbones, args.checkpoint_dir, args.quick, args.output_dir, backends, settings,
                         coco_results=args.coco_results, everything_points=args.everything_points,
-                        track_frames=args.track_frames, vos_results=args.vos_results, vos_gt=args.vos_gt)
+                        track_frames=args.track_frames, vos_results=args.vos_results, vos_gt=args.vos_gt,
+                        image_sizes=image_sizes)
     if any(w == "random" for w in report.extra["weights"].values()):
         print("*** RANDOM WEIGHTS where no checkpoint was given: timings are real, masks are not ***")
     print(report.table())

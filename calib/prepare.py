@@ -48,13 +48,23 @@ def decoder_path(out: Path) -> Path:
 
 
 def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: list[str] | None = None,
-            image_size: int = T.IMAGE_SIZE, encoder: str | None = None, decoder_samples: int = 32,
+            image_size: int | None = None, encoder: str | None = None, decoder_samples: int = 32,
             progress: bool = True) -> dict:
-    """Write the calibration files together (data, manifest, decoder samples); returns the manifest."""
+    """Write the calibration files together (data, manifest, decoder samples); returns the manifest.
+    ``image_size``: the model's input side (default: the --encoder's, else SAM2.1's 1024)."""
     if count < 1:
         raise NanoSam2Error("-n must be at least 1")
-    if image_size < 32 or image_size % 16:
-        raise NanoSam2Error(f"--image-size must be a multiple of 16 and at least 32, got {image_size}")
+    graph_size = None
+    if encoder:
+        from nanosam2.utils.onnx_passes import read_metadata
+
+        contract = read_metadata(encoder)
+        contract.expect(C.ENCODER, encoder)
+        graph_size = contract.image_size
+    if image_size is not None and graph_size is not None and image_size != graph_size:
+        raise NanoSam2Error(f"--image-size {image_size}: the --encoder {encoder} takes {graph_size} px images "
+                            "(leave --image-size out to follow it)")
+    image_size = C.check_image_size(image_size or graph_size or T.IMAGE_SIZE)
     out_path = Path(out)
     if out_path.suffix != ".npy":
         raise NanoSam2Error(f"--out must end in .npy (got {out_path.name})")
@@ -64,10 +74,6 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
     ours = record_has(manifest_path(out_path), "images", "count", "image_size")  # the manifest says it wrote them
     for path in outputs:
         check_replaceable_file(path, "calib.prepare", lambda _: ours)
-    if encoder:
-        from nanosam2.utils.onnx_passes import read_metadata
-
-        read_metadata(encoder).expect(C.ENCODER, encoder)
     files = find_images(images, chunks)
     chosen: list[str] = []
     skipped: list[str] = []
@@ -94,7 +100,7 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
         manifest = {"images": chosen, "skipped": skipped, "seed": seed, "count": count, "image_size": image_size,
                     "pixel_mean": list(T.PIXEL_MEAN), "pixel_std": list(T.PIXEL_STD), "source": str(images)}
         if encoder:
-            write_decoder_samples(temps[0], temps[2], encoder, chosen[:decoder_samples], shapes, seed)
+            write_decoder_samples(temps[0], temps[2], encoder, chosen[:decoder_samples], shapes, seed, image_size)
             manifest["decoder"] = str(decoder_path(out_path))
         temps[1].write_text(json.dumps(manifest, indent=1))
     logger.info("wrote %s (%d images, %d unreadable skipped)", out_path, count, len(skipped))
@@ -102,7 +108,7 @@ def prepare(images: str, out: str | Path, count: int, seed: int = 0, chunks: lis
 
 
 def write_decoder_samples(calibration_file: Path, target: Path, encoder_onnx: str, files: list[str],
-                          shapes: list[tuple[int, int]], seed: int) -> Path:
+                          shapes: list[tuple[int, int]], seed: int, image_size: int = T.IMAGE_SIZE) -> Path:
     """Encoder outputs of ``files`` plus prompts, stacked per sample, written to ``target`` (.npz)."""
     session = open_session(encoder_onnx, purpose="encoding calibration images")
     calibration = np.load(calibration_file, mmap_mode="r")
@@ -114,8 +120,9 @@ def write_decoder_samples(calibration_file: Path, target: Path, encoder_onnx: st
         boxes, points = annotation_prompts(Path(file), rng, PROMPTS_PER_IMAGE, shapes[index])
         half = PROMPTS_PER_IMAGE // 2
         prompts = T.pad_prompts([
-            T.build_prompts(shapes[index], boxes=boxes[:half]),
-            T.build_prompts(shapes[index], points=points[half:, None], labels=np.ones((PROMPTS_PER_IMAGE - half, 1))),
+            T.build_prompts(shapes[index], boxes=boxes[:half], image_size=image_size),
+            T.build_prompts(shapes[index], points=points[half:, None], labels=np.ones((PROMPTS_PER_IMAGE - half, 1)),
+                            image_size=image_size),
         ])
         for name in C.ENCODER_OUTPUTS:
             arrays[name].append(features[name])
@@ -137,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-n", "--num-images", type=positive_int, default=512, help="images to keep (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--out", default="calib/sa1_512.npy", help="output .npy (default calib/sa1_512.npy)")
-    parser.add_argument("--image-size", type=int, default=T.IMAGE_SIZE, help="model input side (default 1024)")
+    parser.add_argument("--image-size", type=int,
+                        help="model input side (default: the --encoder's, else 1024; export.onnx --image-size)")
     parser.add_argument("--encoder", help="FP32 image_encoder.onnx: also write decoder calibration samples")
     parser.add_argument("--decoder-samples", type=positive_int, default=32, help="images encoded for the decoder (default 32)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")

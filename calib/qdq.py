@@ -120,6 +120,10 @@ def load_feeds(graph: str, calib: str | Path, image_size: int | None = None) -> 
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
         raise NanoSam2Error(f"{samples}: decoder inputs hold different numbers of samples ({sorted(counts)})")
+    made_at = arrays[C.MASK_INPUT].shape[-1] * 4  # [n, P, 1, S/4, S/4]
+    if image_size is not None and made_at != image_size:
+        raise NanoSam2Error(f"{samples} holds samples of a {made_at} px model; the graph takes {image_size} px (run "
+                            "calib.prepare with this model's --encoder)")
     feeds = []
     for index in range(counts.pop()):
         feed = {name: np.ascontiguousarray(arrays[name][index], dtype=np.float32) for name in C.DECODER_INPUTS}
@@ -218,9 +222,14 @@ def evaluate(fp32: str | Path, int8: str | Path, holdout: list[dict[str, np.ndar
     cos: dict[str, list[float]] = {n: [] for n in names}
     ious: list[float] = []
     dec = open_session(decoder, purpose="INT8 evaluation") if graph == C.ENCODER and decoder else None
+    from nanosam2.utils.onnx_passes import read_metadata
+
+    size = read_metadata(fp32).image_size  # the prompts are placed in a 1024 px frame, scaled to the model's
     prompts = T.pad_prompts([
-        T.build_prompts((1024, 1024), boxes=np.array([[100, 100, 500, 600], [400, 200, 900, 900]], np.float32)),
-        T.build_prompts((1024, 1024), points=np.array([[[300, 300]], [[700, 500]]], np.float32), labels=np.ones((2, 1))),
+        T.build_prompts((1024, 1024), boxes=np.array([[100, 100, 500, 600], [400, 200, 900, 900]], np.float32),
+                        image_size=size),
+        T.build_prompts((1024, 1024), points=np.array([[[300, 300]], [[700, 500]]], np.float32), labels=np.ones((2, 1)),
+                        image_size=size),
     ])
     prompt_feed = C.prompt_feed(prompts)
     for feed in holdout:
@@ -261,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nanosam2.utils.onnx_passes import read_metadata
 
     contract = read_metadata(args.onnx)
+    if contract.graph not in QUANTIZED_OPS:
+        raise NanoSam2Error(f"{args.onnx} is the {contract.graph} graph; calib.qdq quantizes the "
+                            f"{' and the '.join(QUANTIZED_OPS)} (the other graphs run in FP32 or FP16)")
     decoder = args.decoder or str(Path(args.onnx).with_name("mask_decoder.onnx"))
     if args.decoder or (contract.graph == C.ENCODER and Path(decoder).is_file()):
         C.check_pair(contract, read_metadata(decoder), args.onnx, decoder)
@@ -271,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report_file = report_path(args.out)  # replaced only when a calib.qdq report says it made them
     check_replaceable_file(args.out, "calib.qdq", lambda _: record_has(report_file, *QDQ_RECORD_KEYS), "--out")
     check_replaceable_file(report_file, "calib.qdq", lambda p: record_has(p, *QDQ_RECORD_KEYS), "report")
-    feeds = load_feeds(contract.graph, args.calib, contract.image_size if contract.graph == C.ENCODER else None)
+    feeds = load_feeds(contract.graph, args.calib, contract.image_size)
     if len(feeds) < 2:
         raise NanoSam2Error(f"need at least 2 calibration samples (1 held out), found {len(feeds)}")
     if args.holdout is not None and args.holdout >= len(feeds):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import tempfile
@@ -34,6 +35,7 @@ from typing import Sequence
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.factory import BACKEND_BY_SUFFIX
 from nanosam2.inference.runner import file_sha256
 from nanosam2.utils.atomic import check_output_file, staged
 from nanosam2.utils.outputs import check_replaceable_file, record_has
@@ -87,10 +89,20 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         compute_capabilities=tuple(args.computeCapabilities.split(",")) if args.computeCapabilities else ())
 
 
-ENGINE_RECORD_KEYS = ("tensorrt_version", "precision", "onnx_sha256")
+ENGINE_RECORD_KEYS = ("tensorrt_version", "precision", "onnx_sha256", "engine_sha256")
+ENGINE_SUFFIXES = tuple(s for s, backend in BACKEND_BY_SUFFIX.items() if backend == "tensorrt")
 
 
-def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str | None, seconds: float) -> dict:
+def _our_engine(engine: Path, record: Path) -> bool:
+    """The file at --saveEngine is the engine our record beside it describes (its bytes' hash): only then is it
+    ours to replace. A record alone proves nothing: a user's file may have been put where an old engine was."""
+    if not record_has(record, *ENGINE_RECORD_KEYS) or not engine.is_file():
+        return False
+    return json.loads(record.read_text()).get("engine_sha256") == file_sha256(engine)
+
+
+def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str | None, seconds: float,
+            engine_sha256: str) -> dict:
     contract = info.contract
     record: dict = {
         "tensorrt_flavour": plan.flavour, "tensorrt_version": trt_version, "gpu": gpu,
@@ -98,7 +110,8 @@ def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str | None, 
         "precision": plan.precision,
         "strongly_typed": plan.strongly_typed, "builder_flags": plan.builder_flags,
         "profile": {name: {"min": lo, "opt": opt, "max": hi} for name, (lo, opt, hi) in plan.profile.items()},
-        "onnx": str(info.path), "onnx_sha256": file_sha256(info.path), "build_seconds": round(seconds, 2),
+        "onnx": str(info.path), "onnx_sha256": file_sha256(info.path), "engine_sha256": engine_sha256,
+        "build_seconds": round(seconds, 2),
         "notes": plan.notes,
     }
     if contract is not None:
@@ -111,6 +124,9 @@ def check_build_request(onnx: str | Path, engine: str | Path, request: BuildRequ
                         timing_cache: str | Path | None = None) -> OnnxInfo:
     """Everything that can be checked without TensorRT: the graph, the profile, the output paths
     (writable, not a folder, never one of the inputs)."""
+    if Path(engine).suffix.lower() not in ENGINE_SUFFIXES:
+        raise NanoSam2Error(f"--saveEngine {engine}: an engine file ends in {', '.join(ENGINE_SUFFIXES)} (every command "
+                            "chooses how to read a file by its suffix)")
     info = read_onnx_info(onnx)
     resolve_profile(info, request)  # names, ranks, dims >= 1, min <= opt <= max, prompt counts agree
     compute_capability_names(request.compute_capabilities)  # spelling; the flavour's limits come with the plan
@@ -118,8 +134,10 @@ def check_build_request(onnx: str | Path, engine: str | Path, request: BuildRequ
     check_output_file(engine, inputs=inputs, what="--saveEngine")
     check_output_file(C.engine_sidecar_path(engine), inputs=inputs, what="engine record")
     record = C.engine_sidecar_path(engine)  # an engine (and its record) is replaced only when build_engine wrote both
-    check_replaceable_file(engine, "build_engine", lambda _: record_has(record, *ENGINE_RECORD_KEYS), "--saveEngine")
-    check_replaceable_file(record, "build_engine", lambda p: record_has(p, *ENGINE_RECORD_KEYS), "engine record")
+    ours = _our_engine(Path(engine), record)
+    check_replaceable_file(engine, "build_engine", lambda _: ours, "--saveEngine")
+    check_replaceable_file(record, "build_engine", lambda p: ours or (record_has(p, *ENGINE_RECORD_KEYS)
+                                                                      and not Path(engine).exists()), "engine record")
     if request.calib_cache:
         check_output_file(request.calib_cache, inputs=[onnx, request.calib_data, engine], what="--calib cache")
     if request.calib_data and not Path(request.calib_data).is_file():
@@ -145,6 +163,11 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
                 plan.strongly_typed, plan.builder_flags or "none",
                 {n: f"{lo}..{hi}" for n, (lo, _, hi) in plan.profile.items() if lo != hi})
     cuda = None
+    if "CURRENT" in plan.compute_capabilities:  # TensorRT's own error would blame the driver
+        from nanosam2.utils.cuda_api import require_gpu
+
+        require_gpu("--computeCapabilities=current (the GPU of this machine)")
+        logger.info("building for this machine's GPU (--computeCapabilities=current)")
     if tensorrt.flavour != RTX:  # TensorRT builds on (and for) a GPU; TensorRT-RTX ahead of time on the CPU
         from nanosam2.utils.cuda_api import require_gpu
 
@@ -169,7 +192,8 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
             calibrator = make_entropy_calibrator(trt, feeds, request.calib_cache, cuda)
         serialized = build_serialized(trt, plan, onnx_path, options, calibrator)
     seconds = time.perf_counter() - start
-    record = sidecar(info, plan, tensorrt.version, cuda.device_name() if cuda is not None else None, seconds)
+    record = sidecar(info, plan, tensorrt.version, cuda.device_name() if cuda is not None else None, seconds,
+                     hashlib.sha256(serialized).hexdigest())
     with staged([engine_path, C.engine_sidecar_path(engine_path)]) as (engine_tmp, record_tmp):
         engine_tmp.write_bytes(serialized)
         record_tmp.write_text(json.dumps(record, indent=1))
@@ -179,8 +203,12 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    for action in parser._actions:  # `--computeCapabilities=` would otherwise mean "the default", silently
+        if getattr(args, action.dest, None) == "" and action.option_strings:
+            raise NanoSam2Error(f"{action.option_strings[0]} is empty: give a value, or leave the flag out")
     request = request_from_args(args)  # shape strings parse before anything else
     pools = parse_memory_pools(args.memPoolSize) if args.memPoolSize else {}
     options = BuilderOptions(pools, Path(args.timingCacheFile) if args.timingCacheFile else None,

@@ -163,7 +163,8 @@ def _exported_by_us(path: Path) -> bool:
     return True
 
 
-def load_model(backbone: str, checkpoint: str | os.PathLike[str] | None = None, random_weights: bool = False) -> nn.Module:
+def load_model(backbone: str, checkpoint: str | os.PathLike[str] | None = None, random_weights: bool = False,
+               image_size: int | None = None) -> nn.Module:
     """A student (random weights without ``checkpoint``, said loudly) or a SAM2.1 teacher (needs
     Meta's checkpoint unless ``random_weights``), on the CPU."""
     from nanosam2.build import TEACHERS, build_model, known_backbones
@@ -175,15 +176,16 @@ def load_model(backbone: str, checkpoint: str | os.PathLike[str] | None = None, 
                             "or --random-weights for a timing-only export")
     if backbone not in TEACHERS and checkpoint is None:
         print(f"*** export: {backbone} with RANDOM WEIGHTS (no --checkpoint): graphs are valid, masks meaningless ***")
-    return build_model(backbone, checkpoint, device="cpu")
+    return build_model(backbone, checkpoint, device="cpu", image_size=image_size)
 
 
 def export_backbone(backbone: str, output_dir: str | os.PathLike[str] | None = None,
                     checkpoint: str | os.PathLike[str] | None = None, opset: int = C.DEFAULT_OPSET,
                     precision: str = "fp32", do_simplify: bool = True, verify: bool = True,
-                    random_weights: bool = False, video: bool = True) -> dict[str, ExportedGraph]:
-    """``python -m export.onnx`` as a function: check the request, load the model, export both graphs
-    into ``output_dir`` (default ``outputs/onnx/BACKBONE``)."""
+                    random_weights: bool = False, video: bool = True,
+                    image_size: int = C.IMAGE_SIZE) -> dict[str, ExportedGraph]:
+    """``python -m export.onnx`` as a function: check the request, load the model at ``image_size``, export
+    every graph into ``output_dir`` (default ``outputs/onnx/BACKBONE``, ``BACKBONE-S`` at another size)."""
     from nanosam2.build import known_backbones
 
     if backbone not in known_backbones():
@@ -193,9 +195,11 @@ def export_backbone(backbone: str, output_dir: str | os.PathLike[str] | None = N
         raise NanoSam2Error(f"--opset {opset} is not supported: use {lo}..{hi} (TensorRT 10.3 parses up to {hi})")
     if precision not in ("fp32", "fp16"):
         raise NanoSam2Error(f"unknown precision {precision!r}; choose fp32 or fp16")
-    out = check_output_dir(output_dir or Path("outputs") / "onnx" / backbone, inputs=[checkpoint])
+    C.check_image_size(image_size)
+    default = Path("outputs") / "onnx" / (backbone if image_size == C.IMAGE_SIZE else f"{backbone}-{image_size}")
+    out = check_output_dir(output_dir or default, inputs=[checkpoint])
     for path in graph_paths(out, precision).values():
         check_output_file(path, inputs=[checkpoint])
         check_replaceable_file(path, "export.onnx", _exported_by_us)
-    model = load_model(backbone, checkpoint, random_weights)
+    model = load_model(backbone, checkpoint, random_weights, image_size)
     return export_model(model, backbone, out, opset, precision, do_simplify, verify, video)

@@ -1,7 +1,7 @@
 """Export a nanosam2 student or a SAM2.1 teacher to ONNX: image encoder + mask decoder.
 
     python -m export.onnx --backbone resnet18 [--checkpoint student.pth] [--output-dir DIR]
-                          [--opset 18] [--precision fp32|fp16] [--no-simplify] [--no-verify]
+                          [--image-size 1024|512|...] [--opset 18] [--precision fp32|fp16] [--no-simplify] [--no-verify]
 
 Writes DIR/image_encoder.onnx and DIR/mask_decoder.onnx (``.fp16.onnx`` with --precision
 fp16), preprocess.onnx and postprocess.onnx, and the video graphs memory_attention.onnx and
@@ -10,7 +10,10 @@ weights hash in metadata_props. Both are
 checked against PyTorch in ONNX Runtime before they are published together; on a failed check
 (or a crash) nothing is written and earlier files in DIR stay as they were. Students without
 --checkpoint get RANDOM weights (loudly); teachers (hiera_t, hiera_s, hiera_b+, hiera_l) need
-Meta's checkpoint, e.g. sam2.1_hiera_small.pt, unless --random-weights is given.
+Meta's checkpoint, e.g. sam2.1_hiera_small.pt, unless --random-weights is given. --image-size sets
+the model's input side S (SAM2.1's 1024; 512 for small devices: a quarter of the encoder's pixels and
+1/16 of the memory attention's work per tracked frame); the weights do not depend on it, every graph
+records it in its contract, and every command that reads the graphs follows it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="nanosam2 student checkpoint, or Meta's SAM2.1 checkpoint for a teacher")
     parser.add_argument("--random-weights", action="store_true",
                         help="allow a teacher without --checkpoint (random weights: for timing only)")
-    parser.add_argument("--output-dir", help="where the .onnx files go (default: outputs/onnx/BACKBONE)")
+    parser.add_argument("--output-dir", help="where the .onnx files go (default: outputs/onnx/BACKBONE, "
+                                             "outputs/onnx/BACKBONE-S for another --image-size)")
+    parser.add_argument("--image-size", type=int, default=C.IMAGE_SIZE, metavar="S",
+                        help=f"model input side: a multiple of {C.IMAGE_SIZE_STEP} from {C.IMAGE_SIZE_RANGE[0]} to "
+                             f"{C.IMAGE_SIZE_RANGE[1]} (default {C.IMAGE_SIZE}; 512 for small devices)")
     parser.add_argument("--opset", type=int, default=C.DEFAULT_OPSET,
                         help=f"ONNX opset (default {C.DEFAULT_OPSET}: parsed by TensorRT 10.3 on JetPack 6 and by 11)")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
@@ -57,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     graphs = export_backbone(args.backbone, args.output_dir, args.checkpoint, args.opset, args.precision,
                              not args.no_simplify, not args.no_verify, args.random_weights,
-                             not args.no_video)
+                             not args.no_video, args.image_size)
     for graph in graphs.values():
         print(f"{graph.path}: {graph.path.stat().st_size / 1e6:.1f} MB, exported in {graph.seconds:.1f} s "
               f"(simplifier: {graph.simplifier})")

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from nanosam2 import contract as C
 from nanosam2.checkpoint import copy_heads_from_teacher, load_state_dict_strict, read_checkpoint, save_checkpoint
 from nanosam2.errors import CheckpointError, NanoSam2Error
 from nanosam2.modeling.backbones import get_backbone_spec, list_backbones
-from nanosam2.seed_checkpoint import map_seed_state, seed_backbone
+from nanosam2.seed_checkpoint import check_backbone, checkpoint_backbone, map_seed_state
 from nanosam2.transforms import MaskSelection
 
 logger = logging.getLogger(__name__)
@@ -50,14 +51,13 @@ VIDEO_POSTPROCESSING_OVERRIDES = ["++model.binarize_mask_from_pts_for_mem_enc=tr
 
 def model_overrides(apply_postprocessing: bool = True, video: bool = False, image_size: int | None = None) -> list[str]:
     """Hydra overrides of Meta's config: its post-processing, its video predictor class, an image size
-    other than 1024 (a multiple of 64: smaller models for tests and low-power devices)."""
+    other than 1024 (``contract.check_image_size``: smaller models for tests and low-power devices)."""
     overrides = list(POSTPROCESSING_OVERRIDES) if apply_postprocessing else []
     if video:
         overrides.append(f"++model._target_={VIDEO_PREDICTOR_TARGET}")
         overrides += VIDEO_POSTPROCESSING_OVERRIDES if apply_postprocessing else []
     if image_size is not None:
-        if image_size < 128 or image_size % 64:
-            raise NanoSam2Error(f"image size {image_size} is not supported: use a multiple of 64 from 128")
+        C.check_image_size(image_size, "image size")
         overrides.append(f"++model.image_size={image_size}")
     return overrides
 
@@ -170,9 +170,11 @@ def build_nanosam2(
     ``image_size``: other than the config's 1024 (the checkpoint's weights do not depend on it).
     """
     payload = read_checkpoint(checkpoint) if checkpoint is not None else None
-    seed = seed_backbone(payload["model"]) if payload is not None else None
-    if config is None and seed is not None and "config_spec" not in payload:  # type: ignore[operator]
-        config = student_config_name(seed)  # a seed urbste/nanosam2 checkpoint: its trunk says which student
+    found = checkpoint_backbone(payload["model"]) if payload is not None else None
+    if config is None and found is not None and found.startswith("hiera"):
+        check_backbone(payload["model"], "a nanosam2 student", str(checkpoint))  # type: ignore[index]
+    if config is None and found is not None and "config_spec" not in payload:  # type: ignore[operator]
+        config = student_config_name(found)  # e.g. a seed urbste/nanosam2 checkpoint: its trunk says which student
     if config is None:
         if payload is None or "config_spec" not in payload:
             raise NanoSam2Error("build_nanosam2 needs a config, or a nanosam2 checkpoint that records one")
@@ -189,6 +191,7 @@ def build_nanosam2(
             from nanosam2.qat.modelopt_int8 import restore_quantization
 
             restore_quantization(model, payload["quantization"], str(checkpoint))
+        check_backbone(payload["model"], spec["trunk"]["backbone"], str(checkpoint))
         state = map_seed_state(payload["model"], spec["trunk"]["backbone"], str(checkpoint))
         load_state_dict_strict(model, state, str(checkpoint))
         logger.info("loaded student checkpoint %s", checkpoint)
@@ -241,6 +244,11 @@ def build_model(name: str | None = None, checkpoint: str | os.PathLike[str] | No
     """The one "teacher or student?" dispatch: Meta's SAM2.1 ``name`` (``hiera_s`` ...) with Meta's
     checkpoint, or a nanosam2 student (a backbone, a student config, or None for a checkpoint that
     records its config, ours or the seed's). Without a checkpoint the weights are random (said)."""
+    if name is None and checkpoint is not None:  # Meta's own checkpoint names its model by its trunk
+        found = checkpoint_backbone(read_checkpoint(checkpoint)["model"])
+        if found in TEACHERS:
+            logger.info("%s: Meta's SAM2.1 %s checkpoint (its trunk says so)", checkpoint, found)
+            name = found
     if is_teacher(name):
         return build_teacher(name, checkpoint, device, apply_postprocessing, mode, video, image_size)  # type: ignore[arg-type]
     return build_nanosam2(name, checkpoint, device, apply_postprocessing=apply_postprocessing, mode=mode,

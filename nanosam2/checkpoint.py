@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 ENCODER_PREFIX = "image_encoder."
 NOT_CHECKPOINTS = {".onnx": "an ONNX graph", ".engine": "a TensorRT engine", ".plan": "a TensorRT engine",
                    ".trt": "a TensorRT engine"}
+ZIP_MAGIC, PICKLE_PROTOCOL = b"PK\x03\x04", b"\x80"  # how a torch.save file starts (zip; a pre-1.6 pickle)
 
 
 def _preview(keys: Iterable[str], limit: int = 4) -> str:
@@ -40,12 +41,21 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if kind:
         raise CheckpointError(f"{file} is {kind}, not a PyTorch checkpoint (.pt/.pth): run it on its own backend "
                               "(leave out --backend torch)")
+    with open(file, "rb") as handle:
+        head = handle.read(16)
+    if not head.startswith((ZIP_MAGIC, PICKLE_PROTOCOL)):  # torch.save writes a zip; before torch 1.6, a pickle
+        shown = "" if not head else head.decode("ascii", "replace") if head.isascii() else head.hex(" ")
+        raise CheckpointError(f"{file} is not a PyTorch checkpoint: neither a zip archive nor a pickle "
+                              + (f"(it begins {shown!r})" if head else "(it is empty)"))
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zips, random bytes ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch's advice would be to run the file's code
+        text = str(exc)
+        reason = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(exc).__name__
+        if "Unsupported global" in text:  # torch's advice would be to run the file's code
             reason = "it holds Python objects besides tensors, which nanosam2 never unpickles (weights_only=True)"
+        elif "weights_only" in text or "Weights only" in text:  # anything else torch's safe unpickler stopped at
+            reason = "its pickle is damaged (torch's safe unpickler stopped inside it)"
         raise CheckpointError(f"{file} is not a readable PyTorch checkpoint: {reason}") from None
     if not isinstance(payload, Mapping) or not isinstance(payload.get("model"), Mapping):
         found = sorted(payload)[:6] if isinstance(payload, Mapping) else type(payload).__name__

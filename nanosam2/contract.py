@@ -31,6 +31,18 @@ DEFAULT_PROFILE_PROMPTS = (1, 1, 64)
 DEFAULT_PROFILE_POINTS = (1, 3, 16)
 DEFAULT_PROFILE_PIXELS = (2, 1024, 4096)  # image height and width the preprocess engine takes
 EXPORT_MAX_PIXELS = 8192
+# The model's input side S (every graph's shapes follow it: features S/4..S/16, masks S/4): SAM2.1's 1024, or
+# any multiple of 64 in this range (512: a quarter of the encoder's pixels, 1/16 of memory attention's work).
+IMAGE_SIZE_STEP, IMAGE_SIZE_RANGE = 64, (128, 2048)
+
+
+def check_image_size(size: int, flag: str = "--image-size") -> int:
+    """``size`` when a model (and every graph of it) can take it, else one line saying what can."""
+    lo, hi = IMAGE_SIZE_RANGE
+    if isinstance(size, bool) or not isinstance(size, int) or not lo <= size <= hi or size % IMAGE_SIZE_STEP:
+        raise NanoSam2Error(f"{flag} {size}: the model takes a multiple of {IMAGE_SIZE_STEP} from {lo} to {hi} "
+                            f"(SAM2.1's is {IMAGE_SIZE}; 512 for small devices)")
+    return size
 # Video: the bank one memory-attention call reads: every prompted frame SAM2 conditions on (Meta: all of them;
 # the graphs and default engine profiles take MAX_PROMPTED_FRAMES, and a tracker over an engine whose profile
 # takes fewer keeps the closest ones, as Meta's max_cond_frames_in_attn does: tracker_config), plus

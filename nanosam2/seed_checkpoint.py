@@ -54,18 +54,51 @@ RENAMES: dict[str, list[tuple[str, str | Callable[[re.Match[str]], str]]]] = {
         (r"\.attn\.dwc\.", ".attn.mix."),
     ],
 }
+# Trunk key prefixes that name a layout; a layout is recognised only when every one of its prefixes is
+# there (Meta's Hiera trunk has a patch_embed too, but no network).
 MARKERS = {"resnet18": ("conv1.", "layer1."), "mobilenet_v3_large": ("base.",),
-           "casvit_s": ("patch_embed.", "network.")}  # trunk key prefixes that name a seed layout
+           "casvit_s": ("patch_embed.", "network.")}
+OUR_MARKERS = {"resnet18": ("layer1.",), "mobilenet_v3_large": ("features.",),
+               "casvit_s": ("stages.", "downsamples.")}  # ours, under trunk.body
+HIERA_MARKERS = ("blocks.", "pos_embed")  # Meta's SAM2.1 Hiera trunk
+HIERA_BLOCKS = {12: "hiera_t", 16: "hiera_s", 24: "hiera_b+", 48: "hiera_l"}  # its depth names the model
 QAT_ENTRIES = ("weight_fake_quant", "activation_post_process")
+
+
+def _layout(keys: list[str], markers: dict[str, tuple[str, ...]]) -> str | None:
+    for backbone, prefixes in markers.items():
+        if all(any(k.startswith(prefix) for k in keys) for prefix in prefixes):
+            return backbone
+    return None
 
 
 def seed_backbone(state: Mapping[str, Any]) -> str | None:
     """The backbone of a seed checkpoint's state dict (None: not one of the seed's layouts)."""
     trunk = [k[len(TRUNK):] for k in state if k.startswith(TRUNK) and not k.startswith(OURS)]
-    for backbone, prefixes in MARKERS.items():
-        if any(k.startswith(prefixes) for k in trunk):
-            return backbone
-    return None
+    if _layout(trunk, {"hiera": HIERA_MARKERS}):
+        return None
+    return _layout(trunk, MARKERS)
+
+
+def checkpoint_backbone(state: Mapping[str, Any]) -> str | None:
+    """What trunk a state dict holds, by its names: ``resnet18`` ... (ours or the seed's), ``hiera_t``
+    ... (Meta's SAM2.1), or None (no image-encoder trunk this toolkit knows)."""
+    trunk = [k[len(TRUNK):] for k in state if k.startswith(TRUNK)]
+    if _layout(trunk, {"hiera": HIERA_MARKERS}):
+        blocks = {int(k.split(".")[1]) for k in trunk if k.startswith("blocks.") and k.split(".")[1].isdigit()}
+        return HIERA_BLOCKS.get(len(blocks), "hiera")
+    ours = [k[len("body."):] for k in trunk if k.startswith("body.")]
+    return _layout(ours, OUR_MARKERS) or seed_backbone(state)
+
+
+def check_backbone(state: Mapping[str, Any], backbone: str, source: str) -> None:
+    """Refuse a checkpoint whose trunk is another backbone than ``backbone``, naming both."""
+    found = checkpoint_backbone(state)
+    if found is not None and found != backbone:
+        hint = (f"use --backbone {found}, or give a {backbone} checkpoint" if not found.startswith("hiera")
+                else f"build it with --backbone {found}; a student takes its heads with --teacher-checkpoint")
+        kind = "Meta's SAM2.1" if found.startswith("hiera") else ("a seed urbste/nanosam2" if seed_backbone(state) else "a")
+        raise CheckpointError(f"{source} is {kind} {found} checkpoint, not {backbone} ({hint})")
 
 
 def map_seed_state(state: Mapping[str, Any], backbone: str, source: str) -> dict[str, Any]:
@@ -74,6 +107,11 @@ def map_seed_state(state: Mapping[str, Any], backbone: str, source: str) -> dict
     found = seed_backbone(state)
     if found is None:
         return dict(state)
+    ours = sum(k.startswith(OURS) for k in state)
+    if ours:  # a merge would silently pick one of two sets of weights for the same layers
+        seeds = sum(k.startswith(TRUNK) and not k.startswith(OURS) for k in state)
+        raise CheckpointError(f"{source} holds trunk weights under both nanosam2's names ({ours} keys) and the seed's "
+                              f"{found} names ({seeds} keys): keep one set (which is meant is not for nanosam2 to guess)")
     if found != backbone:
         raise CheckpointError(f"{source} is a seed urbste/nanosam2 {found} checkpoint; this model's backbone is "
                               f"{backbone} (build the {found} student, or give a {backbone} checkpoint)")

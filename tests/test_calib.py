@@ -163,7 +163,7 @@ def test_interrupted_prepare_leaves_no_data_without_manifest(sa1b, runtime_onnx,
     monkeypatch.setattr(prepare_module, "write_decoder_samples", crash)
     out = tmp_path / "new" / "calib.npy"
     with pytest.raises(KeyboardInterrupt):
-        prepare(str(sa1b), out, 3, image_size=256, encoder=str(runtime_onnx[C.ENCODER]), progress=False)
+        prepare(str(sa1b), out, 3, encoder=str(runtime_onnx[C.ENCODER]), progress=False)
     assert not (tmp_path / "new").exists()  # no .npy without its manifest, no empty folder
 
 

@@ -40,7 +40,7 @@ def test_missing_and_unexpected_keys_are_named(student_file, tmp_path):
 def test_checkpoint_of_another_backbone_is_rejected(student_file):
     with pytest.raises(CheckpointError) as info:
         build_nanosam2("casvit_s", checkpoint=student_file, device="cpu")
-    assert "missing keys" in _one_line(info.value) and "image_encoder.trunk" in str(info.value)
+    assert "is a resnet18 checkpoint, not casvit_s (use --backbone resnet18" in _one_line(info.value)
 
 
 def test_student_file_is_not_a_teacher(student_file):
@@ -54,7 +54,8 @@ def test_non_checkpoint_file(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as info:
         build_nanosam2("resnet18", checkpoint=path, device="cpu")
-    assert "not a readable PyTorch checkpoint" in _one_line(info.value)
+    assert "is not a PyTorch checkpoint: neither a zip archive nor a pickle" in _one_line(info.value)
+    assert ("(it is empty)" if not content else "(it begins 'this is not a ch')") in _one_line(info.value)
 
 
 def test_dict_without_model_key(tmp_path):
@@ -89,7 +90,7 @@ def test_demo_cli_reports_bad_checkpoint_in_one_line(tmp_path):
                              "--output-dir", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "not a readable PyTorch checkpoint" in errors[0]
+    assert len(errors) == 1 and "is not a PyTorch checkpoint" in errors[0]
     assert not (tmp_path / "out" / "overlay.png").exists()
 
 

@@ -109,27 +109,70 @@ def test_inputs_inside_what_a_command_replaces_are_refused(tmp_path):
                  inputs=(out / "frames", out / "notes.txt"))  # beside the outputs: fine
 
 
-def test_a_crash_while_publishing_leaves_a_record_that_owns_every_file(tmp_path, monkeypatch):
+OLD = {"masks/1/00000.png": "a", "masks/1/00001.png": "b", "overlay.mp4": "old"}
+NEW = {"masks/2/00000.png": "c", "masks/2/00001.png": "d", "overlay.mp4": "new"}
+
+
+@pytest.mark.parametrize("stop_at", range(1, 7))  # the journal, the interim record, 3 files, the record
+def test_ctrl_c_anywhere_in_publishing_leaves_the_old_or_the_new_results_whole(tmp_path, monkeypatch, stop_at):
     import os
 
     out = tmp_path / "out"
-    run_once(out, {"masks/1/00000.png": "a"})
+    run_once(out, OLD)
     real, calls = os.replace, []
 
-    def flaky(src, dst):
+    def interrupted(src, dst):
         calls.append(dst)
-        if len(calls) == 3:  # interim record written, one file moved, then the machine stops
+        if len(calls) == stop_at:
             raise KeyboardInterrupt
         return real(src, dst)
 
-    monkeypatch.setattr(os, "replace", flaky)
+    monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_once(out, {"masks/2/00000.png": "b", "masks/2/00001.png": "c"})
+        run_once(out, NEW)
     monkeypatch.setattr(os, "replace", real)
+    found = {name: (out / name).read_text() for name in tree(out) if name != "track.json"}
+    assert found in (OLD, NEW), f"stopped at rename {stop_at}: {found}"
     record = json.loads((out / "track.json").read_text())[OUTPUT_KEY]
-    assert not record["complete"] and "masks/1/00000.png" in record["files"] and "masks/2/00001.png" in record["files"]
-    run_once(out, {"masks/3/00000.png": "d"})  # the next run may clean up after it
-    assert set(tree(out)) == {"masks/3/00000.png", "track.json"}
+    assert record["complete"] and set(record["files"]) == set(found) | {"track.json"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from tests.test_outputs import NEW, run_once
+real, calls = os.replace, []
+def killed(src, dst):
+    calls.append(dst)
+    if len(calls) == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no handler runs, as with kill -9 or a power cut
+    return real(src, dst)
+os.replace = killed
+run_once(Path(sys.argv[1]), NEW)
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 6])
+def test_after_kill_9_the_next_start_finishes_or_removes_what_the_run_left(tmp_path, kill_at, caplog):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    run_once(out, OLD)
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", KILLED_RUN, str(out), str(kill_at)], cwd=root,
+                            env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr
+    assert [p for p in out.iterdir() if p.name.endswith(".partial")]  # the run's staging folder is left behind
+    with caplog.at_level("WARNING"):
+        OutputFolder(out, "everything", "everything.json", files=("masks.json",))  # any command on the folder
+    assert [r for r in caplog.records if "staging folder" in r.getMessage() or "finished publishing" in r.getMessage()]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    found = {name: (out / name).read_text() for name in tree(out) if name != "track.json"}
+    assert found in (OLD, NEW), f"killed at rename {kill_at}: {found}"
+    record = json.loads((out / "track.json").read_text())[OUTPUT_KEY]
+    assert record["complete"] and set(record["files"]) == set(found) | {"track.json"}
 
 
 # -- per command ----------------------------------------------------------------------------------------

@@ -84,12 +84,11 @@ def test_a_seed_qat_checkpoint_loads_as_its_float_weights(tmp_path, caplog):
 
 def test_a_seed_checkpoint_of_another_backbone_is_refused_naming_both(tmp_path):
     path, _ = seed_checkpoint("resnet18", tmp_path / "seed.pth")
-    with pytest.raises(CheckpointError, match="seed urbste/nanosam2 resnet18 checkpoint; this model's backbone is "
-                                              "mobilenet_v3_large"):
+    with pytest.raises(CheckpointError, match="seed urbste/nanosam2 resnet18 checkpoint, not mobilenet_v3_large "
+                                              r"\(use --backbone resnet18"):
         build_nanosam2(student_config_name("mobilenet_v3_large"), checkpoint=path, device="cpu")
     path, _ = seed_checkpoint("casvit_s", tmp_path / "casvit.pth")
-    with pytest.raises(CheckpointError, match="seed urbste/nanosam2 casvit_s checkpoint; this model's backbone is "
-                                              "resnet18"):
+    with pytest.raises(CheckpointError, match="seed urbste/nanosam2 casvit_s checkpoint, not resnet18"):
         build_nanosam2(student_config_name("resnet18"), checkpoint=path, device="cpu")
 
 
@@ -99,3 +98,33 @@ def test_the_runtime_and_the_exporter_take_a_seed_checkpoint(tmp_path):
     path, ours = seed_checkpoint("mobilenet_v3_large", tmp_path / "seed.pth")
     runner = TorchRunner(path, graph=C.ENCODER, device="cpu")
     assert runner.contract.backbone == "mobilenet_v3_large"
+
+
+def test_metas_hiera_checkpoint_is_never_taken_for_a_seed_casvit(tmp_path, hiera_t_model):
+    """Hiera's trunk has a patch_embed too (issue 32): it is Meta's hiera_t, built as the teacher where no model
+    is named, and named beside the student where one is."""
+    from nanosam2.build import build_model
+    from nanosam2.checkpoint import save_checkpoint
+    from nanosam2.seed_checkpoint import checkpoint_backbone, seed_backbone
+
+    path = save_checkpoint(tmp_path / "sam2.1_hiera_tiny.pt", hiera_t_model)
+    state = torch.load(path, weights_only=True)["model"]
+    assert seed_backbone(state) is None and checkpoint_backbone(state) == "hiera_t"
+    with pytest.raises(CheckpointError, match="is Meta's SAM2.1 hiera_t checkpoint, not resnet18 "
+                                              r"\(build it with --backbone hiera_t"):
+        build_nanosam2(student_config_name("resnet18"), checkpoint=path, device="cpu")
+    with pytest.raises(CheckpointError, match="hiera_t checkpoint, not a nanosam2 student"):
+        build_nanosam2(checkpoint=path, device="cpu")
+    teacher = build_model(None, path, "cpu")
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), hiera_t_model.state_dict().values()))
+
+
+def test_a_checkpoint_with_our_names_and_the_seeds_for_one_trunk_is_refused(tmp_path):
+    """Merged silently, the seed's copies won and the export's weights hash changed (issue 32)."""
+    path, ours = seed_checkpoint("resnet18", tmp_path / "seed.pth")
+    both = torch.load(path, weights_only=True)
+    both["model"].update({k: v for k, v in ours.state_dict().items() if k.startswith(TRUNK)})
+    torch.save(both, tmp_path / "both.pth")
+    with pytest.raises(CheckpointError, match=r"under both nanosam2's names \(120 keys\) and the seed's resnet18 "
+                                              r"names \(120 keys\)"):
+        build_nanosam2(student_config_name("resnet18"), checkpoint=tmp_path / "both.pth", device="cpu")

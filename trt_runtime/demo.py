@@ -36,6 +36,7 @@ logger = logging.getLogger("trt_runtime.demo")
 DEMO_RECORD = "demo.json"
 DEMO_FILES = ("overlay.png", "mask.png", "everything.png")
 CLIP_SIZE = 512  # px of the bundled clip's frames
+DEFAULT_BACKBONE = "resnet18"  # the demo's student without --backbone or --checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = ArgumentParser(prog="python -m trt_runtime.demo", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", default="resnet18", choices=list_backbones(),
-                        help="student backbone when no --checkpoint is given (default: resnet18)")
+    parser.add_argument("--backbone", choices=list_backbones(),
+                        help=f"student backbone (default: the --checkpoint's, or {DEFAULT_BACKBONE} without one)")
     parser.add_argument("--checkpoint", type=existing_file, help="nanosam2 student checkpoint (.pth); default: random weights")
     parser.add_argument("--image", type=existing_file, help=f"RGB image to segment (default: bundled {SAMPLE_IMAGE})")
     parser.add_argument("--point", type=parse_point, action="append", metavar="X,Y[,LABEL]",
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     track_out = track_outputs(out.path / "track", None, clip_prompts)  # the clip is made in a temporary folder
 
     model, device = _model(args)
+    backbone = model.nanosam2_spec["trunk"]["backbone"]  # what runs, whatever was asked for
     from nanosam2.inference.automatic import AutomaticMaskGenerator
     from nanosam2.inference.predictor import Predictor
     from nanosam2.inference.video import VideoPredictor
@@ -123,11 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = track_video(tracker, clip, clip_prompts, track_out, overlay=with_overlay, fps=8)
         rows.append(("track", f"{len(result.objects)} objects, {result.frames} frames of {CLIP_SIZE}x{CLIP_SIZE}: "
                               "per frame", 1000 * result.seconds / max(result.frames, 1)))
-        out.publish(stage, {"image": str(image_path), "backbone": args.backbone, "checkpoint": args.checkpoint,
+        out.publish(stage, {"image": str(image_path), "backbone": backbone, "checkpoint": args.checkpoint,
                             "device": str(device), "points": prompts.points.tolist(), "boxes": prompts.boxes.tolist(),
                             "scores": np.asarray(scores).tolist(), "best": best, "everything_masks": len(records),
                             "timings_ms": {f"{step}: {what}": ms for step, what, ms in rows}})
-    print(f"\nnanosam2 demo: {args.backbone}, PyTorch on {device}, image {image_path.name} ({width}x{height}), "
+    print(f"\nnanosam2 demo: {backbone}, PyTorch on {device}, image {image_path.name} ({width}x{height}), "
           f"model input {args.image_size} px")
     print("| step | what | ms |\n| --- | --- | --- |")
     for step, what, ms in rows:
@@ -149,10 +151,12 @@ def _model(args: argparse.Namespace) -> tuple[Any, Any]:
     from nanosam2.utils.torch_device import resolve_device
 
     if args.checkpoint is None:
-        print(f"*** nanosam2 demo: {args.backbone} student with RANDOM WEIGHTS (no --checkpoint): "
+        print(f"*** nanosam2 demo: {args.backbone or DEFAULT_BACKBONE} student with RANDOM WEIGHTS (no --checkpoint): "
               "the masks are meaningless, the timings are real ***")
     device = resolve_device(args.device)
-    config = None if args.checkpoint else student_config_name(args.backbone)
+    # a --backbone given with a --checkpoint must match it (the build names both when not)
+    backbone = args.backbone or (None if args.checkpoint else DEFAULT_BACKBONE)
+    config = student_config_name(backbone) if backbone else None
     model = build_nanosam2(config, checkpoint=args.checkpoint, device=str(device), image_size=args.image_size)
     return model, device
 

@@ -87,7 +87,35 @@ def parse_prompts(data: Any, base: Path, source: str = "prompts") -> list[dict[s
             prompt["mask_file"] = item["mask"]
             prompt["mask_path"] = str(base / item["mask"])
         prompts.append(prompt)
-    return prompts
+    return merge_prompts(prompts, source)
+
+
+def merge_prompts(prompts: list[dict[str, Any]], source: str = "prompts") -> list[dict[str, Any]]:
+    """Prompts for the same object on the same frame, as one: their clicks together, with the box (one call of
+    Meta's ``add_new_points_or_box``, box first). Applied one after another they would not add up: a box (or
+    clicks, with ``clear_old_points``) replaces what came before, while the record listed both. Two boxes, or a
+    mask with anything else, cannot be one prompt and are refused."""
+    merged: dict[tuple[int, int], dict[str, Any]] = {}
+    first: dict[tuple[int, int], int] = {}
+    for index, prompt in enumerate(prompts):
+        key = (prompt["frame"], prompt["obj_id"])
+        if key not in merged:
+            merged[key], first[key] = dict(prompt), index
+            continue
+        into = merged[key]
+        where = f"{source}[{first[key]}] and [{index}] (object {key[1]}, frame {key[0]})"
+        if "mask" in prompt or "mask" in into:
+            raise NanoSam2Error(f"{where}: a mask prompt replaces anything else on its frame: give one of them")
+        if "box" in prompt and "box" in into:
+            raise NanoSam2Error(f"{where}: two boxes for one object on one frame (one box a prompt)")
+        if "box" in prompt:
+            into["box"] = prompt["box"]
+        if "points" in prompt:
+            into["points"] = into.get("points", []) + prompt["points"]
+            into["labels"] = into.get("labels", []) + prompt["labels"]
+        logger.info("%s: applied together as one prompt (%s)", where,
+                    " and ".join(k for k in ("points", "box") if k in into))
+    return list(merged.values())
 
 
 def load_prompts(path: str | Path) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from nanosam2.data.sa1b_files import add_image_arguments, parse_chunks
 from nanosam2.distill.loss import LOSSES
-from nanosam2.distill.trainer import TrainConfig, TrainResult, train
+from nanosam2.distill.trainer import TrainConfig, TrainResult, throughput, train
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.cli import (ArgumentParser, non_negative_float, non_negative_int, positive_float, positive_int,
                                 setup_logging)
@@ -114,5 +114,5 @@ def report(result: TrainResult) -> None:
     if int(os.environ.get("RANK", "0")) != 0:
         return
     state = "stopped (resume with --resume)" if result.stopped_early else "finished"
-    print(f"{state} after {result.global_step} steps; {result.images_per_s:.2f} images/s; last: {result.last}"
+    print(f"{state} after {result.global_step} steps; {throughput(result.images_per_s)}; last: {result.last}"
           + (f"; best: {result.best}" if result.best else ""))

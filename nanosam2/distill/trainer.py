@@ -89,6 +89,13 @@ class TrainConfig:
     world_size: int = field(default=1, init=False)
 
 
+def throughput(images_per_s: float) -> str:
+    """``12.34 images/s``, or why there is no figure (the first step, which pays for warm-up, is not timed)."""
+    if math.isnan(images_per_s):
+        return "images/s not measured (only the first step ran, and it pays for warm-up)"
+    return f"{images_per_s:.2f} images/s"
+
+
 @dataclass
 class TrainResult:
     last: Path
@@ -444,8 +451,8 @@ class Distiller:
         if self.log is not None:
             self.log.close()
         rate = seen / busy if busy > 0 else float("nan")
-        logger.info("%s after %d steps (%.2f images/s); weights sha256 %s", "stopped" if stopped else "finished",
-                    self.global_step, rate, digest[:16])
+        logger.info("%s after %d steps (%s); weights sha256 %s", "stopped" if stopped else "finished",
+                    self.global_step, throughput(rate), digest[:16])
         return TrainResult(last, best_path, self.global_step, losses, rate, digest, stopped)
 
 

@@ -25,6 +25,7 @@ from PIL import Image
 from nanosam2.errors import NanoSam2Error
 
 PathLike = str | os.PathLike[str]
+PREDICTION_RECORD = "eval-vos.json"  # what eval-vos writes beside its predictions (never in ground truth)
 MASK_MODES = ("P", "L")  # PNG modes whose pixels are object ids
 
 
@@ -156,7 +157,36 @@ def open_sequence(images: Path, annotations: Path, name: str) -> VosSequence:
                                 "this annotation")
     if not files:
         raise NanoSam2Error(f"sequence {name}: no annotation PNG in {ann_dir}")
+    check_sizes(name, [path for _, path in frames] + sorted(p for paths in files.values() for p in paths.values()))
     return VosSequence(name, frames, ann_dir, files, objects)
+
+
+def check_sizes(name: str, paths: list[Path]) -> None:
+    """Every frame and annotation of a sequence has the first frame's size (read from the file headers only:
+    a mismatch is found before any model loads, not when tracking reaches it)."""
+    from PIL import Image
+
+    first: tuple[int, int] | None = None
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except (OSError, ValueError) as exc:
+            raise NanoSam2Error(f"sequence {name}: {path} is not a readable image ({exc})") from None
+        if first is None:
+            first = size
+        elif size != first:
+            raise NanoSam2Error(f"sequence {name}: {path} is {size[0]}x{size[1]}, its first frame {paths[0].name} "
+                                f"{first[0]}x{first[1]} (a sequence's frames and annotations share one size)")
+
+
+def sequence_name(text: str) -> str:
+    """A sequence as given on a command line: a folder name of ANNOTATIONS (a trailing slash, as shells complete
+    it, is dropped); a path is refused."""
+    name = text.rstrip("/")
+    if not name or "/" in name or name in (".", ".."):
+        raise NanoSam2Error(f"--sequences {text!r}: a sequence is the name of a folder in ANNOTATIONS, not a path")
+    return name
 
 
 def open_dataset(images: PathLike, annotations: PathLike, sequences: Iterable[str] | None = None,
@@ -167,7 +197,8 @@ def open_dataset(images: PathLike, annotations: PathLike, sequences: Iterable[st
     for folder, what in ((images, "frame"), (annotations, "annotation")):
         if not folder.is_dir():
             raise NanoSam2Error(f"no such {what} folder: {folder}")
-    names = list(sequences) if sequences else sorted(p.name for p in annotations.iterdir() if p.is_dir())
+    names = [sequence_name(n) for n in sequences] if sequences else sorted(p.name for p in annotations.iterdir()
+                                                                            if p.is_dir())
     if not names:
         raise NanoSam2Error(f"{annotations}: no sequence folders (DAVIS layout: Annotations/<sequence>/<frame>.png)")
     if len(set(names)) != len(names):

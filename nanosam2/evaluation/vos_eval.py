@@ -35,13 +35,14 @@ import numpy as np
 
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
-from nanosam2.evaluation.vos_data import PathLike, VosSequence, davis_palette, open_dataset, write_prediction
+from nanosam2.evaluation.vos_data import (PREDICTION_RECORD, PathLike, VosSequence, davis_palette, open_dataset,
+                                         write_prediction)
 from nanosam2.utils.outputs import OUTPUT_KEY, OutputFolder, read_record
 
 logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("first-frame", "later-objects")
-RECORD = "eval-vos.json"
+RECORD = PREDICTION_RECORD
 COMMAND = "eval-vos"
 ABSENT_LOGIT = -1024.0  # Meta's score of an object on a frame it was not tracked on
 

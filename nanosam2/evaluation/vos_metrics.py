@@ -22,7 +22,8 @@ from typing import Iterable
 import numpy as np
 
 from nanosam2.errors import NanoSam2Error
-from nanosam2.evaluation.vos_data import PathLike, layout_files, read_mask_png, read_masks
+from nanosam2.evaluation.vos_data import (PREDICTION_RECORD, PathLike, layout_files, read_mask_png, read_masks,
+                                         sequence_name)
 from nanosam2.utils.atomic import atomic_path
 from nanosam2.utils.outputs import check_replaceable_file
 
@@ -80,6 +81,7 @@ def score_sequence(gt_dir: Path, pred_dir: Path, skip_first_and_last: bool = Tru
     if not pred_dir.is_dir():
         raise NanoSam2Error(f"no predictions for sequence {gt_dir.name}: {pred_dir} is missing")
     pred_frames = layout_files(pred_dir)[0]
+    check_ids(gt_dir, gt_frames, pred_dir, pred_frames)
     evaluators: dict[int, object] = {}
     for name in names:
         if name not in pred_frames:
@@ -101,6 +103,23 @@ def score_sequence(gt_dir: Path, pred_dir: Path, skip_first_and_last: bool = Tru
     return j, f
 
 
+def check_ids(gt_dir: Path, gt_frames: dict, pred_dir: Path, pred_frames: dict) -> None:
+    """Refuse predictions whose object ids the ground truth never has (e.g. masks saved as 0/255 greyscale:
+    id 255 would be an object of its own, every true object missed, and J&F 0 with no word said)."""
+    def ids(frames: dict) -> set[int]:
+        found: set[int] = set()
+        for files in frames.values():
+            found |= set(read_masks(files)[0])
+        return found
+
+    truth, predicted = ids(gt_frames), ids({name: pred_frames[name] for name in pred_frames if name in gt_frames})
+    foreign = sorted(predicted - truth)
+    if foreign:
+        grey = " (a 0/255 mask? predictions hold object ids, as the annotations do)" if 255 in foreign else ""
+        raise NanoSam2Error(f"{pred_dir}: object id {', '.join(map(str, foreign))} never appears in the ground truth "
+                            f"{gt_dir} (ids {', '.join(map(str, sorted(truth))) or 'none'}){grey}")
+
+
 def ground_truth_root(gt: PathLike) -> Path:
     root = Path(gt)
     if not root.is_dir():
@@ -115,7 +134,11 @@ def score(gt: PathLike, predictions: PathLike, sequences: Iterable[str] | None =
     gt_root, pred_root = ground_truth_root(gt), Path(predictions)
     if not pred_root.is_dir():
         raise NanoSam2Error(f"no such prediction folder: {pred_root}")
-    names = list(sequences) if sequences else sorted(p.name for p in gt_root.iterdir() if p.is_dir())
+    if (gt_root / PREDICTION_RECORD).is_file() or (Path(gt) / PREDICTION_RECORD).is_file():
+        raise NanoSam2Error(f"{gt} holds {PREDICTION_RECORD}: it is eval-vos's predictions, not ground truth (the "
+                            "annotations come first: vos-metric GT PRED)")
+    names = [sequence_name(n) for n in sequences] if sequences else sorted(p.name for p in gt_root.iterdir()
+                                                                            if p.is_dir())
     if not names:
         raise NanoSam2Error(f"{gt_root}: no sequence folders")
     unknown = [n for n in names if not (gt_root / n).is_dir()]

@@ -10,7 +10,11 @@ A command replaces only what a record it wrote says it wrote:
   the record is first rewritten to own old and new files (``"complete": false``, so a crash in
   between leaves nothing that the next run would refuse to clean), then the files are renamed in,
   the earlier run's files this run did not write again are removed, and the final record is
-  written last. Other files in OUT are left alone.
+  written last. Other files in OUT are left alone. Publishing is journalled: the staging folder holds
+  what the publication will do (``.publish.json``) before anything in OUT changes, so a run stopped inside
+  it (Ctrl-C: finished on the spot; kill -9, power loss: at the next start of any command on that
+  folder) is rolled forward, and a staging folder without a journal (a run stopped before publishing)
+  is removed at that next start, said in one log line each.
 - **Files** (graphs, engines, calibration data, results JSON): :func:`check_replaceable_file`: an
   existing file is replaced only when its own record (the graph's metadata, the engine's
   ``.json`` sidecar, the calibration manifest, the results' run keys) says this command wrote it.
@@ -27,7 +31,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -41,6 +47,10 @@ from nanosam2.utils.atomic import make_parents, remove_empty, atomic_path, check
 
 PathLike = str | os.PathLike[str]
 OUTPUT_KEY = "outputs"  # in a record: {"command": ..., "files": [...], "complete": bool}
+JOURNAL = ".publish.json"  # in a staging folder: what its publication does (present once publishing began)
+STAGING = re.compile(r"^\.[a-z0-9-]+-[0-9a-f]{8}\.partial$")  # OutputFolder.staging's folders
+
+logger = logging.getLogger(__name__)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -116,6 +126,7 @@ class OutputFolder:
         self.path = check_output_dir(self.path, inputs=self.inputs)
         release = lock_folder(self.path, self.command)  # held from here to the last record, until dropped
         self.release = weakref.finalize(self, release)
+        recover(self.path)  # an interrupted run's staging folder: finished or removed, under the lock
         self.owned = self._earlier_files()
         self._check_inputs()
         self.check_in_the_way(self.existing())
@@ -179,6 +190,10 @@ class OutputFolder:
         try:
             yield stage
         except BaseException:
+            if (stage / JOURNAL).is_file():  # stopped while publishing (Ctrl-C): finish it, never half of it
+                with contextlib.suppress(Exception):  # what is left is finished at the next start
+                    _roll_forward(self.path, stage)
+                raise
             shutil.rmtree(stage, ignore_errors=True)
             remove_empty(created)
             raise
@@ -193,25 +208,69 @@ class OutputFolder:
         if unexpected:
             raise NanoSam2Error(f"internal: `{self.command}` staged {unexpected[0]}, which it does not declare")
         self.check_in_the_way(self.existing())  # again: files may have appeared during the run
+        folders = [name for name in new if (self.path / name).is_dir()]
+        if folders:
+            raise NanoSam2Error(f"cannot write {self.path / folders[0]}: it is a folder")
         files = [*new, self.record] if replace else sorted(self.owned | {*new, self.record})
-        self._write_record({**record, OUTPUT_KEY: {"command": self.command, "files": sorted(self.owned | set(files)),
-                                                   "complete": False}})
-        for name in new:
-            target = self.path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_dir():
-                raise NanoSam2Error(f"cannot write {target}: it is a folder")
-            os.replace(stage / name, target)
-        for name in sorted(self.owned - set(files)):  # the earlier run's, not written again
-            (self.path / name).unlink(missing_ok=True)
-            _prune(self.path / name, self.path)
-        self._write_record({**record, OUTPUT_KEY: {"command": self.command, "files": files, "complete": True}})
+        final = {**record, OUTPUT_KEY: {"command": self.command, "files": files, "complete": True}}
+        journal = {"record": self.record, "new": new, "remove": sorted(self.owned - set(files)), "final": final}
+        with atomic_path(stage / JOURNAL) as tmp:  # from here on the publication is finished, whatever happens
+            tmp.write_text(json.dumps(journal, default=str))
+        _write_record(self.path / self.record,
+                      {**record, OUTPUT_KEY: {"command": self.command, "files": sorted(self.owned | set(files)),
+                                              "complete": False}})
+        _roll_forward(self.path, stage)
         self.owned = set(files)
         return files
 
-    def _write_record(self, record: dict[str, Any]) -> None:
-        with atomic_path(self.path / self.record) as tmp:
-            tmp.write_text(json.dumps(record, indent=1, default=str))
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, default=str))
+
+
+def _roll_forward(folder: Path, stage: Path) -> None:
+    """Carry out a staging folder's journal (every step can be repeated): the staged files renamed in, the
+    earlier run's files it does not keep removed, the final record written, the staging folder removed."""
+    journal = json.loads((stage / JOURNAL).read_text())
+    for name in journal["new"]:
+        if not _safe_name(name):
+            continue
+        source, target = stage / name, folder / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+    for name in journal["remove"]:  # the earlier run's, not written again
+        if _safe_name(name):
+            (folder / name).unlink(missing_ok=True)
+            _prune(folder / name, folder)
+    if _safe_name(journal["record"]):
+        _write_record(folder / journal["record"], journal["final"])
+        half_written = re.compile(re.escape(f".{Path(journal['record']).name}.") + r"[a-z0-9_]{8}\.partial$")
+        for path in (folder / journal["record"]).parent.iterdir():  # a record write a kill -9 cut short
+            if half_written.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def recover(folder: Path) -> None:
+    """Staging folders an interrupted run left in ``folder`` (the caller holds its lock): one that began
+    publishing is finished, one that did not is removed; each said in a log line."""
+    if not folder.is_dir():
+        return
+    for stage in sorted(p for p in folder.iterdir() if STAGING.match(p.name) and p.is_dir() and not p.is_symlink()):
+        if (stage / JOURNAL).is_file():
+            try:
+                _roll_forward(folder, stage)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise NanoSam2Error(f"{stage}: an interrupted run's results could not be published ({exc}); move "
+                                    "the folder away") from None
+            logger.warning("finished publishing an interrupted run's results in %s (from %s)", folder, stage.name)
+        else:
+            count = sum(1 for p in stage.rglob("*") if p.is_file())
+            shutil.rmtree(stage, ignore_errors=True)
+            logger.warning("removed %s: the staging folder of a run stopped before it published (%d files)",
+                           stage, count)
 
 
 def _safe_name(name: str) -> bool:
