@@ -4,7 +4,8 @@
                                  [--image-sizes 1024,512] [--checkpoint-dir DIR] [--quick]
                                  [--output-dir benchmarks/results]
 
-For each backbone and model input size (SAM2.1's 1024, and 512: rows ``BACKBONE@512``): export the ONNX graphs (random weights unless DIR holds BACKBONE.pth, or
+For each backbone and model input size (SAM2.1's 1024, and 512: rows ``BACKBONE@512``): export the
+ONNX graphs (random weights unless DIR holds BACKBONE.pth, or
 Meta's sam2.1_hiera_*.pt for teachers), make an INT8 Q/DQ encoder (CPU form; calibrated on the
 bundled image - for timing, not accuracy), and time, at batch 1, the image encoder, the decoder
 with 1, 16 and 64 box prompts, the full predict pipeline (preprocess -> encoder -> decoder ->
