@@ -56,7 +56,7 @@ RENAMES: dict[str, list[tuple[str, str | Callable[[re.Match[str]], str]]]] = {
 }
 # Trunk key prefixes that name a layout; a layout is recognised only when every one of its prefixes is
 # there (Meta's Hiera trunk has a patch_embed too, but no network).
-MARKERS = {"resnet18": ("conv1.", "layer1."), "mobilenet_v3_large": ("base.",),
+MARKERS = {"resnet18": ("layer1.",), "mobilenet_v3_large": ("base.",),
            "casvit_s": ("patch_embed.", "network.")}
 OUR_MARKERS = {"resnet18": ("layer1.",), "mobilenet_v3_large": ("features.",),
                "casvit_s": ("stages.", "downsamples.")}  # ours, under trunk.body

@@ -1,8 +1,10 @@
 """Bad inputs across every entry point, run as a user would (subprocesses).
 
 Each case expects: a non-zero exit, at most two lines on stderr and no traceback, the named
-paths absent afterwards (nothing half-written, no empty folders) and the protected files
-byte-identical (earlier work never destroyed). ``tests/test_bad_inputs.py`` runs them;
+paths absent afterwards (nothing half-written, no empty folders; a pattern with ``*`` must match
+nothing) and the protected files byte-identical (earlier work never destroyed). A case of an
+unusual input that must work (``succeeds``) expects exit 0, no traceback, its ``creates`` paths and
+the ``says`` word in its output instead. ``tests/test_bad_inputs.py`` runs them;
 ``python -m tests.bad_inputs --tree DIR`` prints the table for any checkout (the before/after
 table of issue 14 was made this way).
 """
@@ -33,7 +35,10 @@ class Case:
     argv: list[str]  # after `python`
     absent: list[str] = field(default_factory=list)  # paths (relative to the work dir) that must not exist after
     unchanged: list[str] = field(default_factory=list)  # files that must stay byte-identical
-    says: str = ""  # a word the one-line error must contain (case-insensitive)
+    says: str = ""  # a word the one-line error must contain (case-insensitive); with succeeds: the output
+    succeeds: bool = False  # an unusual input that must work, not be refused
+    creates: list[str] = field(default_factory=list)  # with succeeds: paths that must exist afterwards
+    cleanup: list[str] = field(default_factory=list)  # removed after the case (what a succeeding case made)
 
 
 @dataclass
@@ -46,8 +51,13 @@ class Outcome:
     changed: list[str]
     message: str
 
+    missing: list[str] = field(default_factory=list)  # creates that do not exist
+
     @property
     def ok(self) -> bool:
+        if self.case.succeeds:
+            return (self.code == 0 and not self.traceback and not self.left and not self.changed and not self.missing
+                    and self.case.says.lower() in self.message.lower())
         return (self.code != 0 and 0 < self.lines <= 2 and not self.traceback and not self.left and not self.changed
                 and self.case.says.lower() in self.message.lower())
 
@@ -117,6 +127,7 @@ def prepare(tree: Path, work: Path) -> None:
     records[0]["iou"] = "high"
     (work / "results_text_iou.json").write_text(json.dumps(records))
     prepare_issue22(tree, work, rng)
+    prepare_issue32(tree, work, rng)
 
 
 def prepare_issue22(tree: Path, work: Path, rng: np.random.Generator) -> None:
@@ -238,6 +249,7 @@ def cases() -> list[Case]:
         Case("everything on a 1x1 image", ["-m", "trt_runtime", "everything", "--image", "tiny.png", "--encoder", enc_a,
                                            "--decoder", dec_a, "--output", "ev"], absent=["ev"], says="2x2"),
         *issue22_cases(everything, predict, engine, evaluate, enc_a, dec_a),
+        *issue32_cases(predict, engine, enc_a, dec_a),
     ]
 
 
@@ -309,8 +321,156 @@ def issue22_cases(everything: list[str], predict: list[str], engine: list[str], 
     ]
 
 
+def prepare_issue32(tree: Path, work: Path, rng: np.random.Generator) -> None:
+    """Fixtures of the third round of trust: a 512-px export, Meta's Hiera checkpoint and students of two
+    backbones, a checkpoint holding two sets of trunk names, a text file named .pth, DAVIS-layout sets (one
+    with frames of two sizes), greyscale predictions, an output folder a kill -9 stopped while publishing."""
+    def run(*args: str) -> None:
+        result = _py(tree, *args, cwd=work)
+        if result.returncode:
+            raise RuntimeError(result.stderr[-2000:])
+
+    run("-m", "export.onnx", "--backbone", "resnet18", "--image-size", "512", "--no-video", "--no-verify",
+        "--output-dir", "e512")
+    np.save(work / "calib512.npy", rng.standard_normal((3, 3, 512, 512)).astype(np.float32))
+    run("-c", "import torch, sys\nfrom nanosam2.build import build_nanosam2, build_teacher, save_student\n"
+              "from nanosam2.checkpoint import save_checkpoint\ntorch.manual_seed(0)\n"
+              "save_checkpoint('sam2.1_hiera_tiny.pt', build_teacher('hiera_t', None, device='cpu'))\n"
+              "save_student('mobilenet.pth', build_nanosam2('mobilenet_v3_large', device='cpu'))\n"
+              "ckpt = torch.load('run/best.pth', weights_only=True)\n"
+              "ckpt['model'].update({k.replace('trunk.body.layer', 'trunk.layer'): v for k, v in ckpt['model'].items()"
+              " if 'trunk.body.layer' in k})\ntorch.save(ckpt, 'both_names.pth')")
+    (work / "text.pth").write_text("weights: see the README\n")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.vos_synthetic import write_crossing_set
+
+    write_crossing_set(work / "vos", num_frames=3, height=64, width=96)
+    write_crossing_set(work / "vos_sizes", sequences=2, num_frames=3, height=64, width=96)
+    Image.fromarray(rng.integers(0, 255, (48, 96, 3), dtype=np.uint8)).save(work / "vos_sizes/JPEGImages/cross-1/00002.jpg")
+    grey = work / "pred_grey" / "cross-0"
+    grey.mkdir(parents=True, exist_ok=True)
+    for path in sorted((work / "vos" / "Annotations" / "cross-0").glob("*.png")):
+        mask = (np.array(Image.open(path)) == 1).astype(np.uint8) * 255  # object 1 saved as a 0/255 picture
+        Image.fromarray(mask).save(grey / path.name)
+    swapped = work / "pred_fake"  # what eval-vos writes: its record beside the sequences
+    shutil.copytree(work / "vos" / "Annotations", swapped, dirs_exist_ok=True)
+    (swapped / "eval-vos.json").write_text('{"outputs": {"command": "eval-vos", "files": [], "complete": true}}')
+    (work / "prompt_point_box.json").write_text('[{"frame": 0, "obj_id": 1, "points": [[30, 30]]}, '
+                                                '{"frame": 0, "obj_id": 1, "box": [10, 10, 50, 50]}]')
+    (work / "old_engine").mkdir(exist_ok=True)
+    (work / "old_engine" / "d.engine").write_bytes(b"the user's own file, put where an engine was")
+    (work / "old_engine" / "d.engine.json").write_text(json.dumps({
+        "tensorrt_version": "10.3.0", "precision": "fp32", "onnx_sha256": "0" * 64, "engine_sha256": "1" * 64}))
+    stale = work / "stale" / ".predict-0123abcd.partial"  # kill -9 before publishing: a staging folder
+    stale.mkdir(parents=True, exist_ok=True)
+    (stale / "overlay.png").write_bytes(b"half a picture")
+    killed = ("import os, signal, sys\nfrom trt_runtime.cli import main\nreal, calls = os.replace, []\n"
+              "def replace(src, dst):\n    calls.append(dst)\n"
+              "    if str(dst).endswith('mask_0_0.png'):\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+              "    return real(src, dst)\nos.replace = replace\n"
+              "main(['predict', '--image', 'image.png', '--point', '40,40', '--encoder', 'a/image_encoder.onnx',"
+              " '--decoder', 'a/mask_decoder.onnx', '--output', 'killed'])")
+    result = _py(tree, "-c", killed, cwd=work)
+    if result.returncode != -9 or not list((work / "killed").glob(".predict-*.partial/.publish.json")):
+        raise RuntimeError(f"the killed predict did not stop while publishing: {result.returncode} {result.stderr[-500:]}")
+
+
+def issue32_cases(predict: list[str], engine: list[str], enc_a: str, dec_a: str) -> list[Case]:
+    """The third round of trust (issue 32): its eleven comments and the 512-px export."""
+    track = ["-m", "trt_runtime", "track", "--model-dir", "a", "--no-overlay"]
+    vos = ["-m", "trt_runtime", "eval-vos", "--model-dir", "a"]
+    qdq512 = ["-m", "calib.qdq", "--onnx", "e512/image_encoder.onnx", "--calib", "calib512.npy"]
+    train = ["-m", "nanosam2.train", "--images", "sa1b", *TRAIN_TINY]
+    return [
+        # 32.1 calib.qdq at 512 px; on the memory attention
+        Case("qdq on a 512-px export", [*qdq512, "--out", "q512/e.onnx"], succeeds=True, creates=["q512/e.onnx"],
+             cleanup=["q512"], says="mask IoU vs FP32"),
+        Case("qdq on memory_attention.onnx", ["-m", "calib.qdq", "--onnx", "a/memory_attention.onnx", "--calib",
+                                              "calib.npy", "--out", "q/m.onnx"], absent=["q"], says="memory_attention"),
+        Case("calib.prepare: --image-size other than the --encoder's",
+             ["-m", "calib.prepare", "--images", "sa1b", "-n", "2", "--image-size", "1024", "--encoder",
+              "e512/image_encoder.onnx", "--out", "cp/c.npy"], absent=["cp"], says="takes 512 px"),
+        # 32.2 Meta's Hiera checkpoint is not a seed casvit_s
+        Case("predict with Meta's hiera_t checkpoint", [*predict, "--encoder", "sam2.1_hiera_tiny.pt", "--decoder",
+                                                        "sam2.1_hiera_tiny.pt", "--output", "p_hiera"],
+             succeeds=True, creates=["p_hiera/predict.json"], cleanup=["p_hiera"], says="hiera_t checkpoint"),
+        Case("export --backbone resnet18 from Meta's hiera_t", ["-m", "export.onnx", "--backbone", "resnet18",
+                                                                "--checkpoint", "sam2.1_hiera_tiny.pt", "--no-verify",
+                                                                "--output-dir", "x_hiera"],
+             absent=["x_hiera"], says="is Meta's SAM2.1 hiera_t checkpoint, not resnet18"),
+        Case("train --init-from Meta's hiera_t", [*train, "--backbone", "resnet18", "--init-from",
+                                                  "sam2.1_hiera_tiny.pt", "--output-dir", "t_hiera"],
+             absent=["t_hiera/best.pth", "t_hiera/last.pth"], says="--teacher-checkpoint"),
+        # 32.3 a trailing slash on a sequence
+        Case("eval-vos --sequences cross-0/", [*vos, "--dataset", "vos", "--sequences", "cross-0/", "--output", "ev_slash"],
+             succeeds=True, creates=["ev_slash/cross-0/00002.png", "ev_slash/eval-vos.json"], cleanup=["ev_slash"],
+             says="1 sequence(s) in ev_slash"),
+        # 32.4 two sets of trunk names
+        Case("a checkpoint with our and the seed's trunk names", ["-m", "export.onnx", "--backbone", "resnet18",
+                                                                  "--checkpoint", "both_names.pth", "--no-verify",
+                                                                  "--output-dir", "x_both"],
+             absent=["x_both"], says="under both nanosam2's names"),
+        # 32.5 a point then a box for one object and frame
+        Case("track: a point then a box for one object", [*track, "--video", "frames", "--prompts",
+                                                          "prompt_point_box.json", "--output", "t_pb"],
+             succeeds=True, creates=["t_pb/track.json"], cleanup=["t_pb"], says="applied together as one prompt"),
+        # 32.6 frames of two sizes, found before any model loads
+        Case("eval-vos: a sequence with frames of two sizes", [*vos, "--dataset", "vos_sizes", "--output", "ev_sizes"],
+             absent=["ev_sizes"], says="sequence cross-1: vos_sizes/JPEGImages/cross-1/00002.jpg is 96x48"),
+        # 32.7 vos-metric: a greyscale picture, swapped folders
+        Case("vos-metric on 0/255 greyscale predictions", ["-m", "trt_runtime", "vos-metric", "vos/Annotations",
+                                                           "pred_grey", "--predicted-only"],
+             absent=["pred_grey/vos-metric.csv"], says="object id 255 never appears in the ground truth"),
+        Case("vos-metric with GT and PRED swapped", ["-m", "trt_runtime", "vos-metric", "pred_fake", "vos/Annotations"],
+             absent=["vos/Annotations/vos-metric.csv"], says="it is eval-vos's predictions, not ground truth"),
+        # 32.8 the builder
+        Case("engine: an empty --computeCapabilities=", [*engine, f"--onnx={dec_a}", "--saveEngine=out/d.engine",
+                                                         "--computeCapabilities="], absent=["out"],
+             says="--computeCapabilities is empty"),
+        Case("engine: --computeCapabilities=current without a GPU",
+             [*engine, f"--onnx={dec_a}", "--saveEngine=out/d.engine", "--computeCapabilities=current",
+              "--trt-flavour=rtx"], absent=["out"], says="needs a CUDA GPU"),
+        Case("engine: a user's file where an old engine was", [*engine, f"--onnx={dec_a}",
+                                                               "--saveEngine=old_engine/d.engine"],
+             unchanged=["old_engine/d.engine"], says="no record says `build_engine` wrote it"),
+        Case("engine: --saveEngine=x.onnx", [*engine, f"--onnx={dec_a}", "--saveEngine=out/x.onnx"], absent=["out"],
+             says="an engine file ends in .engine"),
+        # 32.9, 32.10 checkpoints of another backbone; a text file named .pth; one training step
+        Case("demo --checkpoint mobilenet --backbone resnet18", ["-m", "trt_runtime.demo", "--checkpoint",
+                                                                 "mobilenet.pth", "--backbone", "resnet18",
+                                                                 "--output-dir", "demo_mix"],
+             absent=["demo_mix"], says="mobilenet_v3_large checkpoint, not resnet18"),
+        Case("export --backbone resnet18 from a mobilenet checkpoint", ["-m", "export.onnx", "--backbone", "resnet18",
+                                                                        "--checkpoint", "mobilenet.pth", "--no-verify",
+                                                                        "--output-dir", "x_mob"],
+             absent=["x_mob"], says="use --backbone mobilenet_v3_large"),
+        Case("predict: a text file named .pth", [*predict, "--encoder", "text.pth", "--decoder", "text.pth",
+                                                 "--output", "p_text"], absent=["p_text"],
+             says="neither a zip archive nor a pickle"),
+        Case("train: one step", [*train, "--backbone", "resnet18", "--output-dir", "t_one"], succeeds=True,
+             creates=["t_one/last.pth"], cleanup=["t_one"], says="images/s not measured"),
+        # 32.11 what a kill -9 left in an output folder
+        Case("predict over a staging folder a kill -9 left", [*predict, "--encoder", enc_a, "--decoder", dec_a,
+                                                              "--output", "stale"],
+             succeeds=True, creates=["stale/predict.json"], absent=["stale/.predict-*.partial"],
+             says="stopped before it published"),
+        Case("track into a folder where a kill -9 stopped predict while publishing",
+             ["-m", "trt_runtime", "track", "--model-dir", "a", "--no-overlay", "--video", "frames", "--box",
+              "2,2,40,40", "--output", "killed"],
+             succeeds=True, creates=["killed/predict.json", "killed/mask_0_0.png", "killed/track.json"],
+             absent=["killed/.*.partial"], says="finished publishing an interrupted run's results"),
+        # the 512-px export a user can ask for
+        Case("export --image-size 500", ["-m", "export.onnx", "--backbone", "resnet18", "--image-size", "500",
+                                         "--output-dir", "x_500"], absent=["x_500"], says="multiple of 64"),
+    ]
+
+
 def _digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _found(work: Path, pattern: str) -> list[Path]:
+    return sorted(work.glob(pattern)) if "*" in pattern else [work / pattern] if (work / pattern).exists() else []
 
 
 def run_case(tree: Path, work: Path, case: Case) -> Outcome:
@@ -319,25 +479,30 @@ def run_case(tree: Path, work: Path, case: Case) -> Outcome:
     result = _py(tree, *case.argv, cwd=work, timeout=CASE_SECONDS)
     stderr = [line for line in result.stderr.strip().splitlines() if line.strip()]
     errors = [line for line in stderr if not line.startswith(("INFO ", "WARNING ", "*** "))]
-    left = [p for p in case.absent if (work / p).exists()]
+    left = [p for p in case.absent if _found(work, p)]
+    missing = [p for p in case.creates if not (work / p).exists()]
     changed = [p for p in case.unchanged if _digest(work / p) != before[p]]
     for path in changed:  # put the fixture back so that later cases see it whole
         (work / path).write_bytes(backups[path])
-    for path in case.absent:  # clean up for the next case
-        target = work / path
+    for target in [t for path in case.absent + case.cleanup for t in _found(work, path)]:  # for the next case
         if target.is_dir():
             shutil.rmtree(target, ignore_errors=True)
-        elif target.exists():
+        else:
             target.unlink()
-    message = errors[-1] if errors else (result.stdout.strip().splitlines() or [""])[-1]
-    return Outcome(case, result.returncode, len(errors), "Traceback" in result.stderr, left, changed, message)
+    if case.succeeds:  # what it printed (and logged) is what the case reads
+        message = " | ".join(result.stdout.strip().splitlines()[-4:] + stderr)
+    else:
+        message = errors[-1] if errors else (result.stdout.strip().splitlines() or [""])[-1]
+    return Outcome(case, result.returncode, len(errors), "Traceback" in result.stderr, left, changed, message, missing)
 
 
 def table(outcomes: list[Outcome]) -> str:
-    rows = ["| case | exit | error lines | traceback | left behind / changed | ok |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| case | exit | error lines | traceback | left behind / changed / missing | ok |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for o in outcomes:
-        rows.append(f"| {o.case.name} | {o.code} | {o.lines} | {'yes' if o.traceback else 'no'} | "
-                    f"{', '.join(o.left + [c + ' (changed)' for c in o.changed]) or '-'} | {'yes' if o.ok else 'NO'} |")
+        problems = o.left + [c + " (changed)" for c in o.changed] + [m + " (missing)" for m in o.missing]
+        rows.append(f"| {o.case.name}{' (must work)' if o.case.succeeds else ''} | {o.code} | {o.lines} | "
+                    f"{'yes' if o.traceback else 'no'} | {', '.join(problems) or '-'} | {'yes' if o.ok else 'NO'} |")
     return "\n".join(rows)
 
 

@@ -1,5 +1,6 @@
 """Every bad input of tests/bad_inputs.py answers in one line, exits non-zero, leaves nothing
-half-written and destroys no earlier work (issue 14's table, as a test)."""
+half-written and destroys no earlier work (issue 14's table, as a test); every unusual input that
+must work (issue 32's) works."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def work(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.name.replace(" ", "_"))
 def test_bad_input_is_refused_in_one_line(work, case):
     outcome = run_case(ROOT, work, case)
+    if case.succeeds:  # an unusual input that must work
+        assert outcome.code == 0 and not outcome.traceback, outcome.message
+        assert not outcome.missing and not outcome.left, (outcome.missing, outcome.left)
+        assert case.says.lower() in outcome.message.lower(), outcome.message
+        return
     assert outcome.code != 0, f"exit 0: {outcome.message}"
     assert not outcome.traceback, outcome.message
     assert 0 < outcome.lines <= 2, f"{outcome.lines} error lines, last: {outcome.message}"

@@ -12,6 +12,7 @@ from PIL import Image
 
 from benchmarks.report import EVERYTHING, SCHEMA_VERSION, STAGES, Measurement, Report
 from benchmarks.run_all import Settings, measure_pair, summary
+from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
 
@@ -94,15 +95,16 @@ def test_accuracy_plot_from_coco_results(tmp_path):
         assert png.format == "PNG" and png.size[0] > 100
 
 
-@pytest.mark.slow  # ~3 min: exports, calibrates and times a 1024-px student; fast twins below time the same
+@pytest.mark.slow  # ~4 min: exports, calibrates and times a student at 1024 and 512 px; fast twins below time the same
 @pytest.mark.xdist_group("benchmark_cli")  # measurement code on torch (test_torch_cases_...) and ONNX graphs
 def test_run_all_on_a_real_backbone(tmp_path):
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--backbones", "mobilenet_v3_large",
                              "--backends", "onnxruntime,tensorrt", "--quick", "--everything-points", "3",
-                             "--track-frames", "0", "--output-dir", str(tmp_path)],
+                             "--track-frames", "0", "--image-sizes", "1024,512", "--output-dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RANDOM WEIGHTS" in result.stdout and "| mobilenet_v3_large | onnxruntime-cpu | int8 |" in result.stdout
+    assert "| mobilenet_v3_large@512 | onnxruntime-cpu | int8 |" in result.stdout
     skipped = next(line for line in result.stdout.splitlines() if "tensorrt | fp32/fp16/int8 | skipped: " in line)
     assert "tensorrt is not installed" in skipped or "needs a CUDA GPU and this machine has none" in skipped
     data = json.loads(next(tmp_path.glob("*.json")).read_text())
@@ -167,3 +169,22 @@ def test_onnxruntime_cases_time_the_numpy_and_the_graph_pipeline(runtime_onnx, t
     for precision in ("fp32", "fp32+graphs"):
         assert 0 < measured[("onnxruntime-cpu", precision, "host")] < measured[("onnxruntime-cpu", precision, "pipeline")]
     assert ("onnxruntime-cpu", "fp32", "everything") in measured
+
+
+def test_a_512_px_export_is_timed_as_its_own_row(tmp_path_factory, tmp_path):
+    """run_all's 512-px rows (BACKBONE@512): the session's 512-px export, its inputs made at its size."""
+    from benchmarks.run_all import Settings, main as run_all_main, onnxruntime_cases, row_label
+    from export.exporter import export_model
+    from tests.conftest import export_once
+    from tests.test_video import video_model
+
+    graphs = export_once(tmp_path_factory, "onnx-video-512",
+                         lambda folder: export_model(video_model("resnet18"), "resnet18", folder))
+    report = Report({"host": "test", "date": "2026-12-05T00:00:00", "cpu": "stub"})
+    label = row_label("resnet18", 512)
+    onnxruntime_cases(report, label, graphs, None,
+                      Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path, everything_points=0))
+    assert label == "resnet18@512" and report.get((label, "onnxruntime-cpu", "fp32"), "decoder_16").median_ms > 0
+    assert row_label("resnet18", 1024) == "resnet18"
+    with pytest.raises(NanoSam2Error, match="--image-sizes 500: the model takes a multiple of 64"):
+        run_all_main(["--backbones", "resnet18", "--image-sizes", "1024,500", "--output-dir", str(tmp_path)])

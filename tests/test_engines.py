@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -177,6 +178,7 @@ def test_build_then_predict_end_to_end(runtime_onnx, tmp_path, fake_trt, capsys)
     record = json.loads(C.engine_sidecar_path(encoder).read_text())
     assert record["precision"] == "fp16" and record["tensorrt_version"] == fake_trt.__version__
     assert json.loads(record[C.METADATA_KEY])["graph"] == C.ENCODER and len(record["onnx_sha256"]) == 64
+    assert record["engine_sha256"] == hashlib.sha256(encoder.read_bytes()).hexdigest()
     first = fake_trt._builds[0]
     assert first["pools"] == {"WORKSPACE": 2 * 2**30} and first["level"] == 4
     if fake_trt.__version__.startswith("10"):
@@ -287,3 +289,21 @@ def test_runtime_cache_needs_rtx(runtime_onnx, tmp_path, fake_trt, capsys):
                                   "nanosam2/assets/grace_hopper.jpg", "--point", "10,10", "--output", str(tmp_path / "o"),
                                   "--runtime-cache", str(tmp_path / "k.cache")]) == 2
     assert "--runtime-cache is a TensorRT-RTX option" in capsys.readouterr().err
+
+
+def test_an_engine_is_replaced_only_when_its_record_holds_its_hash(runtime_onnx, tmp_path, fake_trt, capsys):
+    """A record alone proves nothing: a user's file put where our engine was is kept (issue 32)."""
+    engine = tmp_path / "dec.engine"
+    build = [f"--onnx={runtime_onnx[C.DECODER]}", f"--saveEngine={engine}"]
+    assert run_cli(build_main, build) == 0
+    assert run_cli(build_main, build) == 0  # our own engine, by its hash: replaced
+    engine.write_bytes(b"the user's own engine, built with trtexec")
+    assert run_cli(build_main, build) == 2
+    assert "no record says `build_engine` wrote it" in capsys.readouterr().err
+    assert engine.read_bytes() == b"the user's own engine, built with trtexec"
+    for flag, says in (("--saveEngine=" + str(tmp_path / "x.onnx"), "an engine file ends in .engine, .plan, .trt"),
+                       ("--computeCapabilities=", "--computeCapabilities is empty"),
+                       ("--timingCacheFile=", "--timingCacheFile is empty")):
+        assert run_cli(build_main, [f"--onnx={runtime_onnx[C.DECODER]}", f"--saveEngine={tmp_path / 'y.engine'}",
+                                    flag]) == 2
+        assert says in capsys.readouterr().err

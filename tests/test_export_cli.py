@@ -60,6 +60,20 @@ def test_export_resnet18_image_graphs_end_to_end(tmp_path, capsys):
     check_default_export(tmp_path, IMAGE_FILES)
 
 
+def test_export_at_another_image_size_records_it_in_every_graph(tmp_path, monkeypatch, capsys):
+    """``--image-size 256``: every graph's contract and shapes follow it; the default folder names it."""
+    from nanosam2.utils.onnx_passes import read_metadata
+
+    monkeypatch.chdir(tmp_path)
+    assert export_cli.run_cli(export_cli.main, ["--backbone", "resnet18", "--image-size", "256", "--no-video",
+                                                "--no-verify"]) == 0
+    folder = tmp_path / "outputs" / "onnx" / "resnet18-256"
+    assert sorted(p.name for p in folder.glob("*.onnx")) == IMAGE_FILES
+    assert {read_metadata(folder / name).image_size for name in IMAGE_FILES} == {256}
+    assert export_cli.run_cli(export_cli.main, ["--backbone", "resnet18", "--image-size", "300"]) == 2
+    assert "--image-size 300: the model takes a multiple of 64 from 128 to 2048" in capsys.readouterr().err
+
+
 def test_unknown_backbone():
     assert "unknown backbone 'vgg16'" in error_line(run("--backbone", "vgg16"))
 
@@ -76,7 +90,7 @@ def test_checkpoint_of_wrong_model(tmp_path, resnet18_model):
     ckpt = save_student(tmp_path / "r18.pth", resnet18_model)
     out = tmp_path / "out"
     line = error_line(run("--backbone", "casvit_s", "--checkpoint", str(ckpt), "--output-dir", str(out)))
-    assert "does not fit the model" in line and "missing keys" in line
+    assert "is a resnet18 checkpoint, not casvit_s (use --backbone resnet18" in line
     assert not list(out.glob("*.onnx*"))
 
 

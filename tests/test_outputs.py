@@ -329,3 +329,21 @@ def test_one_writer_per_output_folder(tmp_path):
         holder.communicate("done\n", timeout=30)
     after = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert after.returncode == 2 and "being written" not in after.stderr and "e.onnx" in after.stderr, after.stderr
+
+
+def test_prompts_of_one_object_on_one_frame_are_applied_as_one():
+    """A point then a box for one object and frame: one call with both (a box applied after would replace the
+    point while track.json listed both, issue 32); what cannot be one prompt is refused."""
+    from trt_runtime.tracking import parse_prompts
+
+    merged = parse_prompts([{"frame": 0, "obj_id": 1, "points": [[5, 5]]}, {"frame": 0, "obj_id": 2, "box": [1, 1, 9, 9]},
+                            {"frame": 0, "obj_id": 1, "box": [1, 1, 20, 20]},
+                            {"frame": 0, "obj_id": 1, "points": [[7, 7]], "labels": [0]},
+                            {"frame": 3, "obj_id": 1, "points": [[2, 2]]}], Path("."))
+    assert merged == [{"frame": 0, "obj_id": 1, "points": [[5.0, 5.0], [7.0, 7.0]], "labels": [1, 0],
+                       "box": [1.0, 1.0, 20.0, 20.0]},
+                      {"frame": 0, "obj_id": 2, "box": [1.0, 1.0, 9.0, 9.0]},
+                      {"frame": 3, "obj_id": 1, "points": [[2.0, 2.0]], "labels": [1]}]
+    with pytest.raises(NanoSam2Error, match=r"prompts\[0\] and \[1\] \(object 1, frame 0\): two boxes"):
+        parse_prompts([{"frame": 0, "obj_id": 1, "box": [1, 1, 9, 9]}, {"frame": 0, "obj_id": 1, "box": [2, 2, 9, 9]}],
+                      Path("."))

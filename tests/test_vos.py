@@ -132,6 +132,23 @@ def test_eval_vos_and_vos_metric_refuse_bad_inputs(small_set, tmp_path, capsys):
     shutil.copytree(small_set / "Annotations", pred)
     (pred / "shapes-2" / "00004.png").unlink()
     refused(["vos-metric", str(small_set), str(pred)], "00004.png: missing; predictions cover every annotated frame")
+    sizes = tmp_path / "sizes"  # frames of two sizes: found before any model loads, naming the file
+    shutil.copytree(small_set, sizes)
+    frame = sizes / "JPEGImages" / "shapes-1" / "00002.jpg"
+    Image.open(frame).resize((40, 30)).save(frame)
+    refused(["eval-vos", "--model-dir", str(tmp_path / "model.pth"), "--dataset", str(sizes), "--output",
+             str(tmp_path / "o2")], f"sequence shapes-1: {frame} is 40x30")
+    refused([*run, "--sequences", "shapes-0/../shapes-1"], "a sequence is the name of a folder in ANNOTATIONS")
+    grey = tmp_path / "grey"  # object 1 saved as a 0/255 picture: id 255 is no object of the truth
+    for path in sorted((small_set / "Annotations" / "shapes-0").glob("*.png")):
+        (grey / "shapes-0").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((np.array(Image.open(path)) == 1).astype(np.uint8) * 255).save(grey / "shapes-0" / path.name)
+    refused(["vos-metric", str(small_set), str(grey), "--predicted-only"], "object id 255 never appears in the ground truth")
+    eval_out = tmp_path / "eval-out"  # what eval-vos writes, given first
+    shutil.copytree(small_set / "Annotations", eval_out)
+    (eval_out / "eval-vos.json").write_text("{}")
+    refused(["vos-metric", str(eval_out), str(small_set)], "holds eval-vos.json: it is eval-vos's predictions")
+    assert not (small_set / "Annotations" / "vos-metric.csv").exists()
     user_csv = tmp_path / "mine.csv"
     user_csv.write_text("a,b\n")
     refused(["vos-metric", str(small_set), str(small_set / "Annotations"), "--csv", str(user_csv)],
@@ -173,3 +190,13 @@ def test_eval_vos_end_to_end_on_the_resnet18_export(video_set, tmp_path_factory,
     line = capsys.readouterr().out.splitlines()[0]
     print("resnet18 ONNX Runtime:", line)
     assert line.startswith("J&F ")
+
+
+def test_a_sequence_named_with_a_trailing_slash_is_that_sequence(small_set, tmp_path):
+    """``--sequences shapes-0/`` as a shell completes it (issue 32: the work was lost at publishing)."""
+    from nanosam2.evaluation.vos_eval import evaluate_vos, plan_vos
+
+    plan = plan_vos(small_set / "JPEGImages", small_set / "Annotations", tmp_path / "o", sequences=["shapes-0/"])
+    assert [seq.name for seq in plan.sequences] == ["shapes-0"]
+    evaluate_vos(plan, oracle(), "o", progress=False)
+    assert (tmp_path / "o" / "shapes-0" / "00007.png").is_file()
