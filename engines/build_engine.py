@@ -124,14 +124,14 @@ def check_build_request(onnx: str | Path, engine: str | Path, request: BuildRequ
                         timing_cache: str | Path | None = None) -> OnnxInfo:
     """Everything that can be checked without TensorRT: the graph, the profile, the output paths
     (writable, not a folder, never one of the inputs)."""
-    if Path(engine).suffix.lower() not in ENGINE_SUFFIXES:
-        raise NanoSam2Error(f"--saveEngine {engine}: an engine file ends in {', '.join(ENGINE_SUFFIXES)} (every command "
-                            "chooses how to read a file by its suffix)")
     info = read_onnx_info(onnx)
     resolve_profile(info, request)  # names, ranks, dims >= 1, min <= opt <= max, prompt counts agree
     compute_capability_names(request.compute_capabilities)  # spelling; the flavour's limits come with the plan
     inputs = [onnx, request.calib_data, timing_cache]
     check_output_file(engine, inputs=inputs, what="--saveEngine")
+    if Path(engine).suffix.lower() not in ENGINE_SUFFIXES:
+        raise NanoSam2Error(f"--saveEngine {engine}: an engine file ends in {', '.join(ENGINE_SUFFIXES)} (every command "
+                            "chooses how to read a file by its suffix)")
     check_output_file(C.engine_sidecar_path(engine), inputs=inputs, what="engine record")
     record = C.engine_sidecar_path(engine)  # an engine (and its record) is replaced only when build_engine wrote both
     ours = _our_engine(Path(engine), record)

@@ -208,4 +208,5 @@ def test_distilling_continues_from_a_seed_checkpoint(sa1b, tmp_path, caplog, cap
                if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))  # BN statistics move in training
     assert run_cli(train_main, ["--images", str(sa1b), "--output-dir", str(tmp_path / "other"), *TINY,
                                 "--init-from", str(seed), "--backbone", "resnet18"]) == 2
-    assert "seed urbste/nanosam2 mobilenet_v3_large checkpoint; this model's backbone is resnet18" in capsys.readouterr().err
+    assert ("seed urbste/nanosam2 mobilenet_v3_large checkpoint, not resnet18 (use --backbone mobilenet_v3_large"
+            in capsys.readouterr().err)
