@@ -35,8 +35,7 @@ from typing import Sequence
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
-from nanosam2.inference.factory import BACKEND_BY_SUFFIX
-from nanosam2.inference.runner import file_sha256
+from nanosam2.records import ENGINE_RECORD_KEYS, ENGINE_SUFFIXES, engine_record_path, file_sha256, is_our_engine
 from nanosam2.utils.atomic import check_output_file, staged
 from nanosam2.utils.outputs import check_replaceable_file, record_has
 from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
@@ -89,18 +88,6 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         compute_capabilities=tuple(args.computeCapabilities.split(",")) if args.computeCapabilities else ())
 
 
-ENGINE_RECORD_KEYS = ("tensorrt_version", "precision", "onnx_sha256", "engine_sha256")
-ENGINE_SUFFIXES = tuple(s for s, backend in BACKEND_BY_SUFFIX.items() if backend == "tensorrt")
-
-
-def _our_engine(engine: Path, record: Path) -> bool:
-    """The file at --saveEngine is the engine our record beside it describes (its bytes' hash): only then is it
-    ours to replace. A record alone proves nothing: a user's file may have been put where an old engine was."""
-    if not record_has(record, *ENGINE_RECORD_KEYS) or not engine.is_file():
-        return False
-    return json.loads(record.read_text()).get("engine_sha256") == file_sha256(engine)
-
-
 def sidecar(info: OnnxInfo, plan: BuildPlan, trt_version: str, gpu: str | None, seconds: float,
             engine_sha256: str) -> dict:
     contract = info.contract
@@ -132,9 +119,9 @@ def check_build_request(onnx: str | Path, engine: str | Path, request: BuildRequ
     if Path(engine).suffix.lower() not in ENGINE_SUFFIXES:
         raise NanoSam2Error(f"--saveEngine {engine}: an engine file ends in {', '.join(ENGINE_SUFFIXES)} (every command "
                             "chooses how to read a file by its suffix)")
-    check_output_file(C.engine_sidecar_path(engine), inputs=inputs, what="engine record")
-    record = C.engine_sidecar_path(engine)  # an engine (and its record) is replaced only when build_engine wrote both
-    ours = _our_engine(Path(engine), record)
+    check_output_file(engine_record_path(engine), inputs=inputs, what="engine record")
+    record = engine_record_path(engine)  # an engine (and its record) is replaced only when build_engine wrote both
+    ours = is_our_engine(engine)
     check_replaceable_file(engine, "build_engine", lambda _: ours, "--saveEngine")
     check_replaceable_file(record, "build_engine", lambda p: ours or (record_has(p, *ENGINE_RECORD_KEYS)
                                                                       and not Path(engine).exists()), "engine record")
@@ -194,7 +181,7 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
     seconds = time.perf_counter() - start
     record = sidecar(info, plan, tensorrt.version, cuda.device_name() if cuda is not None else None, seconds,
                      hashlib.sha256(serialized).hexdigest())
-    with staged([engine_path, C.engine_sidecar_path(engine_path)]) as (engine_tmp, record_tmp):
+    with staged([engine_path, engine_record_path(engine_path)]) as (engine_tmp, record_tmp):
         engine_tmp.write_bytes(serialized)
         record_tmp.write_text(json.dumps(record, indent=1))
     logger.info("wrote %s (%.1f MB, %s, built in %.1f s with %s)", engine_path, len(serialized) / 1e6,
@@ -216,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = build_engine(args.onnx, args.saveEngine, request, options)
     label = "TensorRT-RTX" if record["tensorrt_flavour"] == RTX else "TensorRT"
     print(f"wrote {args.saveEngine} ({record['precision']}, built in {record['build_seconds']:.1f} s with {label} "
-          f"{record['tensorrt_version']}) and {C.engine_sidecar_path(args.saveEngine).name}")
+          f"{record['tensorrt_version']}) and {engine_record_path(args.saveEngine).name}")
     return 0
 
 

@@ -8,9 +8,7 @@ so no tensor name or preprocessing constant is hard-coded on two sides (torch-fr
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from nanosam2.errors import NanoSam2Error
@@ -178,6 +176,10 @@ class GraphSpec:
         return f"{self.name}{'' if precision == 'fp32' else '.' + precision}{suffix}"
 
 
+# The PyTorch side of the table, by import path (this module and the runtime package stay free of model code;
+# the PyTorch backend resolves these when it runs): a model from a checkpoint, the contract of one of its graphs.
+TORCH_MODEL_LOADER = "nanosam2.build:build_model"
+TORCH_GRAPH_CONTRACT = "nanosam2.modeling.predictor_graphs:graph_contract"
 _MODELING = "nanosam2.modeling.predictor_graphs:"
 _EXAMPLES = "export.examples:"
 GRAPH_SPECS: dict[str, GraphSpec] = {spec.name: spec for spec in (
@@ -383,20 +385,3 @@ def check_decoder_shapes(shapes: dict[str, tuple[int, ...]], source: str) -> Non
     for name, dims in shapes.items():
         if name in PROMPT_BATCHED and any(d == 0 for d in dims):
             raise NanoSam2Error(f"{source}: {name} has an empty dimension {tuple(dims)}: at least one prompt and point")
-
-
-def engine_sidecar_path(engine_path: str | os.PathLike[str]) -> Path:
-    """``model.engine`` -> ``model.engine.json``: build facts and the contract of an engine."""
-    return Path(f"{engine_path}.json")
-
-
-def read_engine_sidecar(engine_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The sidecar JSON written by ``engines/build_engine.py``, or None when there is none."""
-    path = engine_sidecar_path(engine_path)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise NanoSam2Error(f"{path} is not valid JSON: {exc}") from None
-    return data if isinstance(data, dict) else None

@@ -15,6 +15,7 @@ from engines.build_engine import main as build_main
 from engines.plan import BuildRequest, plan_build, read_onnx_info, resolve_profile
 from engines.trtexec_args import parse_memory_pools, parse_shapes
 from nanosam2 import contract as C
+from nanosam2.records import engine_record_path
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.cli import run_cli
 
@@ -175,7 +176,7 @@ def test_build_then_predict_end_to_end(runtime_onnx, tmp_path, fake_trt, capsys)
                                 "--builderOptimizationLevel=4"]) == 0
     assert run_cli(build_main, [f"--onnx={runtime_onnx[C.DECODER]}", f"--saveEngine={decoder}",
                                 "--maxShapes=point_coords:8x4x2,point_labels:8x4,mask_input:8x1x256x256,has_mask_input:8"]) == 0
-    record = json.loads(C.engine_sidecar_path(encoder).read_text())
+    record = json.loads(engine_record_path(encoder).read_text())
     assert record["precision"] == "fp16" and record["tensorrt_version"] == fake_trt.__version__
     assert json.loads(record[C.METADATA_KEY])["graph"] == C.ENCODER and len(record["onnx_sha256"]) == 64
     assert record["engine_sha256"] == hashlib.sha256(encoder.read_bytes()).hexdigest()
@@ -232,10 +233,10 @@ def test_rtx_engines_run_with_a_runtime_cache(runtime_onnx, tmp_path, fake_rtx, 
     for onnx_path, engine, extra in ((runtime_onnx[C.ENCODER], encoder, ["--fp16", "--computeCapabilities=8.6,8.9"]),
                                      (runtime_onnx[C.DECODER], decoder, [])):
         assert run_cli(build_main, [f"--onnx={onnx_path}", f"--saveEngine={engine}", "--trt-flavour=rtx", *extra]) == 0
-    record = json.loads(C.engine_sidecar_path(encoder).read_text())
+    record = json.loads(engine_record_path(encoder).read_text())
     assert (record["tensorrt_flavour"], record["compute_capabilities"], record["gpu"]) == ("rtx", ["SM86", "SM89"], None)
     assert fake_rtx._builds[0]["flags"] == [] and fake_rtx._builds[0]["targets"] == ["SM86", "SM89"]
-    assert json.loads(C.engine_sidecar_path(decoder).read_text())["compute_capabilities"] == "default"
+    assert json.loads(engine_record_path(decoder).read_text())["compute_capabilities"] == "default"
     args = ["predict", "--encoder", str(encoder), "--decoder", str(decoder), "--image", "nanosam2/assets/grace_hopper.jpg",
             "--box", "120,60,400,420", "--output", str(tmp_path / "out"), "--runtime-cache", str(cache)]
     assert run_cli(runtime_main, args) == 0
@@ -263,8 +264,8 @@ def test_rtx_refusals_are_one_line(runtime_onnx, tmp_path, fake_rtx, capsys):
             "--point", "10,10", "--output", str(tmp_path / "out")]
     assert run_cli(runtime_main, base) == 2
     assert "enc.engine cannot run here (unsupported cc): rebuild it" in capsys.readouterr().err
-    record = json.loads(C.engine_sidecar_path(encoder).read_text())  # the record says TensorRT 10 built it
-    C.engine_sidecar_path(encoder).write_text(json.dumps({**record, "tensorrt_flavour": "tensorrt",
+    record = json.loads(engine_record_path(encoder).read_text())  # the record says TensorRT 10 built it
+    engine_record_path(encoder).write_text(json.dumps({**record, "tensorrt_flavour": "tensorrt",
                                                           "tensorrt_version": "10.3.0"}))
     assert run_cli(runtime_main, base) == 2
     assert "built by TensorRT 10.3.0; this runner uses TensorRT-RTX 1.7.1.116: run it with --trt-flavour tensorrt" \

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nanosam2 import contract as C
+from nanosam2.records import engine_record_path
 from nanosam2 import transforms as T
 from nanosam2.errors import NanoSam2Error
 from nanosam2.inference.predictor import Predictor
@@ -49,7 +50,7 @@ def open_runners(backend: str, runtime_onnx, runtime_model, tmp_path, cuda_graph
     for graph in C.IMAGE_GRAPHS:
         path = write_engine(tmp_path / f"{graph}.engine", runtime_onnx[graph], PROFILES[graph])
         contract = OnnxRuntimeRunner(runtime_onnx[graph]).contract
-        C.engine_sidecar_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
+        engine_record_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
         runners[graph] = TensorRTRunner(path, trt=trt, stream=stream)
     return runners
 

@@ -13,12 +13,19 @@ from torch import nn
 from nanosam2.utils.onnx_passes import read_metadata
 from nanosam2.build import build_nanosam2, save_student
 from nanosam2.distill.train_log import read_log
-from nanosam2.qat.__main__ import main as qat_main
+from nanosam2.train import main as train_main
+
 from nanosam2.qat.batchnorm import find_conv_bn_pairs, fold_and_check, freeze_batchnorms
 from nanosam2.modeling.predictor_graphs import is_quantized
 from nanosam2.utils.cli import run_cli
 
 from .sa1b_synthetic import make_sa1b
+
+
+def qat_main(argv: list[str]) -> int:
+    """``python -m nanosam2.train --qat``: QAT's entry point under the distillation CLI."""
+    return train_main(["--qat", *argv])
+
 
 pytestmark = pytest.mark.xdist_group("qat")
 

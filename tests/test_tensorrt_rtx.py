@@ -19,6 +19,7 @@ from engines.build_engine import build_engine
 from engines.builder import BuilderOptions
 from engines.plan import BuildRequest, read_onnx_info, resolve_profile
 from nanosam2 import contract as C
+from nanosam2.records import engine_record_path
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.tensorrt_flavour import RTX, import_tensorrt
 
@@ -240,8 +241,8 @@ def test_real_rtx_runner_refuses_what_it_cannot_run(exports, rtx, tmp_path):
         TensorRTRunner(bad, flavour=RTX, cuda=CudaRuntime(FakeCudart()))
     engine = tmp_path / "memory_encoder.engine"
     build_engine(exports["resnet18"][C.MEMORY_ENCODER], engine, BuildRequest(), RTX_OPTIONS)
-    record = json.loads(C.engine_sidecar_path(engine).read_text())
-    C.engine_sidecar_path(engine).write_text(json.dumps({**record, "tensorrt_flavour": "tensorrt",
+    record = json.loads(engine_record_path(engine).read_text())
+    engine_record_path(engine).write_text(json.dumps({**record, "tensorrt_flavour": "tensorrt",
                                                          "tensorrt_version": "10.3.0"}))
     with pytest.raises(NanoSam2Error, match="built by TensorRT 10.3.0; this runner uses TensorRT-RTX"):
         TensorRTRunner(engine, flavour=RTX, cuda=CudaRuntime(FakeCudart()))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nanosam2 import contract as C
+from nanosam2.records import engine_record_path
 from nanosam2.errors import NanoSam2Error
 from nanosam2.transforms import build_prompts
 from nanosam2.utils.cuda_api import CudaRuntime
@@ -46,7 +47,7 @@ def engines(tmp_path, runtime_onnx, max_prompts=64, sidecar=True):
         path = write_engine(tmp_path / f"{graph}.engine", runtime_onnx[graph], profile)
         if sidecar:
             contract = OnnxRuntimeRunner(runtime_onnx[graph]).contract
-            C.engine_sidecar_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
+            engine_record_path(path).write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
         paths[graph] = path
     return paths
 
@@ -139,7 +140,7 @@ def test_a_version_compatible_engine_loads_with_host_code_allowed(tmp_path, runt
     allows host code. The runner allows it for a plan its builder recorded as version compatible, and only then."""
     path = write_engine(tmp_path / "decoder.engine", runtime_onnx[C.DECODER], decoder_profile(), version_compatible=True)
     contract = OnnxRuntimeRunner(runtime_onnx[C.DECODER]).contract
-    sidecar = C.engine_sidecar_path(path)
+    sidecar = engine_record_path(path)
     sidecar.write_text(json.dumps({C.METADATA_KEY: contract.to_json()}))
     with pytest.raises(NanoSam2Error, match="not a TensorRT engine"):
         open_trt(path, fake)

@@ -81,6 +81,28 @@ def test_inference_and_export_never_load_training_code():
     assert loaded.stdout.strip() == "[]"
 
 
+def test_records_sit_at_the_bottom_and_the_runtime_reaches_no_model_code():
+    """Issue 33's rules of the layout, lazy imports included: hashes and the engine record live in
+    ``nanosam2.records`` (engines and evaluation do not borrow them from the runtime); the runtime package
+    (``nanosam2.inference``, the commands of ``trt_runtime`` but its PyTorch demo) imports no model code, the
+    PyTorch backend resolves it by the table's import paths; QAT never imports the distillation CLI above it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    model_code = ("nanosam2.modeling", "nanosam2.build", "nanosam2.checkpoint", "nanosam2.seed_checkpoint")
+    rules = [(("engines", "nanosam2/evaluation"), ("nanosam2.inference.runner",)),
+             (("nanosam2/inference", "trt_runtime"), model_code),
+             (("nanosam2/qat",), ("nanosam2.distill",))]
+    offenders = []
+    for folders, forbidden in rules:
+        for folder in folders:
+            for path in (root / folder).rglob("*.py"):
+                if path.name == "demo.py":  # the PyTorch showcase at the top builds a model on purpose
+                    continue
+                offenders += [f"{path.relative_to(root)}: {n}" for n in _imports(path) if n.startswith(forbidden)]
+    assert not offenders, offenders
+
+
 def test_no_module_imports_itself_back():
     """No import cycle between the project's modules, lazy imports included (``export.exporter`` and
     ``export.verify`` imported each other until the examples moved to ``export.examples``)."""

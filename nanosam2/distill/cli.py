@@ -1,4 +1,5 @@
-"""Command-line flags shared by ``python -m nanosam2.train`` and ``python -m nanosam2.qat``."""
+"""Command-line flags of ``python -m nanosam2.train``: distillation, and with ``--qat`` quantization-aware
+training (the QAT entry point lives here, above ``nanosam2.qat``, which it uses)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,20 @@ from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.cli import (ArgumentParser, non_negative_float, non_negative_int, positive_float, positive_int,
                                 setup_logging)
 
+
+QAT_DESCRIPTION = """Quantization-aware training of a distilled student (INT8, the form TensorRT consumes).
+
+    python -m nanosam2.train --qat --checkpoint runs/resnet18/best.pth --images data/sa1b \\
+        --num-images 30000 --output-dir runs/resnet18_qat \\
+        --teacher-config sam2.1_hiera_s --teacher-checkpoint sam2.1_hiera_small.pt --epochs 5
+
+Starts from the FP32 student: folds each Conv->BatchNorm pair (as TensorRT will), freezes the
+remaining BatchNorms, inserts NVIDIA Model Optimizer's INT8 fake quantizers (symmetric,
+per-channel weights, per-tensor activations), calibrates them on --calib-batches SA-1B
+batches, then runs the same distillation loop at --lr 1e-4. Export the result with
+``python -m export.onnx --backbone NAME --checkpoint runs/resnet18_qat/best.pth``: the image
+encoder becomes a Q/DQ ONNX graph for ``engines/build_engine.py --int8``.
+"""
 
 def build_parser(prog: str, description: str, qat: bool = False) -> argparse.ArgumentParser:
     from nanosam2.modeling.backbones import list_backbones

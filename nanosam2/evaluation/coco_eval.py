@@ -60,7 +60,7 @@ RUN_KEY = "run"  # record key: the id of the run (model + annotations) that prod
 
 def run_id(predictor: BoxPredictor, coco_ann: str | os.PathLike[str]) -> str:
     """16 hex digits identifying what a record depends on: the model and the annotation file."""
-    from nanosam2.inference.runner import file_sha256
+    from nanosam2.records import file_sha256
 
     payload = json.dumps({"model": predictor.identity(), "annotations": file_sha256(coco_ann)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -10,12 +10,13 @@ from typing import Any
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
+from nanosam2.records import ENGINE_SUFFIXES
 from nanosam2.inference.runner import Runner
 from nanosam2.utils.tensorrt_flavour import FLAVOURS
 from nanosam2.inference.predictor import Predictor
 
-BACKEND_BY_SUFFIX = {".engine": "tensorrt", ".plan": "tensorrt", ".trt": "tensorrt", ".onnx": "onnxruntime",
-                     ".pt": "torch", ".pth": "torch"}
+BACKEND_BY_SUFFIX = {**dict.fromkeys(ENGINE_SUFFIXES, "tensorrt"), ".onnx": "onnxruntime", ".pt": "torch",
+                     ".pth": "torch"}
 BACKENDS = ("tensorrt", "onnxruntime", "torch")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
 DTYPES = ("fp32", "fp16", "bf16")
@@ -134,7 +135,7 @@ def check_options(options: BackendOptions, kinds: set[str]) -> None:
                                 f"{'it' if len(flags) == 1 else 'them'} out")
 
 
-GRAPH_SUFFIXES = (".engine", ".plan", ".trt", ".onnx")
+GRAPH_SUFFIXES = (*ENGINE_SUFFIXES, ".onnx")
 def find_graphs(model_dir: str | os.PathLike[str], graphs: tuple[str, ...]) -> dict[str, Path]:
     """The file of each of ``graphs`` in an export folder (``python -m export.onnx``) or a folder of
     engines built from one: ``<graph>.engine`` before ``<graph>.onnx``, then one other precision

@@ -10,7 +10,6 @@ ranks, numeric types, prompt counts that agree) and hands float arrays to the ba
 from __future__ import annotations
 
 import abc
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,16 +18,9 @@ import numpy as np
 
 from nanosam2 import contract as C
 from nanosam2.contract import GraphContract
+from nanosam2.records import file_sha256
 from nanosam2.errors import NanoSam2Error
 from nanosam2.inference.device import DeviceArray, DeviceBuffer, host_array, to_host
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Runner(abc.ABC):

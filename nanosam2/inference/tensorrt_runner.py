@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nanosam2 import contract as C
-from nanosam2.contract import GraphContract, read_engine_sidecar
+from nanosam2.contract import GraphContract
+from nanosam2.records import read_engine_record
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.cuda_api import CudaRuntime, PycudaRuntime, open_cuda
 from nanosam2.utils.tensorrt_flavour import LABELS, RTX, TENSORRT, TensorRT, import_tensorrt, make_logger
@@ -86,7 +87,7 @@ def contract_for_engine(path: str | os.PathLike[str], input_names: list[str],
                         sidecar: dict[str, Any] | None = None) -> GraphContract:
     """The engine's contract from its sidecar (``sidecar``: already read); for an engine built without one
     (plain trtexec), SAM2.1 defaults for the graph its tensor names identify."""
-    sidecar = sidecar if sidecar is not None else read_engine_sidecar(path)
+    sidecar = sidecar if sidecar is not None else read_engine_record(path)
     if sidecar and C.METADATA_KEY in sidecar:
         contract = sidecar[C.METADATA_KEY]
         text = contract if isinstance(contract, str) else json.dumps(contract)
@@ -152,7 +153,7 @@ class TensorRTRunner(Runner):
         data = self.path.read_bytes()
         if not data:
             raise NanoSam2Error(f"{self.path} is empty, not a TensorRT engine")
-        record = read_engine_sidecar(self.path) or {}
+        record = read_engine_record(self.path) or {}
         check_engine_record(self.path, record, tensorrt)
         self.cuda = stream.cuda if stream is not None else cuda if cuda is not None else open_cuda()
         self._trt_logger: Any = make_logger(self.trt)

@@ -25,9 +25,7 @@ DTYPES = ("fp32", "fp16", "bf16")
 @functools.lru_cache(maxsize=4)
 def _load_model(path: str, config: str | None, device: str):
     """Encoder and decoder runners of one checkpoint share one model."""
-    from nanosam2.build import build_model
-
-    return build_model(config, path, device)
+    return C.resolve(C.TORCH_MODEL_LOADER)(config, path, device)
 
 
 # Autocast applies to the image graphs; the memory graphs and pre/post-processing run in float32 (the memory
@@ -45,8 +43,7 @@ class TorchRunner(Runner):
                  compile: bool = False) -> None:
         super().__init__(path)
         torch = require("torch", "the PyTorch backend")
-        from nanosam2.modeling.predictor_graphs import build_graph_module, graph_contract
-
+        graph_contract = C.resolve(C.TORCH_GRAPH_CONTRACT)  # model code by the table's import paths
         if dtype not in DTYPES:
             raise NanoSam2Error(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
         self.device = resolve_device(device)
@@ -64,7 +61,7 @@ class TorchRunner(Runner):
         # pre/post-processing graphs have no weights of their own: no hash of the model for them
         self.contract = graph_contract(graph, model, backbone, precision=dtype if autocast else "fp32",
                                        weights_sha256=None if network else "")
-        module = build_graph_module(graph, model).to(self.device).eval()
+        module = C.resolve(C.GRAPH_SPECS[graph].module)(model).to(self.device).eval()
         self.module = torch.compile(module, dynamic=graph != C.ENCODER) if compile else module
         # Autocast applies to the network graphs; pre/post-processing stays in float32 (exact resampling).
         self.autocast_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype] if autocast else None
