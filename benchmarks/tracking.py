@@ -103,7 +103,7 @@ def _timed_loop(frames: Iterator[tuple[int, Any, Any]], stage_totals: Callable[[
 
 def track_ours(predictor: Any, folder: Path, prompts: list[dict], first_timed: int) -> Tracked:
     """Our ``VideoPredictor`` over the video: prompts on frame 0, then forward propagation."""
-    from nanosam2.inference.video import apply_prompt
+    from nanosam2.inference.video_prompts import apply_prompt
 
     state = predictor.init_state(folder)
     for prompt in prompts:

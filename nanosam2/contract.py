@@ -154,7 +154,8 @@ class GraphSpec:
     axes: dict[str, dict[int, Axis]]  # input -> axis -> Axis; every other axis is fixed
     module: str  # "package.module:function": model -> the torch module exported and run by the PyTorch backend
     examples: str  # "package.module:function": (model, encoder outputs at batch 1, seed) -> example inputs
-    flag: str  # the command-line flag that names its file
+    flag: str  # the command-line flag that names its file (every command's graph flags come from the table)
+    help: str = ""  # that flag's help
     tolerance: dict[str, float] = field(default_factory=lambda: dict(NETWORK_TOLERANCE))
     fp32_only: bool = False  # the precision policy: stays FP32 in FP16 exports and engines
     weights: bool = True  # computed from the model's weights (pre/post-processing: from its constants only)
@@ -184,28 +185,32 @@ _MODELING = "nanosam2.modeling.predictor_graphs:"
 _EXAMPLES = "export.examples:"
 GRAPH_SPECS: dict[str, GraphSpec] = {spec.name: spec for spec in (
     GraphSpec(ENCODER, ENCODER_INPUTS, ENCODER_OUTPUTS, {IMAGE: {0: BATCH}}, _MODELING + "ImageEncoderGraph",
-              _EXAMPLES + "encoder_inputs", "--encoder", predictor=True, tracker=True),
+              _EXAMPLES + "encoder_inputs", "--encoder", "image encoder: .engine/.plan (TensorRT), .onnx (ONNX Runtime) or "
+              ".pt/.pth (PyTorch: a checkpoint)", predictor=True, tracker=True),
     GraphSpec(DECODER, DECODER_INPUTS, DECODER_OUTPUTS,
               {POINT_COORDS: {0: PROMPTS, 1: POINTS}, POINT_LABELS: {0: PROMPTS, 1: POINTS}, MASK_INPUT: {0: PROMPTS},
                HAS_MASK_INPUT: {0: PROMPTS}}, _MODELING + "MaskDecoderGraph", _EXAMPLES + "decoder_inputs",
-              "--decoder", predictor=True, tracker=True),
+              "--decoder", "prompt encoder + mask decoder, same file types as --encoder", predictor=True, tracker=True),
     # pre/post-processing: exact resampling and thresholds, FP32 always
     GraphSpec(PREPROCESS, PREPROCESS_INPUTS, PREPROCESS_OUTPUTS, {PIXELS: {0: HEIGHT, 1: WIDTH}},
               _MODELING + "preprocess_module", _EXAMPLES + "preprocess_inputs", "--preprocess",
-              dict(PIPELINE_TOLERANCE), fp32_only=True, weights=False, predictor=True),
+              "optional preprocess graph of the same export (preprocess.onnx or an engine built from it): resize and "
+              "normalise on the backend", dict(PIPELINE_TOLERANCE), fp32_only=True, weights=False, predictor=True),
     GraphSpec(POSTPROCESS, POSTPROCESS_INPUTS, POSTPROCESS_OUTPUTS,
               {LOW_RES_MASKS: {0: PROMPTS}, IOU_PREDICTIONS: {0: PROMPTS}, PIXELS: {0: HEIGHT, 1: WIDTH},
                MASK_PLANES: {0: PLANES}}, _MODELING + "postprocess_module", _EXAMPLES + "postprocess_inputs",
-              "--postprocess", dict(PIPELINE_TOLERANCE), fp32_only=True, weights=False, predictor=True),
+              "--postprocess", "optional postprocess graph of the same export: mask selection, upsampling and "
+              "threshold on the backend", dict(PIPELINE_TOLERANCE), fp32_only=True, weights=False, predictor=True),
     GraphSpec(MEMORY_ATTENTION, MEMORY_ATTENTION_INPUTS, MEMORY_ATTENTION_OUTPUTS,
               {MASKMEM_FEATURES: {0: MEMORIES}, MASKMEM_TPOS_INDEX: {0: MEMORIES}, OBJECT_POINTERS: {0: POINTERS},
                OBJECT_POINTER_OFFSETS: {0: POINTERS}, OBJECT_POINTER_PRESENT: {0: POINTERS}},
               "nanosam2.modeling.video_graphs:MemoryAttentionGraph", _EXAMPLES + "memory_attention_inputs",
-              "--memory-attention", tracker=True),
+              "--memory-attention", "memory attention graph (.onnx, .engine or a checkpoint)", tracker=True),
     # a few convolutions on one map: FP16 saves nothing worth its error
     GraphSpec(MEMORY_ENCODER, MEMORY_ENCODER_INPUTS, MEMORY_ENCODER_OUTPUTS, {MASK_LOGITS: {2: MASK_SIDE, 3: MASK_SIDE}},
               "nanosam2.modeling.video_graphs:MemoryEncoderGraph", _EXAMPLES + "memory_encoder_inputs",
-              "--memory-encoder", {"fp32": NETWORK_TOLERANCE["fp32"]}, fp32_only=True, tracker=True,
+              "--memory-encoder", "memory encoder graph (.onnx, .engine or a checkpoint)", {"fp32": NETWORK_TOLERANCE["fp32"]},
+              fp32_only=True, tracker=True,
               bfloat16_outputs=(MASKMEM_FEATURES,)),
 )}
 

@@ -276,7 +276,7 @@ def test_cli_prompts_must_be_finite():
 
 
 def test_track_prompts_file_refuses_non_finite_numbers(tmp_path):
-    from trt_runtime.tracking import load_prompts
+    from nanosam2.inference.video_prompts import load_prompts
 
     path = tmp_path / "p.json"
     path.write_text('[{"frame": 0, "obj_id": 1, "points": [[NaN, 2]]}]')  # Python's JSON reader accepts NaN
@@ -334,7 +334,7 @@ def test_one_writer_per_output_folder(tmp_path):
 def test_prompts_of_one_object_on_one_frame_are_applied_as_one():
     """A point then a box for one object and frame: one call with both (a box applied after would replace the
     point while track.json listed both, issue 32); what cannot be one prompt is refused."""
-    from trt_runtime.tracking import parse_prompts
+    from nanosam2.inference.video_prompts import parse_prompts
 
     merged = parse_prompts([{"frame": 0, "obj_id": 1, "points": [[5, 5]]}, {"frame": 0, "obj_id": 2, "box": [1, 1, 9, 9]},
                             {"frame": 0, "obj_id": 1, "box": [1, 1, 20, 20]},

@@ -509,9 +509,11 @@ def test_track_keeps_frame_numbers_and_the_users_files(student_onnx, frames_dir,
     refused(["--video", str(out / "overlay.mp4"), "--box", "1,1,9,9"], "no such video")  # not written with --no-overlay
     for args, says in ((["--point", "600,10"], "outside the 512x512 frame"),
                        (["--box", "10,10,90,90", "--box", "5,5,50,50", "--point", "20,20"], "several --box"),
-                       (["--box", "10,10,90,90", "--preprocess", "missing.onnx"], "--preprocess"),
                        (["--box", "10,10,90,90", "--cuda-graph"], "--cuda-graph: an option of the tensorrt backend")):
         refused([*video, *args], says)
+    with pytest.raises(SystemExit) as exited:  # the image graphs' flags are not track's (the table says whose)
+        cli.main([*model, *video, "--box", "10,10,90,90", "--preprocess", "missing.onnx", "--output", str(out)])
+    assert exited.value.code == 2 and "unrecognized arguments: --preprocess" in capsys.readouterr().err
     prompts.write_text('[{"frame": 0, "obj_id": 1, "points": [[Infinity, 2]]}]')
     refused([*video, "--prompts", str(prompts)], "finite")
     two = tmp_path / "two"
@@ -525,6 +527,7 @@ def test_offline_track_decodes_each_frame_once_and_reads_no_mask_back(student_on
     """Issue 23: the overlay of an offline run drew from the mask PNGs read back and a second decode of
     every frame; now a forward run decodes each frame once and reads no PNG."""
     import nanosam2.images as images
+    from nanosam2.inference import video_prompts
     from trt_runtime import tracking
 
     decoded: list[str] = []
@@ -533,7 +536,7 @@ def test_offline_track_decodes_each_frame_once_and_reads_no_mask_back(student_on
     opened: list[str] = []
     real_open = tracking.Image.open
     monkeypatch.setattr(tracking.Image, "open", lambda path, *a: opened.append(str(path)) or real_open(path, *a))
-    prompts = tracking.parse_prompts([{"frame": 0, "obj_id": 1, "box": [100, 120, 300, 330]}], tmp_path)
+    prompts = video_prompts.parse_prompts([{"frame": 0, "obj_id": 1, "box": [100, 120, 300, 330]}], tmp_path)
     with onnx_tracker(student_onnx) as predictor:
         result = tracking.track_video(predictor, str(frames_dir), prompts, tmp_path / "out", overlay=True)
     assert result.frames == FRAMES and (tmp_path / "out" / "overlay.mp4").stat().st_size > 0
@@ -654,6 +657,7 @@ def test_track_cli_streams_a_video_file(student_onnx, tmp_path):
 def test_camera_runs_until_ctrl_c_or_max_frames(student_onnx, tmp_path, monkeypatch):
     """camera:N streams /dev/videoN (PyAV's v4l2 reader, replaced here by synthetic frames): Ctrl-C
     ends the run and what was tracked is published; --max-frames stops it; a bad name is one error."""
+    from nanosam2.inference import video_prompts
     from trt_runtime import tracking
 
     frames = make_frames(5, 96, 128)
@@ -665,7 +669,7 @@ def test_camera_runs_until_ctrl_c_or_max_frames(student_onnx, tmp_path, monkeypa
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tracking, "read_video", camera)
-    prompts = tracking.parse_prompts([{"frame": 0, "obj_id": 1, "box": [10, 20, 50, 60]}], tmp_path)
+    prompts = video_prompts.parse_prompts([{"frame": 0, "obj_id": 1, "box": [10, 20, 50, 60]}], tmp_path)
     with onnx_tracker(student_onnx) as predictor:
         result = tracking.track_video(predictor, "camera:3", prompts, tmp_path / "ctrl-c", overlay=False)
         assert opened == ["/dev/video3"] and result.frames == 3 and result.record["mode"] == "stream"

@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _clip_prompts() -> list[dict[str, Any]]:
-    from trt_runtime.tracking import parse_prompts
+    from nanosam2.inference.video_prompts import parse_prompts
 
     return parse_prompts(default_prompts(CLIP_SIZE, CLIP_SIZE), Path("."), "the bundled clip's prompts")
 

@@ -82,6 +82,11 @@ def open_runner(path: str | os.PathLike[str], backend: str | None = None, graph:
     return TorchRunner(path, graph=graph, **options)
 
 
+def load_image_predictor(paths: dict[str, str | os.PathLike[str]], options: BackendOptions | None = None) -> Predictor:
+    """:func:`load_predictor` over {graph: file} (the image graphs of the table; pre/post-processing optional)."""
+    return load_predictor(paths[C.ENCODER], paths[C.DECODER], options, paths.get(C.PREPROCESS), paths.get(C.POSTPROCESS))
+
+
 def load_predictor(encoder: str | os.PathLike[str], decoder: str | os.PathLike[str],
                    options: BackendOptions | None = None, preprocess: str | os.PathLike[str] | None = None,
                    postprocess: str | os.PathLike[str] | None = None) -> Predictor:
@@ -176,18 +181,24 @@ def load_video_predictor(paths: dict[str, str | os.PathLike[str]], options: Back
                          lambda r: VideoPredictor(*(r[g] for g in graphs), config))
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser, graphs_required: bool = True) -> None:
-    """The flags every runtime command shares (read back with :func:`options_from_args`)."""
+def add_graph_arguments(parser: argparse.ArgumentParser, graphs: tuple[str, ...],
+                        required: tuple[str, ...] = ()) -> None:
+    """One flag per graph of ``graphs``, from the table (``GraphSpec.flag`` and ``help``); read back with
+    :func:`graph_paths`. A new graph in the table is a new flag of every command that runs it."""
+    group = parser.add_argument_group("graphs")
+    for graph in graphs:
+        spec = C.GRAPH_SPECS[graph]
+        group.add_argument(spec.flag, dest=graph, required=graph in required, help=spec.help)
+
+
+def graph_paths(args: argparse.Namespace, graphs: tuple[str, ...]) -> dict[str, str]:
+    """{graph: file} of the graph flags given (:func:`add_graph_arguments`)."""
+    return {graph: getattr(args, graph) for graph in graphs if getattr(args, graph, None)}
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The backend flags every runtime command shares (read back with :func:`options_from_args`)."""
     group = parser.add_argument_group("backend")
-    group.add_argument("--encoder", required=graphs_required,
-                       help="image encoder: .engine/.plan (TensorRT), .onnx (ONNX Runtime) "
-                            "or .pt/.pth (PyTorch, nanosam2 checkpoint)")
-    group.add_argument("--decoder", required=graphs_required,
-                       help="prompt encoder + mask decoder, same file types as --encoder")
-    group.add_argument("--preprocess", help="optional preprocess graph of the same export (preprocess.onnx or an engine "
-                                            "built from it): resize and normalise on the backend")
-    group.add_argument("--postprocess", help="optional postprocess graph of the same export: mask selection, "
-                                             "upsampling and threshold on the backend")
     group.add_argument("--backend", choices=BACKENDS, help="override the backend implied by the file suffixes")
     group.add_argument("--provider", default="cpu", choices=PROVIDERS, help="ONNX Runtime execution provider (default cpu)")
     group.add_argument("--device", help="PyTorch device (default: cuda if available, else cpu)")

@@ -36,6 +36,7 @@ from nanosam2.inference.pipeline import Pipeline
 from nanosam2.inference.runner import Runner
 from nanosam2.inference.track_step import TrackStep
 from nanosam2.inference.tracker_config import VIDEO_PREDICTOR, TrackerConfig
+from nanosam2.inference.video_prompts import apply_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -390,13 +391,3 @@ class VideoPredictor(Pipeline):
     def memory_size(self, state: TrackingState) -> dict[str, int]:
         """What the bank holds now: spatial memories, pointers and low-res masks, and their bytes."""
         return self.bank.size(list(state.objects.values()))
-
-
-def apply_prompt(predictor: VideoPredictor, state: TrackingState, frame_idx: int, prompt: dict[str, Any],
-                 frame: np.ndarray | None = None) -> np.ndarray:
-    """One prompt dict (``obj_id`` and ``points``+``labels``, ``box`` or a ``mask`` array)."""
-    obj_id = prompt["obj_id"]
-    if prompt.get("mask") is not None:
-        return predictor.add_new_mask(state, frame_idx, obj_id, prompt["mask"], frame=frame)[2]
-    return predictor.add_new_points_or_box(state, frame_idx, obj_id, prompt.get("points"), prompt.get("labels"),
-                                           box=prompt.get("box"), frame=frame)[2]

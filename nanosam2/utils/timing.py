@@ -37,3 +37,9 @@ def time_call(fn: Callable[[], object], runs: int = 10, warmup: int = 2,
     samples.sort()
     p90 = samples[min(len(samples) - 1, int(round(0.9 * (len(samples) - 1))))]
     return Timing(statistics.median(samples), p90, runs)
+
+
+def timing_line(label: str, ms: dict[str, float], total: str = "total") -> str:
+    """``label: stage ms, ..., total ms`` (stage names without a ``_ms`` suffix)."""
+    return (f"{label}: " + ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in ms.items())
+            + f", {total} {sum(ms.values()):.1f}")
