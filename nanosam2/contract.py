@@ -50,6 +50,24 @@ EXPORT_MAX_MEMORIES, EXPORT_MAX_POINTERS = MAX_PROMPTED_FRAMES + 6, MAX_PROMPTED
 DEFAULT_PROFILE_MEMORIES = (1, 7, EXPORT_MAX_MEMORIES)
 DEFAULT_PROFILE_POINTERS = (0, 16, EXPORT_MAX_POINTERS)
 
+class Tensor(str):
+    """A graph tensor's name (a ``str``: feeds, outputs and metadata are keyed by it) carrying what the table
+    knows of it: its rank where a graph takes it as input, its dtype and its role (the contract's text).
+    A new graph declares its new tensors inline in its ``GraphSpec``; nothing else lists them."""
+
+    rank: int
+    dtype: str
+    role: str
+
+    def __new__(cls, name: str, rank: int, role: str, dtype: str = "float32") -> "Tensor":
+        tensor = super().__new__(cls, name)
+        tensor.rank, tensor.role, tensor.dtype = rank, role, dtype
+        return tensor
+
+    def __reduce__(self) -> tuple:  # pickles (multiprocessing, caches) as what it is
+        return (Tensor, (str(self), self.rank, self.role, self.dtype))
+
+
 ENCODER = "image_encoder"
 DECODER = "mask_decoder"
 PREPROCESS = "preprocess"  # uint8 pixels -> encoder input (optional: the numpy path does the same)
@@ -58,48 +76,61 @@ MEMORY_ATTENTION = "memory_attention"  # current frame + one object's memory ban
 MEMORY_ENCODER = "memory_encoder"  # frame features + mask logits -> the frame's spatial memory
 
 # Image encoder graph
-IMAGE = "image"
-IMAGE_EMBED = "image_embed"
-HIGH_RES_FEATS_0 = "high_res_feats_0"
-HIGH_RES_FEATS_1 = "high_res_feats_1"
+IMAGE = Tensor("image", 4, '[B,3,S,S] float32, RGB / 255 resized to SxS (antialiased bilinear), ImageNet-normalised')
+IMAGE_EMBED = Tensor("image_embed", 4, '[B,256,S/16,S/16] lowest-resolution FPN level + no_mem_embed')
+HIGH_RES_FEATS_0 = Tensor("high_res_feats_0", 4, "[B,32,S/4,S/4] FPN level 0 after the decoder's conv_s0")
+HIGH_RES_FEATS_1 = Tensor("high_res_feats_1", 4, "[B,64,S/8,S/8] FPN level 1 after the decoder's conv_s1")
 ENCODER_INPUTS = (IMAGE,)
 ENCODER_OUTPUTS = (IMAGE_EMBED, HIGH_RES_FEATS_0, HIGH_RES_FEATS_1)
 
 # Prompt encoder + mask decoder graph
-POINT_COORDS = "point_coords"
-POINT_LABELS = "point_labels"
-MASK_INPUT = "mask_input"
-HAS_MASK_INPUT = "has_mask_input"
-LOW_RES_MASKS = "low_res_masks"
-IOU_PREDICTIONS = "iou_predictions"
-OBJECT_SCORE_LOGITS = "object_score_logits"
-OBJECT_POINTERS = "object_pointers"
+POINT_COORDS = Tensor("point_coords", 3, '[P,N,2] float32 points in the SxS input frame')
+POINT_LABELS = Tensor("point_labels", 2, '[P,N] float32: -1 padding, 0 background, 1 foreground, 2/3 box corners')
+MASK_INPUT = Tensor("mask_input", 4, '[P,1,S/4,S/4] float32 low-resolution mask logits from a previous prediction')
+HAS_MASK_INPUT = Tensor("has_mask_input", 1, '[P] float32, 1 where mask_input is used, else 0')
+LOW_RES_MASKS = Tensor("low_res_masks", 4,
+                '[P,T,S/4,S/4] mask logits of every mask token (token 0 = single-mask output)')
+IOU_PREDICTIONS = Tensor("iou_predictions", 2, '[P,T] predicted IoU of every mask token')
+OBJECT_SCORE_LOGITS = Tensor("object_score_logits", 2,
+                '[P,1] object presence logit (not applied by the image predictor)')
+OBJECT_POINTERS = Tensor("object_pointers", 2,
+                '[P,T,256] object pointer of every mask token (decoder); [K,256] past pointers (memory attention)')
 DECODER_INPUTS = (IMAGE_EMBED, HIGH_RES_FEATS_0, HIGH_RES_FEATS_1, POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)
 DECODER_OUTPUTS = (LOW_RES_MASKS, IOU_PREDICTIONS, OBJECT_SCORE_LOGITS, OBJECT_POINTERS)
 
 # Memory attention and memory encoder graphs (video)
-MASKMEM_FEATURES = "maskmem_features"
-MASKMEM_TPOS_INDEX = "maskmem_tpos_index"
-OBJECT_POINTER_OFFSETS = "object_pointer_offsets"
-OBJECT_POINTER_PRESENT = "object_pointer_present"
-CONDITIONED_IMAGE_EMBED = "conditioned_image_embed"
-MASK_LOGITS = "mask_logits"
-BINARIZE_MASK = "binarize_mask"
-MASK_PROMPT = "mask_prompt"
+MASKMEM_FEATURES = Tensor("maskmem_features", 4,
+                '[F,64,S/16,S/16] spatial memories (bfloat16-rounded, as SAM2 stores them)')
+MASKMEM_TPOS_INDEX = Tensor("maskmem_tpos_index", 1,
+                '[F] int64 temporal slot of each memory: num_maskmem - 1 - t_pos (t_pos 0 = conditioning)', "int64")
+OBJECT_POINTER_OFFSETS = Tensor("object_pointer_offsets", 1,
+                '[K] signed frame distance of each pointer / (max pointers - 1)')
+OBJECT_POINTER_PRESENT = Tensor("object_pointer_present", 1,
+                "[K] 1 where the object was present on the pointer's frame, else 0 (no-object pointer)")
+CONDITIONED_IMAGE_EMBED = Tensor("conditioned_image_embed", 4,
+                "[1,256,S/16,S/16] frame features conditioned on the memory (the decoder's image_embed)")
+MASK_LOGITS = Tensor("mask_logits", 4,
+                '[1,1,m,m] mask logits: the low-res prediction (m = S/4), or 20*mask-10 of a mask prompt (m = S)')
+BINARIZE_MASK = Tensor("binarize_mask", 1, '[1] 1: encode mask > 0 (prompted frames), 0: encode sigmoid(mask)')
+MASK_PROMPT = Tensor("mask_prompt", 4,
+                "[1,1,S/4,S/4] mask_downsample of a mask prompt given at S (the decoder's mask_input)")
 MEMORY_ATTENTION_INPUTS = (IMAGE_EMBED, MASKMEM_FEATURES, MASKMEM_TPOS_INDEX, OBJECT_POINTERS, OBJECT_POINTER_OFFSETS,
                            OBJECT_POINTER_PRESENT)
 MEMORY_ATTENTION_OUTPUTS = (CONDITIONED_IMAGE_EMBED,)
 MEMORY_ENCODER_INPUTS = (IMAGE_EMBED, MASK_LOGITS, BINARIZE_MASK, OBJECT_SCORE_LOGITS)
-IMAGE_FEATURES = "image_features"
+IMAGE_FEATURES = Tensor("image_features", 4,
+                "[1,256,S/16,S/16] top-level features without no_mem_embed (the decoder's input for a mask prompt)")
 MEMORY_ENCODER_OUTPUTS = (MASKMEM_FEATURES, MASK_PROMPT, IMAGE_FEATURES)
 NO_OBJECT_SCORE = -1024.0  # SAM2's NO_OBJ_SCORE: the mask logits of a frame where the object is absent
 
 # Pre- and post-processing graphs
-PIXELS = "pixels"
-MASK_PLANES = "mask_planes"
-MASKS = "masks"
-SCORES = "scores"
-LOW_RES_LOGITS = "low_res_logits"
+PIXELS = Tensor("pixels", 3, '[H,W,3] uint8 RGB image (the postprocess graph reads only its shape)', "uint8")
+MASK_PLANES = Tensor("mask_planes", 1,
+                '[K] int64 candidate planes: 0 single (with fallback), 1-3 multimask, 4 best multimask', "int64")
+MASKS = Tensor("masks", 4, '[P,K,H,W] uint8 0/1 masks at the image size')
+SCORES = Tensor("scores", 2, '[P,K] predicted IoU of the chosen planes')
+LOW_RES_LOGITS = Tensor("low_res_logits", 4,
+                '[P,K,S/4,S/4] low-resolution logits of the chosen planes, clamped to +-32')
 PREPROCESS_INPUTS, PREPROCESS_OUTPUTS = (PIXELS,), (IMAGE,)
 POSTPROCESS_INPUTS = (LOW_RES_MASKS, IOU_PREDICTIONS, PIXELS, MASK_PLANES)
 POSTPROCESS_OUTPUTS = (MASKS, SCORES, LOW_RES_LOGITS)
@@ -236,43 +267,13 @@ def resolve(path: str) -> Any:
     module, _, attribute = path.partition(":")
     return getattr(importlib.import_module(module), attribute)
 
-INPUT_RANKS = {IMAGE: 4, IMAGE_EMBED: 4, HIGH_RES_FEATS_0: 4, HIGH_RES_FEATS_1: 4, POINT_COORDS: 3, POINT_LABELS: 2,
-               MASK_INPUT: 4, HAS_MASK_INPUT: 1, PIXELS: 3, MASK_PLANES: 1, LOW_RES_MASKS: 4, IOU_PREDICTIONS: 2,
-               MASKMEM_FEATURES: 4, MASKMEM_TPOS_INDEX: 1, OBJECT_POINTERS: 2, OBJECT_POINTER_OFFSETS: 1,
-               OBJECT_POINTER_PRESENT: 1, MASK_LOGITS: 4, BINARIZE_MASK: 1, OBJECT_SCORE_LOGITS: 2}
-# every other input is float32
-INPUT_DTYPES = {PIXELS: "uint8", MASK_PLANES: "int64", MASKMEM_TPOS_INDEX: "int64"}
 PROMPT_BATCHED = (POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT)  # axis 0 = prompt count P
 POINT_AXIS_INPUTS = (POINT_COORDS, POINT_LABELS)  # axis 1 = point count N
 
-ROLES = {
-    IMAGE: "[B,3,S,S] float32, RGB / 255 resized to SxS (antialiased bilinear), ImageNet-normalised",
-    IMAGE_EMBED: "[B,256,S/16,S/16] lowest-resolution FPN level + no_mem_embed",
-    HIGH_RES_FEATS_0: "[B,32,S/4,S/4] FPN level 0 after the decoder's conv_s0",
-    HIGH_RES_FEATS_1: "[B,64,S/8,S/8] FPN level 1 after the decoder's conv_s1",
-    POINT_COORDS: "[P,N,2] float32 points in the SxS input frame",
-    POINT_LABELS: "[P,N] float32: -1 padding, 0 background, 1 foreground, 2/3 box corners",
-    MASK_INPUT: "[P,1,S/4,S/4] float32 low-resolution mask logits from a previous prediction",
-    HAS_MASK_INPUT: "[P] float32, 1 where mask_input is used, else 0",
-    LOW_RES_MASKS: "[P,T,S/4,S/4] mask logits of every mask token (token 0 = single-mask output)",
-    IOU_PREDICTIONS: "[P,T] predicted IoU of every mask token",
-    OBJECT_SCORE_LOGITS: "[P,1] object presence logit (not applied by the image predictor)",
-    OBJECT_POINTERS: "[P,T,256] object pointer of every mask token (decoder); [K,256] past pointers (memory attention)",
-    MASKMEM_FEATURES: "[F,64,S/16,S/16] spatial memories (bfloat16-rounded, as SAM2 stores them)",
-    MASKMEM_TPOS_INDEX: "[F] int64 temporal slot of each memory: num_maskmem - 1 - t_pos (t_pos 0 = conditioning)",
-    OBJECT_POINTER_OFFSETS: "[K] signed frame distance of each pointer / (max pointers - 1)",
-    OBJECT_POINTER_PRESENT: "[K] 1 where the object was present on the pointer's frame, else 0 (no-object pointer)",
-    CONDITIONED_IMAGE_EMBED: "[1,256,S/16,S/16] frame features conditioned on the memory (the decoder's image_embed)",
-    MASK_LOGITS: "[1,1,m,m] mask logits: the low-res prediction (m = S/4), or 20*mask-10 of a mask prompt (m = S)",
-    BINARIZE_MASK: "[1] 1: encode mask > 0 (prompted frames), 0: encode sigmoid(mask)",
-    MASK_PROMPT: "[1,1,S/4,S/4] mask_downsample of a mask prompt given at S (the decoder's mask_input)",
-    IMAGE_FEATURES: "[1,256,S/16,S/16] top-level features without no_mem_embed (the decoder's input for a mask prompt)",
-    PIXELS: "[H,W,3] uint8 RGB image (the postprocess graph reads only its shape)",
-    MASK_PLANES: "[K] int64 candidate planes: 0 single (with fallback), 1-3 multimask, 4 best multimask",
-    MASKS: "[P,K,H,W] uint8 0/1 masks at the image size",
-    SCORES: "[P,K] predicted IoU of the chosen planes",
-    LOW_RES_LOGITS: "[P,K,S/4,S/4] low-resolution logits of the chosen planes, clamped to +-32",
-}
+# What the table knows of each tensor, derived from it (a graph's entry carries its tensors' roles, ranks, dtypes)
+ROLES = {t: t.role for spec in GRAPH_SPECS.values() for t in (*spec.inputs, *spec.outputs)}
+INPUT_RANKS = {t: t.rank for spec in GRAPH_SPECS.values() for t in spec.inputs}
+INPUT_DTYPES = {t: t.dtype for spec in GRAPH_SPECS.values() for t in spec.inputs if t.dtype != "float32"}
 
 
 @dataclass
