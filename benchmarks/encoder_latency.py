@@ -15,8 +15,10 @@ from nanosam2.utils.timing import time_call
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks.run_all import default_backbones
+
     parser = ArgumentParser(prog="python -m benchmarks.encoder_latency", description=__doc__)
-    parser.add_argument("--backbones", default="resnet18,mobilenet_v3_large,casvit_s,hiera_s",
+    parser.add_argument("--backbones", default=default_backbones(),
                         help="comma-separated students and/or SAM2.1 teachers (hiera_t/s/b+/l)")
     parser.add_argument("--runs", type=positive_int, default=10, help="timed runs (default 10)")
     parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed warm-up runs (default 2)")

@@ -47,7 +47,11 @@ from nanosam2.utils.cli import ArgumentParser, run_cli, setup_logging
 
 logger = logging.getLogger("benchmarks.gpu_check")
 
-BACKBONES = ("resnet18", "mobilenet_v3_large", "casvit_s", "hiera_t", "hiera_s")
+def all_backbones() -> tuple[str, ...]:
+    """Every registered student, then the two teachers Meta's predictors are timed with."""
+    from nanosam2.modeling.backbones import list_backbones
+
+    return (*list_backbones(), "hiera_t", "hiera_s")
 COMPILED = ("resnet18", "hiera_t")  # torch.compile costs minutes per model: only these two
 DTYPES = ("fp32", "fp16", "bf16")
 DEFAULT_BUDGET_S = 330.0
@@ -59,7 +63,7 @@ class Plan:
 
     device: str
     dry_run: bool
-    backbones: tuple[str, ...] = BACKBONES
+    backbones: tuple[str, ...] = field(default_factory=all_backbones)
     dtypes: tuple[str, ...] = DTYPES
     modes: tuple[str, ...] = ("eager", "cuda-graph", "compile")
     batches: tuple[int, ...] = (1, 8)

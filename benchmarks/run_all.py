@@ -49,7 +49,16 @@ from nanosam2.utils.cli import ArgumentParser, non_negative_int, run_cli, setup_
 
 logger = logging.getLogger("benchmarks.run_all")
 
-DEFAULT_BACKBONES = "resnet18,mobilenet_v3_large,casvit_s,hiera_s"
+REFERENCE_TEACHER = "hiera_s"  # timed beside the students (the teacher they are distilled from)
+
+
+def default_backbones() -> str:
+    """Every registered student, then the teacher."""
+    from nanosam2.modeling.backbones import list_backbones
+
+    return ",".join([*list_backbones(), REFERENCE_TEACHER])
+
+
 DEFAULT_IMAGE_SIZES = "1024,512"  # SAM2.1's input, and the small-device one (export.onnx --image-size)
 BACKEND_GROUPS = ("torch-eager", "torch-compile", "onnxruntime", "tensorrt", "meta-sam2")
 META_TEACHERS = ("hiera_t", "hiera_s")  # Meta's generator and video predictor, the references
@@ -487,7 +496,8 @@ def tracking_summary(report: Report) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="benchmarks/run_all.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbones", default=DEFAULT_BACKBONES, help=f"comma-separated (default {DEFAULT_BACKBONES})")
+    parser.add_argument("--backbones", default=default_backbones(),
+                        help=f"comma-separated (default {default_backbones()}: every student and the teacher)")
     parser.add_argument("--image-sizes", default=DEFAULT_IMAGE_SIZES,
                         help=f"model input sides, comma-separated (default {DEFAULT_IMAGE_SIZES}: rows BACKBONE and "
                              "BACKBONE@512; export.onnx --image-size)")

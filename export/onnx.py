@@ -31,9 +31,11 @@ logger = logging.getLogger("export.onnx")
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m export.onnx", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    from nanosam2.build import TEACHERS
+    from nanosam2.modeling.backbones import list_backbones
+
     parser.add_argument("--backbone", required=True, metavar="NAME",
-                        help="student (resnet18, mobilenet_v3_large, casvit_s) or SAM2.1 teacher "
-                             "(hiera_t, hiera_s, hiera_b+, hiera_l)")
+                        help=f"student ({', '.join(list_backbones())}) or SAM2.1 teacher ({', '.join(TEACHERS)})")
     parser.add_argument("--checkpoint", type=existing_file,
                         help="nanosam2 student checkpoint, or Meta's SAM2.1 checkpoint for a teacher")
     parser.add_argument("--random-weights", action="store_true",

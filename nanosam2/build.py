@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +71,8 @@ def default_device() -> str:
 
 
 def list_student_configs() -> list[str]:
-    """Names of the student configs shipped in ``nanosam2/configs``."""
-    folder = resources.files("nanosam2") / "configs"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    """Names of the student configs: one per registered backbone (``nanosam2.1_<backbone>``)."""
+    return [student_config_name(name) for name in list_backbones()]
 
 
 def student_config_name(backbone: str) -> str:
@@ -83,16 +81,11 @@ def student_config_name(backbone: str) -> str:
     return f"nanosam2.1_{backbone}"
 
 
-def _resolve_student_config(config: str) -> Path:
-    if os.path.isfile(config):
-        return Path(config)
-    name = config[: -len(".yaml")] if config.endswith(".yaml") else config
-    if name in list_backbones():
-        name = student_config_name(name)
-    path = resources.files("nanosam2") / "configs" / f"{name}.yaml"
-    if not path.is_file():
-        raise NanoSam2Error(f"unknown nanosam2 config {config!r}; known: {', '.join(list_student_configs())}")
-    return Path(str(path))
+def student_spec(backbone: str) -> dict[str, Any]:
+    """A student's config, from its registry entry: Meta's base config (its heads) and our trunk."""
+    spec = get_backbone_spec(backbone)
+    return {"base": spec.base_config, "name": student_config_name(backbone),
+            "trunk": {"_target_": "nanosam2.modeling.StudentTrunk", "backbone": backbone, "pretrained": False}}
 
 
 def teacher_config_path(sam2_config: str) -> str:
@@ -129,12 +122,20 @@ def compose_student_config(spec: dict[str, Any], apply_postprocessing: bool = Tr
 
 
 def load_student_spec(config: str) -> dict[str, Any]:
+    """A student config: ``resnet18`` / ``nanosam2.1_resnet18`` (from the registry), or a YAML file of one
+    (``base``: Meta's config; ``trunk``: ``StudentTrunk``'s arguments)."""
     from omegaconf import OmegaConf
 
-    spec = OmegaConf.to_container(OmegaConf.load(_resolve_student_config(config)))
+    if not os.path.isfile(config):
+        name = config[: -len(".yaml")] if config.endswith(".yaml") else config
+        backbone = name.removeprefix("nanosam2.1_")
+        if backbone not in list_backbones():
+            raise NanoSam2Error(f"unknown nanosam2 config {config!r}; known: {', '.join(list_student_configs())}")
+        return student_spec(backbone)
+    spec = OmegaConf.to_container(OmegaConf.load(config))
     if not isinstance(spec, dict) or "base" not in spec or "trunk" not in spec:
         raise NanoSam2Error(f"{config} is not a nanosam2 student config (needs 'base' and 'trunk')")
-    spec["name"] = Path(_resolve_student_config(config)).stem
+    spec["name"] = Path(config).stem
     return spec
 
 
@@ -184,6 +185,8 @@ def build_nanosam2(
             raise CheckpointError(f"{checkpoint}: its config_spec is not a config record") from None
     else:
         spec = load_student_spec(config)
+    if image_size is None and get_backbone_spec(spec["trunk"]["backbone"]).image_size != C.IMAGE_SIZE:
+        image_size = get_backbone_spec(spec["trunk"]["backbone"]).image_size  # the size its registry entry says
     model = _instantiate(compose_student_config(spec, apply_postprocessing, video, image_size))
     model.nanosam2_spec = spec  # type: ignore[assignment]
     if payload is not None:

@@ -1,17 +1,10 @@
-"""Checkpoints of the research code this toolkit grows from (urbste/nanosam2), mapped once, here.
+"""Checkpoints of the research code this toolkit grows from (urbste/nanosam2), recognised and mapped here.
 
 Its ``tools/train.py`` saves ``{"model": <SAM2Base state dict>, "optimizer", "best_miou_all",
-"epoch"}``. Everything outside the image encoder's trunk has our names; only the trunk's modules
-are named differently (read from its model code, ``sam2/modeling/backbones/{resnet,mobilenet}.py``):
-
-- resnet18: ``trunk.conv1`` / ``trunk.bn1`` (our stem's convolution and norm), ``trunk.layerK.*``
-  (torchvision's block names, ours under ``trunk.body``);
-- mobilenet_v3_large: ``trunk.base.N.*`` = torchvision's ``features.N.*`` (ours ``trunk.body.features``);
-- casvit_s (its ``casvit.py``, ``RCViT(fork_feat=True)``): ``patch_embed`` = our ``stem``; ``network`` holds
-  the stages at 0/2/4/6 (ours ``stages.0-3``) and the downsampling embeddings at 1/3/5 (``proj``/``norm``;
-  ours ``downsamples.1-3.0/1``); ``norm0/2/4/6`` = our ``out_norms.0-3``; inside a block
-  ``local_perception.network`` = ``local.body``, ``oper_q``/``oper_k`` = ``context_q``/``context_k`` (their
-  gates' ``block`` = ``gate``), ``dwc`` = ``mix``; the rest (norm1/2, qkv, proj, mlp.fc1/fc2) is named alike.
+"epoch"}``. Everything outside the image encoder's trunk has our names; the trunk's names are each
+backbone's own, declared where the backbone is (its ``SeedLayout`` in ``nanosam2/modeling/backbones/<name>.py``:
+the prefixes that recognise its layout and the renames to ours). Meta's SAM2.1 Hiera checkpoints are
+recognised too (their trunk's depth names the model), so that they are never taken for a student's.
 
 A seed QAT checkpoint (torch.ao ``prepare_qat``) adds ``weight_fake_quant`` / ``activation_post_process``
 entries: they are dropped and the checkpoint loads as its float weights (said in the log line).
@@ -22,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from nanosam2.errors import CheckpointError
 
@@ -32,34 +25,15 @@ TRUNK = "image_encoder.trunk."
 OURS = TRUNK + "body."
 
 
-def _casvit_network(match: re.Match[str]) -> str:
-    index = int(match.group(1))
-    if index % 2 == 0:
-        return f"body.stages.{index // 2}."
-    part = {"proj": 0, "norm": 1}[match.group(2)]
-    return f"body.downsamples.{(index + 1) // 2}.{part}."
+def _layouts() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple], dict[str, tuple[str, ...]]]:
+    """The research code's markers and renames, and our own markers, of every registered backbone."""
+    from nanosam2.modeling.backbones import all_specs
+
+    specs = all_specs()
+    return ({s.name: s.seed.markers for s in specs if s.seed}, {s.name: s.seed.renames for s in specs if s.seed},
+            {s.name: s.our_markers for s in specs})
 
 
-# backbone: (pattern, replacement) over the key under the trunk, applied in order, each at most once
-RENAMES: dict[str, list[tuple[str, str | Callable[[re.Match[str]], str]]]] = {
-    "resnet18": [(r"^conv1\.", "body.stem.0."), (r"^bn1\.", "body.stem.1."), (r"^layer", "body.layer")],
-    "mobilenet_v3_large": [(r"^base\.", "body.features.")],
-    "casvit_s": [
-        (r"^patch_embed\.", "body.stem."),
-        (r"^network\.([1357])\.(proj|norm)\.", _casvit_network),
-        (r"^network\.([0246])\.()", _casvit_network),
-        (r"^norm([0246])\.", lambda m: f"body.out_norms.{int(m.group(1)) // 2}."),
-        (r"\.local_perception\.network\.", ".local.body."),
-        (r"\.attn\.oper_([qk])\.([01])\.block\.", r".attn.context_\1.\2.gate."),
-        (r"\.attn\.dwc\.", ".attn.mix."),
-    ],
-}
-# Trunk key prefixes that name a layout; a layout is recognised only when every one of its prefixes is
-# there (Meta's Hiera trunk has a patch_embed too, but no network).
-MARKERS = {"resnet18": ("layer1.",), "mobilenet_v3_large": ("base.",),
-           "casvit_s": ("patch_embed.", "network.")}
-OUR_MARKERS = {"resnet18": ("layer1.",), "mobilenet_v3_large": ("features.",),
-               "casvit_s": ("stages.", "downsamples.")}  # ours, under trunk.body
 HIERA_MARKERS = ("blocks.", "pos_embed")  # Meta's SAM2.1 Hiera trunk
 HIERA_BLOCKS = {12: "hiera_t", 16: "hiera_s", 24: "hiera_b+", 48: "hiera_l"}  # its depth names the model
 QAT_ENTRIES = ("weight_fake_quant", "activation_post_process")
@@ -77,7 +51,7 @@ def seed_backbone(state: Mapping[str, Any]) -> str | None:
     trunk = [k[len(TRUNK):] for k in state if k.startswith(TRUNK) and not k.startswith(OURS)]
     if _layout(trunk, {"hiera": HIERA_MARKERS}):
         return None
-    return _layout(trunk, MARKERS)
+    return _layout(trunk, _layouts()[0])
 
 
 def checkpoint_backbone(state: Mapping[str, Any]) -> str | None:
@@ -88,7 +62,7 @@ def checkpoint_backbone(state: Mapping[str, Any]) -> str | None:
         blocks = {int(k.split(".")[1]) for k in trunk if k.startswith("blocks.") and k.split(".")[1].isdigit()}
         return HIERA_BLOCKS.get(len(blocks), "hiera")
     ours = [k[len("body."):] for k in trunk if k.startswith("body.")]
-    return _layout(ours, OUR_MARKERS) or seed_backbone(state)
+    return _layout(ours, _layouts()[2]) or seed_backbone(state)
 
 
 def check_backbone(state: Mapping[str, Any], backbone: str, source: str) -> None:
@@ -115,6 +89,7 @@ def map_seed_state(state: Mapping[str, Any], backbone: str, source: str) -> dict
     if found != backbone:
         raise CheckpointError(f"{source} is a seed urbste/nanosam2 {found} checkpoint; this model's backbone is "
                               f"{backbone} (build the {found} student, or give a {backbone} checkpoint)")
+    renames = _layouts()[1]
     dropped = [k for k in state if any(f".{entry}" in k for entry in QAT_ENTRIES)]
     mapped: dict[str, Any] = {}
     renamed = 0
@@ -123,7 +98,7 @@ def map_seed_state(state: Mapping[str, Any], backbone: str, source: str) -> dict
             continue
         if key.startswith(TRUNK) and not key.startswith(OURS):
             rest = key[len(TRUNK):]
-            for pattern, replacement in RENAMES[found]:
+            for pattern, replacement in renames[found]:
                 rest = re.sub(pattern, replacement, rest, count=1)
             renamed += 1
             key = TRUNK + rest

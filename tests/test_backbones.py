@@ -29,6 +29,56 @@ def test_backbone_honours_its_feature_contract(name):
     assert [f.shape[1] for f in features] == list(info.channels)
     assert [(128 // s, 192 // s) for s in info.strides] == [tuple(f.shape[-2:]) for f in features]
     assert all(torch.isfinite(f).all() for f in features)
+    taps = {}  # each level is the output of the module its feature info names (timm's FeatureInfo check)
+    modules = dict(model.named_modules())
+    hooks = [modules[name].register_forward_hook(lambda m, i, o, name=name: taps.__setitem__(name, o))
+             for name in info.modules]
+    with torch.no_grad():
+        features = model(torch.randn(1, 3, 128, 192))
+    for hook in hooks:
+        hook.remove()
+    assert all(torch.equal(taps[name], f) for name, f in zip(info.modules, features))
+
+
+def test_a_backbone_is_one_module_everything_else_reads_its_registry_entry(tmp_path):
+    """Issue 33: a backbone registered in one place is a student config, a build, a benchmark row, an export
+    choice, and its research-code checkpoints are recognised and mapped, with nothing else edited."""
+    from torch import nn
+
+    from benchmarks.run_all import default_backbones
+    from export.onnx import build_parser
+    from nanosam2.build import build_nanosam2, list_student_configs
+    from nanosam2.modeling.backbones import FeatureInfo, SeedLayout, register_backbone
+    from nanosam2.modeling.backbones import registry
+    from nanosam2.seed_checkpoint import checkpoint_backbone, map_seed_state
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.levels = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, stride=s, padding=1)
+                                        for c_in, c_out, s in ((3, 8, 4), (8, 16, 2), (16, 32, 2), (32, 64, 2)))
+
+        def forward(self, x):
+            out = []
+            for level in self.levels:
+                x = level(x)
+                out.append(x)
+            return out
+
+    seed = SeedLayout(markers=("convs.",), renames=((r"^convs\.", "body.levels."),))
+    register_backbone("tiny_test", FeatureInfo((8, 16, 32, 64), modules=tuple(f"levels.{i}" for i in range(4))),
+                      seed=seed)(lambda pretrained=False: Tiny())
+    try:
+        assert "nanosam2.1_tiny_test" in list_student_configs() and "tiny_test" in default_backbones()
+        assert "tiny_test" in build_parser().format_help()
+        model = build_nanosam2("tiny_test", device="cpu", image_size=128)
+        state = model.state_dict()
+        assert checkpoint_backbone(state) == "tiny_test"
+        seed = {k.replace("trunk.body.levels.", "trunk.convs."): v for k, v in state.items()}
+        assert checkpoint_backbone(seed) == "tiny_test"
+        assert set(map_seed_state(seed, "tiny_test", "seed.pth")) == set(state)
+    finally:
+        registry._REGISTRY.pop("tiny_test", None)
 
 
 def test_casvit_s_parameter_count_matches_paper():

@@ -14,12 +14,14 @@ For the feature-pyramid variant each stage output goes through its own BatchNorm
 
 from __future__ import annotations
 
+import re
+
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from nanosam2.modeling.backbones.registry import FeatureInfo, register_backbone
+from nanosam2.modeling.backbones.registry import FeatureInfo, SeedLayout, register_backbone
 
 
 class DropPath(nn.Module):
@@ -189,7 +191,32 @@ class CASViT(nn.Module):
         return [norm(f) for norm, f in zip(self.out_norms, features)]
 
 
-@register_backbone("casvit_s", FeatureInfo(channels=(48, 64, 128, 256)))
+def _seed_network(match: re.Match[str]) -> str:
+    """The research code's ``network`` list: stages at 0/2/4/6 (our ``stages.0-3``), downsampling embeddings
+    at 1/3/5 (``proj``/``norm``: our ``downsamples.1-3.0/1``)."""
+    index = int(match.group(1))
+    if index % 2 == 0:
+        return f"body.stages.{index // 2}."
+    part = {"proj": 0, "norm": 1}[match.group(2)]
+    return f"body.downsamples.{(index + 1) // 2}.{part}."
+
+
+# The research code's casvit.py (RCViT(fork_feat=True)): patch_embed = our stem, network = stages and
+# downsamplings, norm0/2/4/6 = our out_norms; inside a block local_perception.network = local.body,
+# oper_q/oper_k = context_q/context_k (their gates' block = gate), dwc = mix.
+SEED = SeedLayout(markers=("patch_embed.", "network."), renames=(
+    (r"^patch_embed\.", "body.stem."),
+    (r"^network\.([1357])\.(proj|norm)\.", _seed_network),
+    (r"^network\.([0246])\.()", _seed_network),
+    (r"^norm([0246])\.", lambda m: f"body.out_norms.{int(m.group(1)) // 2}."),
+    (r"\.local_perception\.network\.", ".local.body."),
+    (r"\.attn\.oper_([qk])\.([01])\.block\.", r".attn.context_\1.\2.gate."),
+    (r"\.attn\.dwc\.", ".attn.mix."),
+))
+
+
+@register_backbone("casvit_s", FeatureInfo(channels=(48, 64, 128, 256), modules=tuple(f"out_norms.{i}" for i in range(4))),
+                   seed=SEED)
 def casvit_s(pretrained: bool = False) -> nn.Module:
     """CAS-ViT-S (paper: 5.8 M parameters with its ImageNet head)."""
     if pretrained:
