@@ -233,34 +233,29 @@ def _time_encoder(encoder: Any, image: Any, plan: Plan, dtype: str, mode: str) -
 
 
 def part_predict(plan: Plan, rows: Rows) -> None:
-    """set_image + one box prediction through the runtime's Predictor on the PyTorch backend."""
-    import numpy as np
+    """set_image + one box prediction through the runtime's Predictor: the benchmark cases run_all times too
+    (benchmarks/cases.py), PyTorch at every dtype, with and without its pre/post-processing graphs."""
+    from benchmarks.cases import Settings, run_cases, torch_cases
 
-    from benchmarks.run_all import sample_image
-    from nanosam2.inference.predictor import Predictor
-    from nanosam2.inference.torch_runner import TorchRunner
-
-    image = sample_image()
-    box = np.array([[120.0, 60.0, 400.0, 420.0]], np.float32)
+    settings = Settings(plan.runs, plan.runs, plan.warmup, Path(plan.work_dir) / "predict", 0)
     for backbone in plan.backbones:
         model = build_model(backbone, plan.device)
-        for dtype in plan.dtypes:
-            encoder, decoder = (TorchRunner(graph=g, model=model, device=plan.device, dtype=dtype)
-                                for g in (C.ENCODER, C.DECODER))
-            predictor = Predictor(encoder, decoder)
-
-            def run(predictor: Any = predictor) -> None:
-                predictor.set_image(image)
-                predictor.predict(boxes=box)
-
-            median, p90 = timed(run, plan)
-            rows.add(backbone, "torch-eager", dtype, "pipeline", median, p90, plan.runs)
+        report = Report({})
+        run_cases(report, torch_cases(backbone, model, plan.device, plan.dtypes), settings, stages=("pipeline",))
+        add_rows(rows, report)
         del model
+
+
+def add_rows(rows: Rows, report: Report, precision: Callable[[Measurement], str] | None = None) -> None:
+    """A report's measurements as a part's rows."""
+    for m in report.measurements:
+        rows.add(m.backbone, m.backend, precision(m) if precision else m.precision, m.stage, m.median_ms, m.p90_ms,
+                 m.runs, m.skipped)
 
 
 def part_tracking(plan: Plan, rows: Rows) -> None:
     """Per-frame stages of our tracker (PyTorch graphs) and of Meta's SAM2VideoPredictor, same frames."""
-    from benchmarks.run_all import Settings
+    from benchmarks.cases import Settings
     from benchmarks.tracking import meta_tracking_cases, tracking_cases
     from nanosam2.inference.video import VideoPredictor
     from nanosam2.inference.torch_runner import TorchRunner
@@ -276,26 +271,21 @@ def part_tracking(plan: Plan, rows: Rows) -> None:
         del model
     with autocast(plan, "bf16"):  # as Meta runs its video predictor
         meta_tracking_cases(report, {"hiera_t": None}, settings)
-    for m in report.measurements:
-        precision = "bf16-autocast" if m.backend.startswith("meta") else m.precision
-        rows.add(m.backbone, m.backend, precision, m.stage, m.median_ms, m.p90_ms, m.runs, m.skipped)
+    add_rows(rows, report, lambda m: "bf16-autocast" if m.backend.startswith("meta") else m.precision)
 
 
 def part_everything(plan: Plan, rows: Rows) -> None:
-    from benchmarks.run_all import Settings, meta_everything_cases, measure_everything
-    from nanosam2.inference.predictor import Predictor
-    from nanosam2.inference.torch_runner import TorchRunner
+    from benchmarks.cases import Settings, run_cases, torch_cases
+    from benchmarks.run_all import meta_everything_cases
 
     if plan.dry_run:
         raise Skip("no segment everything in the dry run (3072 prompts take minutes on a CPU)")
     settings = Settings(1, 1, 0, Path(plan.work_dir) / "everything", 32, 0)
     report = Report({})
     model = build_model("resnet18", plan.device)
-    encoder, decoder = (TorchRunner(graph=g, model=model, device=plan.device) for g in (C.ENCODER, C.DECODER))
-    measure_everything(report, ("resnet18", "torch-eager", "fp32"), Predictor(encoder, decoder), settings)
+    run_cases(report, torch_cases("resnet18", model, plan.device, ("fp32",)), settings, stages=("everything",))
     meta_everything_cases(report, None, settings)
-    for m in report.measurements:
-        rows.add(m.backbone, m.backend, m.precision, m.stage, m.median_ms, m.p90_ms, m.runs, m.skipped)
+    add_rows(rows, report)
 
 
 def part_tensorrt_rtx(plan: Plan, rows: Rows) -> None:
@@ -303,7 +293,7 @@ def part_tensorrt_rtx(plan: Plan, rows: Rows) -> None:
     the same graphs: mask IoU and timings. Without a GPU: the builds only."""
     import numpy as np
 
-    from benchmarks.run_all import sample_image
+    from benchmarks.cases import Settings, run_cases, sample_image, tensorrt_cases
     from engines.build_engine import build_engine
     from engines.builder import BuilderOptions
     from engines.plan import BuildRequest
@@ -350,13 +340,13 @@ def part_tensorrt_rtx(plan: Plan, rows: Rows) -> None:
             predictor.set_image(image)
             got = predictor.predict(boxes=box)[0]
             iou = min(mask_iou(a, b) for a, b in zip(want.reshape(-1, *want.shape[-2:]), got.reshape(-1, *got.shape[-2:])))
-
-            def run(predictor: Any = predictor) -> None:
-                predictor.set_image(image)
-                predictor.predict(boxes=box)
-
-            median, p90 = timed(run, plan)
-        rows.add("resnet18", "tensorrt-rtx", precision, "pipeline", median, p90, plan.runs, mask_iou_vs_onnxruntime=iou)
+        report = Report({})  # timed as every benchmark times a case (benchmarks/cases.py)
+        settings = Settings(plan.runs, plan.runs, plan.warmup, work, 0)
+        run_cases(report, tensorrt_cases("resnet18", {precision: (engines[C.ENCODER], engines[C.DECODER])},
+                                         backend="tensorrt-rtx", options=options), settings, stages=("pipeline",))
+        timing = next(m for m in report.measurements if m.stage == "pipeline")
+        rows.add("resnet18", "tensorrt-rtx", precision, "pipeline", timing.median_ms, timing.p90_ms, timing.runs,
+                 mask_iou_vs_onnxruntime=iou)
         if iou < (0.99 if precision == "fp32" else 0.98):
             raise NanoSam2Error(f"TensorRT-RTX {precision} masks differ from ONNX Runtime's: IoU {iou:.4f}")
 

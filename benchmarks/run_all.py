@@ -29,18 +29,18 @@ to the memory-length trade-off.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from benchmarks.cases import (Settings, everything_params, onnxruntime_cases, row_label, run_cases, sample_image, skip,
+                              tensorrt_cases, torch_cases)
 from benchmarks.machine import machine_info
 from benchmarks.report import EVERYTHING, TRACK_FRAME, Measurement, Report, track_stage
-from benchmarks.tracking import MEMORY_FRAMES, MIN_TRACK_FRAMES, VIDEO_SIZE
+from benchmarks.tracking import MEMORY_FRAMES, MIN_TRACK_FRAMES
 from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
 from nanosam2 import transforms as T
@@ -65,27 +65,6 @@ META_TEACHERS = ("hiera_t", "hiera_s")  # Meta's generator and video predictor, 
 TRACK_FRAMES, QUICK_TRACK_FRAMES = 18, 9  # frames 16, 17 see SAM2's full bank; quick: full spatial memory only
 
 
-@dataclass
-class Settings:
-    encoder_runs: int
-    decoder_runs: int
-    warmup: int
-    work_dir: Path
-    everything_points: int = 32  # points per side of the segment-everything grid (0: skip it)
-    track_frames: int = 0  # frames of the synthetic tracking video (0: skip tracking)
-    track_objects: tuple[int, ...] = (1, 3)
-    track_size: tuple[int, int] = VIDEO_SIZE  # height, width of the tracking video
-    memory_frames: tuple[int, ...] = MEMORY_FRAMES  # max_memory_frames values of the trade-off
-    vos_dataset: Path | None = None  # a DAVIS-layout set: the trade-off reports J&F on it
-    vos_protocol: str = "first-frame"  # eval-vos's protocol on it (later-objects: MOSE, SA-V)
-
-
-def everything_params(settings: Settings) -> dict:
-    """The segment-everything settings every generator (ours, Meta's) is timed with."""
-    return {"points_per_side": settings.everything_points, "points_per_batch": 64, "pred_iou_thresh": 0.0,
-            "stability_score_thresh": 0.0, "output_mode": "uncompressed_rle"}
-
-
 def find_checkpoint(backbone: str, checkpoint_dir: Path | None) -> Path | None:
     """DIR/BACKBONE.pth for a student, DIR/sam2.1_hiera_*.pt for a teacher, when it is there."""
     from nanosam2.build import TEACHERS
@@ -104,96 +83,6 @@ def load_model(backbone: str, checkpoint_dir: Path | None, image_size: int | Non
     torch.manual_seed(0)
     ckpt = find_checkpoint(backbone, checkpoint_dir)
     return build_model(backbone, ckpt, device="cpu", image_size=image_size), ckpt is not None
-
-
-@functools.lru_cache(maxsize=1)
-def sample_image() -> np.ndarray:
-    """The bundled image, read once (callers must not modify it)."""
-    from nanosam2.samples import sample_image_path
-    from nanosam2.images import read_rgb
-
-    return read_rgb(sample_image_path())
-
-
-def box_prompts(count: int, hw: tuple[int, int], image_size: int = T.IMAGE_SIZE) -> T.DecoderPrompts:
-    rng = np.random.default_rng(count)
-    h, w = hw
-    x0, y0 = rng.uniform(0, w / 2, count), rng.uniform(0, h / 2, count)
-    boxes = np.stack([x0, y0, x0 + rng.uniform(20, w / 2, count), y0 + rng.uniform(20, h / 2, count)], axis=1)
-    return T.build_prompts(hw, boxes=boxes.astype(np.float32), image_size=image_size)
-
-
-def row_label(backbone: str, image_size: int) -> str:
-    """The table's backbone column: ``resnet18`` at SAM2.1's 1024 px, ``resnet18@512`` at another size."""
-    return backbone if image_size == T.IMAGE_SIZE else f"{backbone}@{image_size}"
-
-
-def measure_pair(report: Report, label: tuple[str, str, str], encoder, decoder, settings: Settings,
-                 sync: Callable[[], None] | None = None, pre_post: tuple | None = None) -> None:
-    """Encoder, decoder (1 and 16 prompts) and full-pipeline timings of one runner pair; with
-    ``pre_post`` (preprocess and postprocess runners of the same backend) the pipeline once more
-    through those graphs, as ``PRECISION+graphs`` (on a GPU: pixels in, masks out)."""
-    from nanosam2.inference.predictor import Predictor
-
-    image = sample_image()
-    size = encoder.contract.image_size
-    tensor = T.preprocess_image(image, size)
-    enc = time_call(lambda: encoder.infer({C.IMAGE: tensor}), settings.encoder_runs, settings.warmup, sync)
-    report.measurements.append(Measurement(*label, "encoder", enc.median_ms, enc.p90_ms, enc.runs))
-    features = encoder.infer({C.IMAGE: tensor})
-    for count in (1, 16, 64):
-        prompts = box_prompts(count, image.shape[:2], size)
-        feed = {**features, **C.prompt_feed(prompts)}
-        runs = settings.decoder_runs if count < 64 else settings.encoder_runs  # 64 prompts cost an encoder's time
-        dec = time_call(lambda feed=feed: decoder.infer(feed), runs, settings.warmup, sync)
-        report.measurements.append(Measurement(*label, f"decoder_{count}", dec.median_ms, dec.p90_ms, dec.runs))
-    measure_pipeline(report, label, Predictor(encoder, decoder), settings, sync)
-    measure_everything(report, label, Predictor(encoder, decoder), settings, sync)
-    if pre_post is not None:
-        backbone, backend, precision = label
-        measure_pipeline(report, (backbone, backend, f"{precision}+graphs"), Predictor(encoder, decoder, *pre_post),
-                         settings, sync)
-
-
-def measure_pipeline(report: Report, label: tuple[str, str, str], predictor, settings: Settings,
-                     sync: Callable[[], None] | None = None) -> None:
-    """set_image + one box prediction: its time, and the part outside the encoder and decoder calls."""
-    image = sample_image()
-    one_box = box_prompts(1, image.shape[:2], predictor.contract.image_size)
-    host: list[float] = []  # per run: the pipeline's wall time minus its two graph calls
-
-    def pipeline() -> None:
-        start = time.perf_counter()
-        predictor.set_image(image)
-        graphs = predictor.timings["encoder_ms"]
-        predictor.predict_prompts(one_box, multimask_output=False)
-        if sync is not None:
-            sync()
-        host.append(1000 * (time.perf_counter() - start) - graphs - predictor.timings["decoder_ms"])
-
-    pipe = time_call(pipeline, settings.encoder_runs, settings.warmup, sync)
-    report.measurements.append(Measurement(*label, "pipeline", pipe.median_ms, pipe.p90_ms, pipe.runs))
-    timed = sorted(host[settings.warmup:])
-    p90 = timed[min(len(timed) - 1, int(round(0.9 * (len(timed) - 1))))]
-    report.measurements.append(Measurement(*label, "host", float(np.median(timed)), p90, len(timed)))
-    logger.info("%s: pipeline %.1f ms (%.1f ms outside the encoder and decoder)", "/".join(label), pipe.median_ms,
-                float(np.median(timed)))
-
-
-def measure_everything(report: Report, label: tuple[str, str, str], predictor, settings: Settings,
-                       sync: Callable[[], None] | None = None) -> None:
-    """Segment everything on the sample image, once (it runs the decoder points**2 / 64 times)."""
-    from nanosam2.inference.automatic import AutomaticMaskGenerator
-
-    if settings.everything_points <= 0:
-        return
-    generator = AutomaticMaskGenerator(predictor, **everything_params(settings))
-    image = sample_image()
-    found: list[int] = []
-    timing = time_call(lambda: found.append(len(generator.generate(image))), 1, 0, sync)
-    report.measurements.append(Measurement(*label, EVERYTHING, timing.median_ms, timing.p90_ms, timing.runs))
-    logger.info("%s: segment everything %.2f s, %d masks (%s)", "/".join(label), timing.median_ms / 1000, found[-1],
-                ", ".join(f"{k[:-3]} {v / 1000:.2f} s" for k, v in generator.timings.items()))
 
 
 def meta_everything_cases(report: Report, checkpoint_dir: Path | None, settings: Settings) -> None:
@@ -220,55 +109,37 @@ def meta_everything_cases(report: Report, checkpoint_dir: Path | None, settings:
         model.cpu()
 
 
-def skip(report: Report, backbone: str, backend: str, precision: str, reason: str) -> None:
-    report.measurements.append(Measurement(backbone, backend, precision, "pipeline", skipped=reason))
-    logger.info("%s/%s/%s skipped: %s", backbone, backend, precision, reason)
-
-
-def torch_cases(report: Report, backbone: str, model, settings: Settings, compile_too: bool) -> None:
+def torch_rows(report: Report, backbone: str, model, settings: Settings, compile_too: bool) -> None:
+    """PyTorch eager (and torch.compile): fp32; fp16/bf16 on a GPU."""
     import torch
-
-    from nanosam2.inference.torch_runner import TorchRunner
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
-    sync = torch.cuda.synchronize if cuda else None
     model = model.to(device)
-    dtypes = ["fp32", "fp16", "bf16"] if cuda else ["fp32"]
     for compiled in ([False, True] if compile_too else [False]):
-        backend = "torch-compile" if compiled else "torch-eager"
-        for dtype in dtypes:
-            enc, dec, pre, post = (TorchRunner(graph=g, model=model, device=device, dtype=dtype, compile=compiled)
-                                   for g in C.IMAGE_GRAPHS)
-            measure_pair(report, (backbone, backend, dtype), enc, dec, settings, sync, (pre, post))
+        run_cases(report, torch_cases(backbone, model, device, ["fp32", "fp16", "bf16"] if cuda else ["fp32"], compiled),
+                  settings)
         if not cuda:
-            skip(report, backbone, backend, "fp16/bf16", "needs a CUDA GPU (torch sees none)")
+            skip(report, backbone, "torch-compile" if compiled else "torch-eager", "fp16/bf16",
+                 "needs a CUDA GPU (torch sees none)")
     model.cpu()
 
 
-def onnxruntime_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_encoder: Path | None,
-                      settings: Settings) -> None:
+def onnxruntime_rows(report: Report, backbone: str, graphs: dict[str, Path], int8_encoder: Path | None,
+                     settings: Settings) -> None:
+    """ONNX Runtime on the CPU provider, and the CUDA one when it is there."""
     import onnxruntime as ort
-
-    from nanosam2.inference.onnxruntime_runner import OnnxRuntimeRunner
 
     providers = ["cpu"] + (["cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else [])
     for provider in providers:
-        backend = f"onnxruntime-{provider}"
-        decoder = OnnxRuntimeRunner(graphs[C.DECODER], provider=provider)
-        pre_post = tuple(OnnxRuntimeRunner(graphs[g], provider=provider) for g in (C.PREPROCESS, C.POSTPROCESS))
-        measure_pair(report, (backbone, backend, "fp32"), OnnxRuntimeRunner(graphs[C.ENCODER], provider=provider),
-                     decoder, settings, pre_post=pre_post)
-        if int8_encoder is not None and provider == "cpu":
-            measure_pair(report, (backbone, backend, "int8"), OnnxRuntimeRunner(int8_encoder, provider=provider),
-                         decoder, settings)
+        run_cases(report, onnxruntime_cases(backbone, graphs, int8_encoder, provider), settings)
     if "cuda" not in providers:
         skip(report, backbone, "onnxruntime-cuda", "fp32", "onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu)")
 
 
-def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_encoder: Path | None,
-                   settings: Settings) -> None:
-    """Build FP32/FP16/INT8 engines with engines/build_engine.py and time them."""
+def tensorrt_rows(report: Report, backbone: str, graphs: dict[str, Path], int8_encoder: Path | None,
+                  settings: Settings) -> None:
+    """FP32/FP16/INT8 engines built with engines/build_engine.py, timed as every other case."""
     from nanosam2.utils.cuda_api import require_gpu
     from nanosam2.utils.tensorrt_flavour import import_tensorrt
 
@@ -280,7 +151,6 @@ def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_
         return
     from engines.build_engine import build_engine
     from engines.plan import BuildRequest
-    from nanosam2.inference.tensorrt_runner import TensorRTRunner
 
     work = settings.work_dir / backbone
     engines: dict[str, tuple[Path, Path]] = {}
@@ -291,14 +161,11 @@ def tensorrt_cases(report: Report, backbone: str, graphs: dict[str, Path], int8_
         build_engine(onnx_encoder, pair[0], BuildRequest(fp16=precision == "fp16", int8=precision == "int8"))
         build_engine(graphs[C.DECODER], pair[1], BuildRequest(fp16=precision == "fp16"))
         engines[precision] = pair
-    pre_post_engines = (work / "preprocess.engine", work / "postprocess.engine")
-    for name, path in zip((C.PREPROCESS, C.POSTPROCESS), pre_post_engines):
+    pre_post = (work / "preprocess.engine", work / "postprocess.engine")
+    for name, path in zip((C.PREPROCESS, C.POSTPROCESS), pre_post):
         build_engine(graphs[name], path, BuildRequest())  # FP32: exact resampling
     logger.info("%s engines built in %s", tensorrt.label, work)
-    for precision, (enc, dec) in engines.items():
-        pre_post = tuple(TensorRTRunner(path) for path in pre_post_engines)
-        measure_pair(report, (backbone, "tensorrt", precision), TensorRTRunner(enc), TensorRTRunner(dec), settings,
-                     pre_post=pre_post)
+    run_cases(report, tensorrt_cases(backbone, engines, pre_post), settings)
 
 
 def tracking_for_backbone(report: Report, backbone: str, model, graphs: dict[str, Path], settings: Settings,
@@ -406,11 +273,11 @@ def run(backbones: list[str], checkpoint_dir: Path | None, quick: bool, output_d
         int8 = quantize(graphs[C.ENCODER], feeds, settings.work_dir / backbone / "image_encoder.cpu.int8.onnx",
                         method="minmax", target="cpu")
         if chosen & {"torch-eager", "torch-compile"}:
-            torch_cases(report, backbone, model, settings, compile_too="torch-compile" in chosen)
+            torch_rows(report, backbone, model, settings, compile_too="torch-compile" in chosen)
         if "onnxruntime" in chosen:
-            onnxruntime_cases(report, backbone, graphs, int8, settings)
+            onnxruntime_rows(report, backbone, graphs, int8, settings)
         if "tensorrt" in chosen:
-            tensorrt_cases(report, backbone, graphs, int8, settings)
+            tensorrt_rows(report, backbone, graphs, int8, settings)
         if settings.track_frames:
             tracking_for_backbone(report, backbone, model, graphs, settings, chosen,
                                   tradeoff=(name, size) == (backbones[0], image_sizes[0]))

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from benchmarks.report import EVERYTHING, SCHEMA_VERSION, STAGES, Measurement, Report
-from benchmarks.run_all import Settings, measure_pair, summary
+from benchmarks.cases import Settings, measure_pair
+from benchmarks.run_all import summary
 from nanosam2.errors import NanoSam2Error
 from nanosam2.utils.timing import time_call
 from nanosam2 import contract as C
@@ -146,12 +147,12 @@ def test_train_throughput_benchmark_runs_the_real_loop(tmp_path):
 def test_torch_cases_time_the_numpy_and_the_graph_pipeline(tmp_path):
     import torch
 
-    from benchmarks.run_all import Settings, torch_cases
+    from benchmarks.run_all import torch_rows
     from nanosam2.build import build_nanosam2
 
     torch.manual_seed(0)
     report = Report({"host": "test", "date": "2026-11-24T00:00:00", "cpu": "stub"})
-    torch_cases(report, "mobilenet_v3_large", build_nanosam2("mobilenet_v3_large", device="cpu"),
+    torch_rows(report, "mobilenet_v3_large", build_nanosam2("mobilenet_v3_large", device="cpu"),
                 Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path, everything_points=2), compile_too=False)
     stages = {(m.precision, m.stage) for m in report.measurements if m.median_ms}
     assert {("fp32", "encoder"), ("fp32", "pipeline"), ("fp32", "host"), ("fp32+graphs", "pipeline"),
@@ -160,10 +161,10 @@ def test_torch_cases_time_the_numpy_and_the_graph_pipeline(tmp_path):
 
 def test_onnxruntime_cases_time_the_numpy_and_the_graph_pipeline(runtime_onnx, tmp_path):
     """The fast twin of test_run_all_on_a_real_backbone's ONNX Runtime rows, on the session's export."""
-    from benchmarks.run_all import Settings, onnxruntime_cases
+    from benchmarks.run_all import onnxruntime_rows
 
     report = Report({"host": "test", "date": "2026-11-26T00:00:00", "cpu": "stub"})
-    onnxruntime_cases(report, "resnet18", runtime_onnx, None,
+    onnxruntime_rows(report, "resnet18", runtime_onnx, None,
                       Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path, everything_points=2))
     measured = {(m.backend, m.precision, m.stage): m.median_ms for m in report.measurements if m.median_ms}
     for precision in ("fp32", "fp32+graphs"):
@@ -173,7 +174,8 @@ def test_onnxruntime_cases_time_the_numpy_and_the_graph_pipeline(runtime_onnx, t
 
 def test_a_512_px_export_is_timed_as_its_own_row(tmp_path_factory, tmp_path):
     """run_all's 512-px rows (BACKBONE@512): the session's 512-px export, its inputs made at its size."""
-    from benchmarks.run_all import Settings, main as run_all_main, onnxruntime_cases, row_label
+    from benchmarks.cases import row_label
+    from benchmarks.run_all import main as run_all_main, onnxruntime_rows
     from export.exporter import export_model
     from tests.conftest import export_once
     from tests.test_video import video_model
@@ -182,9 +184,28 @@ def test_a_512_px_export_is_timed_as_its_own_row(tmp_path_factory, tmp_path):
                          lambda folder: export_model(video_model("resnet18"), "resnet18", folder))
     report = Report({"host": "test", "date": "2026-12-05T00:00:00", "cpu": "stub"})
     label = row_label("resnet18", 512)
-    onnxruntime_cases(report, label, graphs, None,
+    onnxruntime_rows(report, label, graphs, None,
                       Settings(encoder_runs=1, decoder_runs=1, warmup=0, work_dir=tmp_path, everything_points=0))
     assert label == "resnet18@512" and report.get((label, "onnxruntime-cpu", "fp32"), "decoder_16").median_ms > 0
     assert row_label("resnet18", 1024) == "resnet18"
     with pytest.raises(NanoSam2Error, match="--image-sizes 500: the model takes a multiple of 64"):
         run_all_main(["--backbones", "resnet18", "--image-sizes", "1024,500", "--output-dir", str(tmp_path)])
+
+
+def test_run_all_and_gpu_check_time_the_same_cases():
+    """Issue 33: one set of benchmark cases (benchmarks/cases.py: open, warm up, time, record); run_all and
+    gpu_check build their rows from it and keep no measuring routine or runner construction of their own."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    for name in ("run_all.py", "gpu_check.py"):
+        tree = ast.parse((root / name).read_text())
+        own = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("measure_")]
+        assert not own, (name, own)
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "benchmarks.cases"
+                    for a in n.names}
+        assert {"run_cases", "Settings"} <= imported, (name, imported)
+        runners = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                   and n.module.endswith(("onnxruntime_runner", "tensorrt_runner")) for a in n.names]
+        assert not runners, (name, runners)

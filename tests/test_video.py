@@ -686,7 +686,8 @@ def test_tracking_benchmark_times_each_stage_ours_and_metas(student, student_onn
     predictor (forward hooks), the tables, and the memory-length trade-off (full memory vs one frame)."""
     from benchmarks import tracking
     from benchmarks.report import Report, track_stage
-    from benchmarks.run_all import Settings, main as run_all_main, tracking_summary
+    from benchmarks.cases import Settings
+    from benchmarks.run_all import main as run_all_main, tracking_summary
     from nanosam2.utils.cli import run_cli
 
     settings = Settings(1, 1, 0, tmp_path, everything_points=0, track_frames=tracking.MIN_TRACK_FRAMES,
