@@ -126,8 +126,8 @@ def write_decoder_samples(calibration_file: Path, target: Path, encoder_onnx: st
         ])
         for name in C.ENCODER_OUTPUTS:
             arrays[name].append(features[name])
-        for name, value in C.prompt_feed(prompts).items():
-            arrays[name].append(value)
+        for key, value in C.prompt_feed(prompts).items():
+            arrays[key].append(value)
     with open(target, "wb") as handle:
         stacked: dict[str, Any] = {name: np.stack(values) for name, values in arrays.items()}
         np.savez(handle, **stacked)

@@ -101,7 +101,7 @@ def load_feeds(graph: str, calib: str | Path, image_size: int | None = None) -> 
             raise NanoSam2Error(f"{path} does not hold encoder inputs [n,3,S,S] (shape {images.shape})")
         if image_size is not None and images.shape[2] != image_size:
             raise NanoSam2Error(f"{path} holds {images.shape[2]}px images; the graph takes {image_size}px")
-        feeds = []
+        feeds: list[dict[str, np.ndarray]] = []
         for index in range(images.shape[0]):
             sample = np.ascontiguousarray(images[index : index + 1], dtype=np.float32)
             _check_finite(C.IMAGE, index, sample, path)
@@ -126,7 +126,8 @@ def load_feeds(graph: str, calib: str | Path, image_size: int | None = None) -> 
                             "calib.prepare with this model's --encoder)")
     feeds = []
     for index in range(counts.pop()):
-        feed = {name: np.ascontiguousarray(arrays[name][index], dtype=np.float32) for name in C.DECODER_INPUTS}
+        feed: dict[str, np.ndarray] = {name: np.ascontiguousarray(arrays[name][index], dtype=np.float32)
+                                       for name in C.DECODER_INPUTS}
         for name, value in feed.items():
             _check_finite(name, index, value, samples)
         feeds.append(feed)
