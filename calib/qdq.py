@@ -216,21 +216,18 @@ def report_path(out: str | Path) -> Path:
 
 
 def evaluate(fp32: str | Path, int8: str | Path, holdout: list[dict[str, np.ndarray]], graph: str,
-             decoder: str | Path | None) -> tuple[dict[str, float], float]:
+             decoder: str | Path | None, image_size: int = T.IMAGE_SIZE) -> tuple[dict[str, float], float]:
     """Cosine similarity per output and mask IoU of INT8 against FP32 on ``holdout``."""
     ref, test = open_session(fp32, purpose="INT8 evaluation"), open_session(int8, purpose="INT8 evaluation")
     names = [o.name for o in ref.get_outputs()]
     cos: dict[str, list[float]] = {n: [] for n in names}
     ious: list[float] = []
     dec = open_session(decoder, purpose="INT8 evaluation") if graph == C.ENCODER and decoder else None
-    from nanosam2.utils.onnx_passes import read_metadata
-
-    size = read_metadata(fp32).image_size  # the prompts are placed in a 1024 px frame, scaled to the model's
-    prompts = T.pad_prompts([
+    prompts = T.pad_prompts([  # placed in a 1024 px frame, scaled to the model's
         T.build_prompts((1024, 1024), boxes=np.array([[100, 100, 500, 600], [400, 200, 900, 900]], np.float32),
-                        image_size=size),
+                        image_size=image_size),
         T.build_prompts((1024, 1024), points=np.array([[[300, 300]], [[700, 500]]], np.float32), labels=np.ones((2, 1)),
-                        image_size=size),
+                        image_size=image_size),
     ])
     prompt_feed = C.prompt_feed(prompts)
     for feed in holdout:
@@ -301,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with staged([args.out, report_path(args.out)]) as (graph_tmp, report_tmp):
         quantize(args.onnx, calibration, graph_tmp, args.method, args.target, args.keep_float, args.ops)
         cosines, iou = evaluate(args.onnx, graph_tmp, feeds[len(feeds) - holdout :], contract.graph,
-                                decoder if use_decoder else None)
+                                decoder if use_decoder else None, contract.image_size)
         report = QuantReport(Path(args.out), args.target, args.method, len(calibration), holdout, cosines, iou)
         report_tmp.write_text(json.dumps(report.record(args.onnx, args.calib), indent=1))
     print(f"wrote {args.out} ({args.target}, {args.method}, {len(calibration)} calibration / {holdout} held-out samples) "

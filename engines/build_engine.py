@@ -149,15 +149,12 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
     logger.info("%s: precision %s, strongly typed %s, flags %s, profile %s", tensorrt.label, plan.precision,
                 plan.strongly_typed, plan.builder_flags or "none",
                 {n: f"{lo}..{hi}" for n, (lo, _, hi) in plan.profile.items() if lo != hi})
+    from nanosam2.utils.cuda_api import require_gpu
+
     cuda = None
     if "CURRENT" in plan.compute_capabilities:  # TensorRT's own error would blame the driver
-        from nanosam2.utils.cuda_api import require_gpu
-
         require_gpu("--computeCapabilities=current (the GPU of this machine)")
-        logger.info("building for this machine's GPU (--computeCapabilities=current)")
     if tensorrt.flavour != RTX:  # TensorRT builds on (and for) a GPU; TensorRT-RTX ahead of time on the CPU
-        from nanosam2.utils.cuda_api import require_gpu
-
         cuda = require_gpu(f"building with {tensorrt.label} (TensorRT-RTX builds on the CPU: --trt-flavour rtx)")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
@@ -190,12 +187,8 @@ def build_engine(onnx: str | Path, engine: str | Path, request: BuildRequest | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)  # an empty flag is refused there, as in every command
     setup_logging(args.verbose)
-    for action in parser._actions:  # `--computeCapabilities=` would otherwise mean "the default", silently
-        if getattr(args, action.dest, None) == "" and action.option_strings:
-            raise NanoSam2Error(f"{action.option_strings[0]} is empty: give a value, or leave the flag out")
     request = request_from_args(args)  # shape strings parse before anything else
     pools = parse_memory_pools(args.memPoolSize) if args.memPoolSize else {}
     options = BuilderOptions(pools, Path(args.timingCacheFile) if args.timingCacheFile else None,

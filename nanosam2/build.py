@@ -159,6 +159,7 @@ def build_nanosam2(
     mode: str = "eval",
     video: bool = False,
     image_size: int | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build a SAM2.1 model whose image-encoder trunk is a nanosam2 student.
 
@@ -169,8 +170,10 @@ def build_nanosam2(
     Without either, every weight is random (a loud warning says so). ``video``: Meta's
     ``SAM2VideoPredictor`` class (what ``build_sam2_video_predictor`` gives) instead of ``SAM2Base``.
     ``image_size``: other than the config's 1024 (the checkpoint's weights do not depend on it).
+    ``payload``: ``checkpoint`` already read (``read_checkpoint``), so that it is not read twice.
     """
-    payload = read_checkpoint(checkpoint) if checkpoint is not None else None
+    if payload is None and checkpoint is not None:
+        payload = read_checkpoint(checkpoint)
     found = checkpoint_backbone(payload["model"]) if payload is not None else None
     if config is None and found is not None and found.startswith("hiera"):
         check_backbone(payload["model"], "a nanosam2 student", str(checkpoint))  # type: ignore[index]
@@ -185,8 +188,9 @@ def build_nanosam2(
             raise CheckpointError(f"{checkpoint}: its config_spec is not a config record") from None
     else:
         spec = load_student_spec(config)
-    if image_size is None and get_backbone_spec(spec["trunk"]["backbone"]).image_size != C.IMAGE_SIZE:
-        image_size = get_backbone_spec(spec["trunk"]["backbone"]).image_size  # the size its registry entry says
+    registered = get_backbone_spec(spec["trunk"]["backbone"]).image_size
+    if image_size is None and registered != C.IMAGE_SIZE:
+        image_size = registered  # the size its registry entry says
     model = _instantiate(compose_student_config(spec, apply_postprocessing, video, image_size))
     model.nanosam2_spec = spec  # type: ignore[assignment]
     if payload is not None:
@@ -214,6 +218,7 @@ def build_teacher(
     mode: str = "eval",
     video: bool = False,
     image_size: int | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build Meta's SAM2.1 model (``hiera_t/s/b+/l``) and load ``checkpoint`` strictly (``video`` and
     ``image_size`` as in :func:`build_nanosam2`).
@@ -224,7 +229,7 @@ def build_teacher(
     overrides = model_overrides(apply_postprocessing, video, image_size)
     model = _instantiate(_compose(teacher_config_path(sam2_config), overrides))
     if checkpoint is not None:
-        load_state_dict_strict(model, read_checkpoint(checkpoint)["model"], str(checkpoint))
+        load_state_dict_strict(model, (payload or read_checkpoint(checkpoint))["model"], str(checkpoint))
     else:
         logger.warning("SAM2.1 %s: RANDOM WEIGHTS (no checkpoint given)", sam2_config)
     return _finish(model, device, mode)
@@ -247,15 +252,18 @@ def build_model(name: str | None = None, checkpoint: str | os.PathLike[str] | No
     """The one "teacher or student?" dispatch: Meta's SAM2.1 ``name`` (``hiera_s`` ...) with Meta's
     checkpoint, or a nanosam2 student (a backbone, a student config, or None for a checkpoint that
     records its config, ours or the seed's). Without a checkpoint the weights are random (said)."""
+    payload = None
     if name is None and checkpoint is not None:  # Meta's own checkpoint names its model by its trunk
-        found = checkpoint_backbone(read_checkpoint(checkpoint)["model"])
+        payload = read_checkpoint(checkpoint)  # read once, handed on
+        found = checkpoint_backbone(payload["model"])
         if found in TEACHERS:
             logger.info("%s: Meta's SAM2.1 %s checkpoint (its trunk says so)", checkpoint, found)
             name = found
     if is_teacher(name):
-        return build_teacher(name, checkpoint, device, apply_postprocessing, mode, video, image_size)  # type: ignore[arg-type]
+        return build_teacher(name, checkpoint, device, apply_postprocessing, mode, video, image_size,  # type: ignore[arg-type]
+                             payload=payload)
     return build_nanosam2(name, checkpoint, device, apply_postprocessing=apply_postprocessing, mode=mode,
-                          video=video, image_size=image_size)
+                          video=video, image_size=image_size, payload=payload)
 
 
 def build_video_predictor(backbone: str | None, checkpoint: str | os.PathLike[str] | None = None,

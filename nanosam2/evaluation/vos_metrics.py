@@ -81,19 +81,25 @@ def score_sequence(gt_dir: Path, pred_dir: Path, skip_first_and_last: bool = Tru
     if not pred_dir.is_dir():
         raise NanoSam2Error(f"no predictions for sequence {gt_dir.name}: {pred_dir} is missing")
     pred_frames = layout_files(pred_dir)[0]
-    check_ids(gt_dir, gt_frames, pred_dir, pred_frames)
     evaluators: dict[int, object] = {}
+    truth: set[int] = set()
+    predicted: set[int] = set()
     for name in names:
         if name not in pred_frames:
             raise NanoSam2Error(f"{pred_dir / (name + '.png')}: missing; predictions cover every annotated frame")
         gt = read_masks(gt_frames[name])[0]
         shape = next(iter(gt.values())).shape if gt else read_mask_png(next(iter(gt_frames[name].values())))[0].shape
         pred = read_masks(pred_frames[name], shape)[0]
+        truth |= set(gt)
+        predicted |= set(pred)
         for obj in set(gt) | set(pred) | set(evaluators):
             if obj not in evaluators:
                 evaluators[obj] = Evaluator(name=f"{gt_dir.name}/{obj}")
             empty = np.zeros(shape, bool)
             evaluators[obj].feed_frame(pred.get(obj, empty).astype(np.uint8), gt.get(obj, empty).astype(np.uint8))  # type: ignore[attr-defined]
+    for name in set(gt_frames) - set(names):  # the unscored frames' ids count as the truth's too
+        truth |= set(read_masks(gt_frames[name])[0])
+    check_ids(gt_dir, truth, pred_dir, predicted)
     j: dict[int, float] = {}
     f: dict[int, float] = {}
     for obj, evaluator in sorted(evaluators.items()):
@@ -103,16 +109,9 @@ def score_sequence(gt_dir: Path, pred_dir: Path, skip_first_and_last: bool = Tru
     return j, f
 
 
-def check_ids(gt_dir: Path, gt_frames: dict, pred_dir: Path, pred_frames: dict) -> None:
+def check_ids(gt_dir: Path, truth: set[int], pred_dir: Path, predicted: set[int]) -> None:
     """Refuse predictions whose object ids the ground truth never has (e.g. masks saved as 0/255 greyscale:
     id 255 would be an object of its own, every true object missed, and J&F 0 with no word said)."""
-    def ids(frames: dict) -> set[int]:
-        found: set[int] = set()
-        for files in frames.values():
-            found |= set(read_masks(files)[0])
-        return found
-
-    truth, predicted = ids(gt_frames), ids({name: pred_frames[name] for name in pred_frames if name in gt_frames})
     foreign = sorted(predicted - truth)
     if foreign:
         grey = " (a 0/255 mask? predictions hold object ids, as the annotations do)" if 255 in foreign else ""

@@ -19,6 +19,15 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (see --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+        """Also refuse a flag given an empty value (``--computeCapabilities=``): read as "not given", it would
+        silently mean the default."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.option_strings and action.default != "" and getattr(namespace, action.dest, None) == "":
+                raise NanoSam2Error(f"{action.option_strings[0]} is empty: give a value, or leave the flag out")
+        return namespace, extras
+
 
 def setup_logging(verbose: bool = False) -> None:
     """Log to stderr as ``LEVEL name: message``: our loggers at INFO (DEBUG with --verbose),
