@@ -389,9 +389,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "J&F on it besides the IoU against full memory")
     parser.add_argument("--vos-later-objects", action="store_true",
                         help="--vos-dataset's objects join when they appear (MOSE, SA-V; eval-vos --later-objects)")
+    parser.add_argument("--serve", action="store_true",
+                        help="the serving benchmark instead (benchmarks/serve.py: Triton, 1-8 clients, the first of "
+                             "--backbones at the first of --image-sizes, or --model-dir)")
+    parser.add_argument("--model-dir", type=Path, help="--serve: an export folder to serve")
+    parser.add_argument("--clients", default="1,2,4,8", help="--serve: concurrent clients (default 1,2,4,8)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    if args.serve:
+        from benchmarks.serve import serve_benchmark
+
+        args.backbone = args.backbones.split(",")[0].strip()
+        args.image_size = C.check_image_size(int(args.image_sizes.split(",")[0]), "--image-sizes")
+        args.requests, args.frames = (3, 8) if args.quick else (6, 8)
+        return serve_benchmark(args)
     from nanosam2.build import known_backbones
     from nanosam2.utils.atomic import check_output_dir
 

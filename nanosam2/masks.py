@@ -22,7 +22,7 @@ from nanosam2.utils.lazy_import import require
 def masks_to_rles(masks: np.ndarray) -> list[dict[str, Any]]:
     """Bool masks [N, H, W] -> COCO uncompressed RLEs (``sam2.utils.amg.mask_to_rle_pytorch``)."""
     n, height, width = masks.shape
-    flat = np.asarray(masks, bool).transpose(0, 2, 1).reshape(n, -1)  # column-major, as COCO counts
+    flat = np.asarray(masks, bool).transpose(0, 2, 1).reshape(n, height * width)  # column-major, as COCO counts
     rles = []
     for row in flat:
         changes = np.flatnonzero(row[1:] != row[:-1]) + 1

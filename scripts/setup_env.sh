@@ -58,6 +58,10 @@ else
   # tensorrt-stubs declares tensorrt as a dependency, which cannot be installed without
   # NVIDIA's index: take the stubs alone (mypy checks the TensorRT code against them).
   pip_quiet install -q --no-deps "tensorrt-stubs>=10.3"
+  # PyTriton declares numpy<2: installed without its dependencies (the serve extra brings the others), and
+  # Triton's Python-backend stub gets numpy 1 in an environment of its own (trt_runtime/serving/stub_env.py).
+  pip_quiet install -q --no-deps --require-hashes -r "$ROOT/requirements/serve.txt"
+  "$PY" -m trt_runtime.serving.stub_env
   echo "$stamp_now" > "$stamp_file"
   echo "[setup] installed in $(( $(date +%s) - start )) s; venv size $(du -sh "$VENV" | cut -f1)"
 fi

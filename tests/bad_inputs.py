@@ -251,6 +251,7 @@ def cases() -> list[Case]:
                                            "--decoder", dec_a, "--output", "ev"], absent=["ev"], says="2x2"),
         *issue22_cases(everything, predict, engine, evaluate, enc_a, dec_a),
         *issue32_cases(predict, engine, enc_a, dec_a),
+        *serve_cases(predict, enc_a),
     ]
 
 
@@ -374,6 +375,26 @@ def prepare_issue32(tree: Path, work: Path, rng: np.random.Generator) -> None:
     result = _py(tree, "-c", killed, cwd=work)
     if result.returncode != -9 or not list((work / "killed").glob(".predict-*.partial/.publish.json")):
         raise RuntimeError(f"the killed predict did not stop while publishing: {result.returncode} {result.stderr[-500:]}")
+
+
+def serve_cases(predict: list[str], enc_a: str) -> list[Case]:
+    """Serving (issue 34) without a server running: what a user gets wrong before any request."""
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    return [
+        Case("predict --server where no server runs", [*predict, "--server", closed, "--output", "srv_out"],
+             absent=["srv_out"], says="no nanosam2 server at http://127.0.0.1:9"),
+        Case("predict --server ftp://...", [*predict, "--server", "ftp://host:21", "--output", "srv_out"],
+             absent=["srv_out"], says="give http://HOST:PORT or grpc://HOST:PORT"),
+        Case("predict --server beside --encoder", [*predict, "--server", closed, "--encoder", enc_a, "--output", "srv_out"],
+             absent=["srv_out"], says="drop --encoder"),
+        Case("predict without graphs or --server", [*predict, "--output", "srv_out"], absent=["srv_out"],
+             says="--server URL"),
+        Case("track --server without --stream", ["-m", "trt_runtime", "track", "--server", closed, "--video", "frames",
+                                                 "--point", "10,10", "--output", "srv_track"],
+             absent=["srv_track"], says="add --stream"),
+        Case("serve --model-dir that is not there", ["-m", "trt_runtime", "serve", "--model-dir", "no_such_export",
+                                                     "--max-seconds", "5"], says="not a folder"),
+    ]
 
 
 def issue32_cases(predict: list[str], engine: list[str], enc_a: str, dec_a: str) -> list[Case]:

@@ -11,6 +11,8 @@
     python -m trt_runtime eval-vos --model-dir DIR --images JPEGImages --annotations Annotations
                                    [--later-objects] [--sequences A,B] [--limit N] --output PRED_DIR
     python -m trt_runtime vos-metric GT_DIR PRED_DIR [--csv FILE]     (J&F, J, F with vos-benchmark)
+    python -m trt_runtime serve --model-dir DIR [--http-port 8000] [--max-sessions N] [--session-timeout S]
+                                (Triton Inference Server; every command above takes --server URL to use it)
 
 The image commands live in ``trt_runtime.image_commands``, the video ones in ``trt_runtime.video_commands``;
 each owns its parser. Runs on a Jetson with numpy, pillow, tensorrt and cuda-python only (TensorRT engines).
@@ -23,6 +25,7 @@ from typing import Sequence
 
 from nanosam2.utils.cli import ArgumentParser, setup_logging
 from trt_runtime import image_commands, video_commands
+from trt_runtime.serving import command as serve_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     image_commands.add_commands(sub)
     video_commands.add_commands(sub)
+    serve_command.add_commands(sub)
     return parser
 
 

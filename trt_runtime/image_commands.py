@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -29,15 +30,43 @@ from nanosam2.utils.timing import timing_line
 IMAGE_REQUIRED = (C.ENCODER, C.DECODER)  # pre/post-processing graphs are optional
 
 
+def image_graph_paths(args: argparse.Namespace) -> dict[str, str]:
+    """The image graphs given ({} with --server: the server has its own); --encoder and --decoder otherwise."""
+    from nanosam2.inference.factory import graph_paths
+
+    paths = graph_paths(args, C.IMAGE_GRAPHS)
+    if args.server:
+        if paths:
+            raise NanoSam2Error(f"--server runs the server's graphs: drop {', '.join(C.GRAPH_SPECS[g].flag for g in paths)}")
+        return paths
+    missing = [C.GRAPH_SPECS[g].flag for g in IMAGE_REQUIRED if g not in paths]
+    if missing:
+        raise NanoSam2Error(f"give {' and '.join(missing)} (or --server URL)")
+    return paths
+
+
+def open_image_predictor(args: argparse.Namespace, paths: dict[str, str]) -> Any:
+    """The predictor a command runs: a server's (--server) or one over the graphs here."""
+    if args.server:
+        from trt_runtime.serving.client import RemotePredictor
+
+        return RemotePredictor(args.server)
+    from nanosam2.inference.factory import load_image_predictor, options_from_args
+
+    return load_image_predictor(paths, options_from_args(args))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """predict, eval-coco, everything and coco-metric, each with its parser and run."""
     from nanosam2.evaluation.coco_metrics import SIZES
     from nanosam2.inference.automatic import MAX_PROMPTS
     from nanosam2.inference.factory import add_backend_arguments, add_graph_arguments
+    from trt_runtime.serving.command import add_server_argument
 
     predict = sub.add_parser("predict", help="segment one image with point/box prompts")
-    add_graph_arguments(predict, C.IMAGE_GRAPHS, required=IMAGE_REQUIRED)
+    add_graph_arguments(predict, C.IMAGE_GRAPHS)
     add_backend_arguments(predict)
+    add_server_argument(predict, "the prediction")
     predict.add_argument("--image", required=True, help="RGB image file")
     predict.add_argument("--point", type=parse_point, action="append", metavar="X,Y[,LABEL]",
                          help="point in image pixels, LABEL 1 foreground (default) or 0 background; repeatable")
@@ -50,8 +79,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          help="repeat the prediction N times and report the median timings")
 
     evaluate = sub.add_parser("eval-coco", help="box-prompt mIoU on COCO (seed/nanosam protocol)")
-    add_graph_arguments(evaluate, C.IMAGE_GRAPHS, required=IMAGE_REQUIRED)
+    add_graph_arguments(evaluate, C.IMAGE_GRAPHS)
     add_backend_arguments(evaluate)
+    add_server_argument(evaluate, "every image's prediction")
     evaluate.add_argument("--coco-root", required=True, help="folder of the images (e.g. coco/val2017)")
     evaluate.add_argument("--coco-ann", required=True, help="instances JSON (e.g. annotations/instances_val2017.json)")
     evaluate.add_argument("--limit", type=positive_int, help="evaluate only the first N annotated images (sorted ids)")
@@ -61,8 +91,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     everything = sub.add_parser("everything", help="segment everything: automatic masks for a whole image "
                                                    "(SAM2AutomaticMaskGenerator's parameters and defaults)")
-    add_graph_arguments(everything, C.IMAGE_GRAPHS, required=IMAGE_REQUIRED)
+    add_graph_arguments(everything, C.IMAGE_GRAPHS)
     add_backend_arguments(everything)
+    add_server_argument(everything, "the segmentation")
     everything.add_argument("--image", required=True, help="RGB image file")
     everything.add_argument("--output", required=True, help="folder for masks.json (COCO RLE records) and overlay.png")
     everything.add_argument("--points-per-side", type=positive_int, default=32, help="grid points per side (default 32)")
@@ -100,9 +131,8 @@ PREDICT_RECORD = "predict.json"
 
 def run_predict(args: argparse.Namespace) -> int:
     from nanosam2.viz import overlay
-    from nanosam2.inference.factory import graph_paths, load_image_predictor, options_from_args
 
-    paths = graph_paths(args, C.IMAGE_GRAPHS)
+    paths = image_graph_paths(args)
     image = read_rgb(args.image)
     height, width = image.shape[:2]
     prompts = Prompts.from_cli(args.point, args.box)
@@ -113,7 +143,7 @@ def run_predict(args: argparse.Namespace) -> int:
     mask_names = [f"mask_{p}_{c}.png" for p in range(max(len(prompts.boxes), 1)) for c in range(planes)]
     out = OutputFolder(Path(args.output), "predict", PREDICT_RECORD, files=(*mask_names, "overlay.png"),
                        inputs=(args.image, *paths.values()))
-    with load_image_predictor(paths, options_from_args(args)) as predictor:
+    with open_image_predictor(args, paths) as predictor:
         stage_runs: list[dict[str, float]] = []
         for _ in range(args.runs):
             predictor.set_image(image)
@@ -148,15 +178,14 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.coco_eval import evaluate_coco
     from nanosam2.evaluation.coco_metrics import summarize
-    from nanosam2.inference.factory import graph_paths, load_image_predictor, options_from_args
 
-    paths = graph_paths(args, C.IMAGE_GRAPHS)
+    paths = image_graph_paths(args)
     if not Path(args.coco_root).is_dir():
         raise NanoSam2Error(f"no such COCO image folder: {args.coco_root}")
     if not Path(args.coco_ann).is_file():
         raise NanoSam2Error(f"no such COCO annotation file: {args.coco_ann}")
     check_output_file(args.output, inputs=[args.coco_ann, *paths.values()], what="--output")
-    with load_image_predictor(paths, options_from_args(args)) as predictor:
+    with open_image_predictor(args, paths) as predictor:
         records, stats = evaluate_coco(predictor, args.coco_root, args.coco_ann, args.output, args.limit,
                                        resume=not args.no_resume)
     print(f"evaluated {stats.images} images, {stats.annotations} annotations in {stats.seconds:.1f} s "
@@ -171,11 +200,10 @@ EVERYTHING_RECORD = "everything.json"  # what produced them
 
 def run_everything(args: argparse.Namespace) -> int:
     from nanosam2.inference.automatic import AutomaticMaskGenerator, check_crops, check_parameters
-    from nanosam2.masks import rle_to_coco, rle_to_mask
+    from nanosam2.masks import coco_to_rle, rle_to_coco, rle_to_mask
     from nanosam2.viz import masks_overlay
-    from nanosam2.inference.factory import graph_paths, load_image_predictor, options_from_args
 
-    paths = graph_paths(args, C.IMAGE_GRAPHS)
+    paths = image_graph_paths(args)
     params = {"points_per_side": args.points_per_side, "points_per_batch": args.points_per_batch,
               "pred_iou_thresh": args.pred_iou_thresh, "stability_score_thresh": args.stability_score_thresh,
               "stability_score_offset": args.stability_score_offset, "box_nms_thresh": args.box_nms_thresh,
@@ -195,14 +223,26 @@ def run_everything(args: argparse.Namespace) -> int:
         raise NanoSam2Error(f"{args.image}: {exc}") from None
     out = OutputFolder(Path(args.output), "everything", EVERYTHING_RECORD, files=EVERYTHING_FILES,
                        inputs=(args.image, *paths.values()))
-    with load_image_predictor(paths, options_from_args(args)) as predictor:
-        generator = AutomaticMaskGenerator(predictor, **params, output_mode="uncompressed_rle",
-                                           multimask_output=not args.single_mask, max_prompts=args.max_prompts)
-        records = generator.generate(image)
-        identity = predictor.identity()
-    rles = [record["segmentation"] for record in records]
-    for record in records:
-        record["segmentation"] = rle_to_coco(record["segmentation"])
+    if args.server:
+        from trt_runtime.serving.client import RemoteMaskGenerator
+
+        generator: Any = RemoteMaskGenerator(args.server, multimask_output=not args.single_mask, **params,
+                                             max_prompts=args.max_prompts)
+        try:
+            records = generator.generate(image)  # segmentation in COCO RLE already
+            identity = generator.identity()
+        finally:
+            generator.connection.close()
+        rles = [coco_to_rle(record["segmentation"]) for record in records]
+    else:
+        with open_image_predictor(args, paths) as predictor:
+            generator = AutomaticMaskGenerator(predictor, **params, output_mode="uncompressed_rle",
+                                               multimask_output=not args.single_mask, max_prompts=args.max_prompts)
+            records = generator.generate(image)
+            identity = predictor.identity()
+        rles = [record["segmentation"] for record in records]
+        for record in records:
+            record["segmentation"] = rle_to_coco(record["segmentation"])
     order = sorted(range(len(rles)), key=lambda i: -records[i]["area"])  # largest first: small masks stay visible
     run = {"image": str(args.image), "parameters": params, "multimask": not args.single_mask, "masks": len(records),
            "model": identity}

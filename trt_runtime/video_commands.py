@@ -27,6 +27,8 @@ logger = logging.getLogger("trt_runtime")
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """track, eval-vos and vos-metric, each with its parser and run."""
+    from trt_runtime.serving.command import add_server_argument
+
     track = sub.add_parser("track", help="track objects through a video (SAM2.1's memory; JPEG folder, video "
                                          "file or camera:N)")
     add_video_model_arguments(track)
@@ -45,6 +47,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     track.add_argument("--fps", type=positive_int, default=30, help="frame rate of overlay.mp4 (default 30)")
     track.add_argument("--no-overlay", action="store_true", help="write the masks only, not overlay.mp4")
     track.add_argument("--output", required=True, help="folder for masks/<obj_id>/<frame>.png, overlay.mp4, track.json")
+    add_server_argument(track, "the tracking (frame by frame: with --stream or a camera)")
 
     vos = sub.add_parser("eval-vos", help="semi-supervised video object segmentation on a DAVIS-layout set "
                                           "(Meta's vos_inference protocol); score it with vos-metric")
@@ -63,6 +66,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     vos.add_argument("--output", required=True, help="PRED_DIR/<sequence>/<frame>.png and eval-vos.json (resumed "
                                                      "if it holds this model's and protocol's results)")
     vos.add_argument("--no-resume", action="store_true", help="start over, replacing an earlier eval-vos run's results")
+    add_server_argument(vos, "the tracking (one server session per sequence)")
 
     jf = sub.add_parser("vos-metric", help="J&F, J and F (percent) of eval-vos results, computed with vos-benchmark")
     jf.add_argument("gt", help="the annotations (ANNOTATIONS/<sequence>/..., or a folder holding Annotations/)")
@@ -137,6 +141,10 @@ def video_graph_paths(args: argparse.Namespace) -> dict[str, str | Path]:
     from nanosam2.inference.factory import find_graphs, graph_paths
 
     given = graph_paths(args, C.TRACKER_GRAPHS)
+    if getattr(args, "server", None):
+        if given or args.model_dir:
+            raise NanoSam2Error("--server tracks with the server's graphs: drop --model-dir and the graph flags")
+        return {}
     missing = tuple(graph for graph in C.TRACKER_GRAPHS if graph not in given)
     if missing and not args.model_dir:
         raise NanoSam2Error("give --model-dir (an export folder or a checkpoint), or all of "
@@ -149,8 +157,19 @@ def video_graph_paths(args: argparse.Namespace) -> dict[str, str | Path]:
     return {**found, **given}
 
 
-def run_track(args: argparse.Namespace) -> int:
+def open_tracker(args: argparse.Namespace, paths: dict[str, Any], config: Any) -> Any:
+    """The tracker a command runs: a server's (--server; ``config``'s semantics, sent with each session) or
+    a VideoPredictor over the graphs here."""
+    if args.server:
+        from trt_runtime.serving.client import RemoteTracker
+
+        return RemoteTracker(args.server, config)
     from nanosam2.inference.factory import load_video_predictor, options_from_args
+
+    return load_video_predictor(paths, options_from_args(args), config)
+
+
+def run_track(args: argparse.Namespace) -> int:
     from nanosam2.inference.video_prompts import load_prompts, parse_prompts
     from trt_runtime.tracking import track_outputs, track_video
 
@@ -179,13 +198,16 @@ def run_track(args: argparse.Namespace) -> int:
         raise NanoSam2Error("give --prompts prompts.json, or --point / --box for one object on frame 0")
     if args.max_frames and not (args.stream or args.video.startswith("camera:")):
         raise NanoSam2Error("--max-frames goes with --stream or a camera")
+    if args.server and not (args.stream or args.video.startswith("camera:")):
+        raise NanoSam2Error("--server tracks frame by frame, as they come: add --stream (SAM2's offline mode, which "
+                            "tracks backwards from a later prompt too, needs the whole video in one process)")
     if not args.video.startswith("camera:") and not Path(args.video).exists():
         raise NanoSam2Error(f"no such video or frame folder: {args.video}")
     out = track_outputs(args.output, args.video, prompts, inputs=(args.model_dir, args.prompts, *paths.values()))
     from nanosam2.inference.tracker_config import preset
 
     config = tracker_config_from_args(args, preset(args.preset))
-    with load_video_predictor(paths, options_from_args(args), config) as predictor:
+    with open_tracker(args, paths, config) as predictor:
         result = track_video(predictor, args.video, prompts, out, not args.no_overlay, args.fps, args.max_frames,
                              stream=args.stream)
     per_frame = {stage: ms / max(result.frames, 1) for stage, ms in result.timings.items()}
@@ -198,7 +220,6 @@ def run_track(args: argparse.Namespace) -> int:
 
 def run_eval_vos(args: argparse.Namespace) -> int:
     from nanosam2.evaluation.vos_eval import evaluate_vos, plan_vos, video_predictor_tracker
-    from nanosam2.inference.factory import load_video_predictor, options_from_args
 
     if args.dataset and (args.images or args.annotations):
         raise NanoSam2Error("give --dataset, or --images and --annotations, not both")
@@ -211,7 +232,7 @@ def run_eval_vos(args: argparse.Namespace) -> int:
     plan = plan_vos(images, annotations, args.output, protocol, args.sequences, args.limit,
                     inputs=(args.model_dir, *paths.values()))
     config = tracker_config_from_args(args, plan.tracker_config())
-    with load_video_predictor(paths, options_from_args(args), config) as predictor:
+    with open_tracker(args, paths, config) as predictor:
         identity = {"graphs": predictor.identity(), "tracker": predictor.config.record()}
         run = evaluate_vos(plan, video_predictor_tracker(predictor), identity, resume=not args.no_resume,
                            non_overlap=predictor.config.non_overlap_masks)

@@ -120,6 +120,34 @@ class Predictor(Pipeline):
         self.state = ImageState({n: features[n] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2], pixels)
         self.timings = {"preprocess_ms": 1000 * (encoded_at - start), "encoder_ms": 1000 * (done - encoded_at)}
 
+    def encode_batch(self, images: list[Any]) -> list[ImageState] | None:
+        """Encode several images in one encoder call and return their states (:meth:`use_image` selects one
+        for ``predict``), or None where that cannot be done: a preprocess graph, or an encoder that takes fewer
+        images at once (an engine's profile: one, by default). A server batches its clients' images this way;
+        each image's features are a slice of the batch's, kept on the host."""
+        rgbs = [as_rgb_array(image) for image in images]
+        most = self.encoder.max_rows(C.IMAGE)
+        if self.preprocess is not None or len(rgbs) > min(most or C.EXPORT_MAX_BATCH, C.EXPORT_MAX_BATCH):
+            return None
+        if any(min(rgb.shape[:2]) < 2 for rgb in rgbs):
+            return None  # set_image says what is wrong, image by image
+        self._settle()
+        contract = self.encoder_contract
+        start = time.perf_counter()
+        tensor = np.concatenate([T.preprocess_image(rgb, contract.image_size, tuple(contract.pixel_mean),
+                                                    tuple(contract.pixel_std)) for rgb in rgbs])
+        encoded_at = time.perf_counter()
+        features = self.encoder.infer({C.IMAGE: tensor})
+        done = time.perf_counter()
+        self.timings = {"preprocess_ms": 1000 * (encoded_at - start), "encoder_ms": 1000 * (done - encoded_at)}
+        return [ImageState({n: features[n][i:i + 1] for n in C.ENCODER_OUTPUTS}, rgb.shape[:2], rgb)
+                for i, rgb in enumerate(rgbs)]
+
+    def use_image(self, state: ImageState) -> None:
+        """Predict on an image :meth:`encode_batch` encoded."""
+        self._settle()
+        self.state = state
+
     @property
     def orig_hw(self) -> tuple[int, int]:
         if self.state is None:

@@ -367,21 +367,32 @@ class VideoPredictor(Pipeline):
         for frame_idx, frame in enumerate(frames):
             frame = np.asarray(frame)
             if state is None:
-                state = TrackingState(None, num_frames, int(frame.shape[0]), int(frame.shape[1]))
-                self.stream_state = state  # what the bank holds: memory_size(predictor.stream_state)
+                state = self.stream_state = self.new_stream(frame, num_frames)  # memory_size(predictor.stream_state)
             new = list(prompts.pop(frame_idx, []))
             if on_frame is not None:
                 new += list(on_frame(frame_idx, frame) or [])
-            for prompt in new:
-                apply_prompt(self, state, frame_idx, prompt, frame)
-            if new:
-                self._preflight(state)
-            if state.objects:
-                masks = self._step(state, frame_idx, False, frame)
-            else:
-                masks = np.zeros((0, 1, state.video_height, state.video_width), np.float32)
-            self._forget(state, frame_idx)
+            masks = self.stream_step(state, frame_idx, frame, new)  # before obj_ids: its prompts add objects
             yield frame_idx, state.obj_ids, masks
+
+    def new_stream(self, first_frame: np.ndarray, num_frames: int | None = None) -> TrackingState:
+        """The state of a stream whose frames are the size of ``first_frame`` (:meth:`stream_step` takes them)."""
+        return TrackingState(None, num_frames, int(first_frame.shape[0]), int(first_frame.shape[1]))
+
+    def stream_step(self, state: TrackingState, frame_idx: int, frame: np.ndarray,
+                    prompts: Sequence[dict[str, Any]] = ()) -> np.ndarray:
+        """One frame of a stream (:meth:`track_stream`, or a server's session: frame after frame, in order):
+        ``prompts`` applied on it, then every prompted object tracked; mask logits [O, 1, H, W] of
+        ``state.obj_ids``. What no later frame reads is dropped from the bank."""
+        for prompt in prompts:
+            apply_prompt(self, state, frame_idx, prompt, frame)
+        if prompts:
+            self._preflight(state)
+        if state.objects:
+            masks = self._step(state, frame_idx, False, frame)
+        else:
+            masks = np.zeros((0, 1, state.video_height, state.video_width), np.float32)
+        self._forget(state, frame_idx)
+        return masks
 
     def _forget(self, state: TrackingState, frame_idx: int) -> None:
         """Drop what no later forward step can read (streaming)."""

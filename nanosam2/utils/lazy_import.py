@@ -36,6 +36,8 @@ _EXTRA_FOR = {
     "vos_benchmark": "vos",
     "cv2": "vos",
     "skimage": "vos",
+    "tritonclient": "serve",
+    "pytriton": "serve",
 }
 
 
@@ -43,6 +45,8 @@ def install_hint(module: str) -> str:
     """``pip install 'nanosam2[extra]'`` for a module an extra provides, else ``pip install NAME``."""
     top = module.split(".")[0]
     extra = _EXTRA_FOR.get(top)
+    if top == "pytriton":  # it declares numpy<2: installed on its own, without its dependencies
+        return "pip install 'nanosam2[serve]' && pip install --no-deps -r requirements/serve.txt"
     return f"pip install 'nanosam2[{extra}]'" if extra else f"pip install {top}"
 
 
