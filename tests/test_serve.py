@@ -461,7 +461,7 @@ def _result(per_client_s: float = 2.0) -> dict:
             "in_process_image": {"clients": 1, "requests": 12, "per_s": 2.1, "p50_ms": 470.0, "p99_ms": 600.0},
             "in_process_track": {"clients": 1, "frames": 7, "per_s": 0.5, "p50_ms": 2200.0, "p99_ms": 2900.0},
             "bank_bytes_per_session": 8 << 20, "image": {"on": rows, "off": rows}, "track": rows,
-            "session_rss_bytes": [3 << 30, (3 << 30) + (4 << 20), (3 << 30) + (9 << 20)]}
+            "session_rss_bytes": [1 << 30, 3 << 30, 3 << 30, (3 << 30) + (4 << 20), (3 << 30) + (9 << 20)]}
 
 
 def test_serving_benchmark_table_states_the_targets_as_ratios(tmp_path):
@@ -485,5 +485,5 @@ def test_serving_benchmark_runs_end_to_end(served_model, tmp_path):
 
     result = run(served_model, tmp_path, [1, 2], requests=2, frames=3, height=240, width=320)
     assert [row["clients"] for row in result["image"]["off"]] == [1, 2]
-    assert all(row["per_s"] > 0 for row in result["track"]) and len(result["session_rss_bytes"]) == 5
+    assert all(row["per_s"] > 0 for row in result["track"]) and len(result["session_rss_bytes"]) == 7
     assert len(list(tmp_path.glob("serve-*.md"))) == 1
