@@ -166,6 +166,7 @@ class NanoSam2Models:
         self.sessions = Sessions(settings.max_sessions, settings.session_timeout, self._release)
         self.requests = 0
         self.in_flight = 0
+        self._counting = threading.Lock()
         self.draining = False  # stopping: every new request is refused
         self.stats = {"image_calls": 0, "images": 0, "largest_batch": 0}
 
@@ -200,13 +201,15 @@ class NanoSam2Models:
 
     @contextmanager
     def _call(self, count: int) -> Iterator[None]:
-        self.in_flight += 1
+        with self._counting:  # Triton calls the models from several threads
+            self.in_flight += 1
         try:
             with self.lock:
                 self.requests += count
                 yield
         finally:
-            self.in_flight -= 1
+            with self._counting:
+                self.in_flight -= 1
 
     def _refused(self, spec: P.ModelSpec, requests: list[Any]) -> list[dict[str, np.ndarray]] | None:
         if not self.draining:
