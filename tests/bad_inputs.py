@@ -394,6 +394,10 @@ def serve_cases(predict: list[str], enc_a: str) -> list[Case]:
              absent=["srv_track"], says="add --stream"),
         Case("serve --model-dir that is not there", ["-m", "trt_runtime", "serve", "--model-dir", "no_such_export",
                                                      "--max-seconds", "5"], says="not a folder"),
+        Case("serve --http-port 70000", ["-m", "trt_runtime", "serve", "--model-dir", "a", "--http-port", "70000"],
+             says="1..65535"),
+        Case("serve --drain-seconds -1", ["-m", "trt_runtime", "serve", "--model-dir", "a", "--drain-seconds", "-1"],
+             says="at least 0"),
     ]
 
 

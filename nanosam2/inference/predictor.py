@@ -61,6 +61,14 @@ def as_rgb_array(image: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def check_image(image: Any) -> np.ndarray:
+    """:func:`as_rgb_array`, and at least 2x2 pixels: the one check of an image any predictor encodes."""
+    rgb = as_rgb_array(image)
+    if min(rgb.shape[:2]) < 2:
+        raise NanoSam2Error(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; at least 2x2 is needed")
+    return rgb
+
+
 class Predictor(Pipeline):
     """Interactive segmentation over an encoder runner and a decoder runner.
 
@@ -101,10 +109,8 @@ class Predictor(Pipeline):
 
     def set_image(self, image: Any) -> None:
         """Preprocess and encode one image; its features serve every following ``predict``."""
-        rgb = as_rgb_array(image)
+        rgb = check_image(image)
         self._settle()
-        if min(rgb.shape[:2]) < 2:
-            raise NanoSam2Error(f"the image is {rgb.shape[1]}x{rgb.shape[0]} pixels; at least 2x2 is needed")
         start = time.perf_counter()
         pixels: Any = rgb
         if self.preprocess is not None:
@@ -125,12 +131,10 @@ class Predictor(Pipeline):
         for ``predict``), or None where that cannot be done: a preprocess graph, or an encoder that takes fewer
         images at once (an engine's profile: one, by default). A server batches its clients' images this way;
         each image's features are a slice of the batch's, kept on the host."""
-        rgbs = [as_rgb_array(image) for image in images]
         most = self.encoder.max_rows(C.IMAGE)
-        if self.preprocess is not None or len(rgbs) > min(most or C.EXPORT_MAX_BATCH, C.EXPORT_MAX_BATCH):
+        if self.preprocess is not None or len(images) > min(most or C.EXPORT_MAX_BATCH, C.EXPORT_MAX_BATCH):
             return None
-        if any(min(rgb.shape[:2]) < 2 for rgb in rgbs):
-            return None  # set_image says what is wrong, image by image
+        rgbs = [check_image(image) for image in images]
         self._settle()
         contract = self.encoder_contract
         start = time.perf_counter()

@@ -26,11 +26,6 @@ from trt_runtime.serving import protocol as P
 DEFAULT_TIMEOUT_S = 600.0  # one request (a large everything grid on a CPU takes minutes)
 
 
-def _triton_dtype(dtype: type) -> str:
-    return {bytes: "BYTES", np.uint8: "UINT8", np.float32: "FP32", np.bool_: "BOOL", np.int64: "INT64",
-            np.uint64: "UINT64"}[dtype]
-
-
 class Connection:
     """One tritonclient connection and the request/answer round trip every remote class uses."""
 
@@ -76,7 +71,7 @@ class Connection:
             array = np.asarray(value)
             if spec.batching:
                 array = array[None]
-            item = self.lib.InferInput(name, list(array.shape), _triton_dtype(tensor.dtype))
+            item = self.lib.InferInput(name, list(array.shape), P.TRITON_TYPES[tensor.dtype])
             item.set_data_from_numpy(array)
             wrapped.append(item)
         wanted = [t.name for t in spec.outputs if outputs is None or t.name in outputs or t.name in (P.ERROR, P.MODEL)]

@@ -12,16 +12,16 @@ from typing import Any
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
-from nanosam2.utils.cli import non_negative_int, positive_int
+from nanosam2.utils.cli import non_negative_float, non_negative_int, positive_float, positive_int
 
 SERVED_GRAPHS = (*C.IMAGE_GRAPHS, *(g for g in C.TRACKER_GRAPHS if g not in C.IMAGE_GRAPHS))
 OPTIONAL_IN_MODEL_DIR = (C.MEMORY_ATTENTION, C.MEMORY_ENCODER)  # without them: no track model
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+def port(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {text}")
     return value
 
 
@@ -45,9 +45,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     net = serve.add_argument_group("server")
     net.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for the network)")
-    net.add_argument("--http-port", type=positive_int, default=8000, help="default 8000")
-    net.add_argument("--grpc-port", type=positive_int, default=8001, help="default 8001")
-    net.add_argument("--metrics-port", type=positive_int, default=8002, help="Prometheus metrics (default 8002)")
+    net.add_argument("--http-port", type=port, default=8000, help="default 8000")
+    net.add_argument("--grpc-port", type=port, default=8001, help="default 8001")
+    net.add_argument("--metrics-port", type=port, default=8002, help="Prometheus metrics (default 8002)")
     net.add_argument("--max-sessions", type=positive_int, default=16,
                      help="tracking sessions at once (default 16); more are refused with the limit named")
     net.add_argument("--session-timeout", type=positive_float, default=60.0,
@@ -58,7 +58,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           "default 8, 1: off)")
     net.add_argument("--batch-delay-us", type=non_negative_int, default=2000,
                      help="how long an image request waits for others to batch with (default 2000 us)")
-    net.add_argument("--drain-seconds", type=float, default=10.0,
+    net.add_argument("--drain-seconds", type=non_negative_float, default=10.0,
                      help="on SIGTERM/SIGINT: new requests are refused at once and running ones get this long to "
                           "finish, then fail on their clients' side (Triton's --exit-timeout-secs; default 10)")
     net.add_argument("--max-requests", type=positive_int, help="stop after N requests (tests, benchmarks)")

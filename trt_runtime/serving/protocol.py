@@ -103,6 +103,8 @@ TRACK = ModelSpec(TRACK_MODEL, inputs=(
                        "with every object's mask; a bounded memory bank per session")
 
 MODELS = {spec.name: spec for spec in (IMAGE, EVERYTHING, TRACK)}
+TRITON_TYPES = {bytes: "BYTES", np.uint8: "UINT8", np.float32: "FP32", np.bool_: "BOOL", np.int64: "INT64",
+                np.uint64: "UINT64"}  # a table's numpy type -> Triton's name of it
 
 
 def to_json_tensor(value: Any) -> np.ndarray:
@@ -137,8 +139,7 @@ def markdown_table() -> str:
     for spec in MODELS.values():
         for kind, tensors in (("in", spec.inputs), ("out", spec.outputs)):
             for t in tensors:
-                dtype = "BYTES" if t.dtype is bytes else {np.uint8: "UINT8", np.float32: "FP32", np.bool_: "BOOL",
-                                                          np.int64: "INT64", np.uint64: "UINT64"}[t.dtype]
+                dtype = TRITON_TYPES[t.dtype]
                 shape = ("[B] + " if spec.batching else "") + str(list(t.shape)).replace(" ", "")
                 rows.append(f"| `{spec.name}` | {kind}{' (optional)' if t.optional else ''} | `{t.name}` | {dtype} | "
                             f"{shape} | {t.doc.replace('|', '&#124;')} |")

@@ -9,6 +9,7 @@ with its own state and memory bank). ``serve`` binds it to a real ``tritonserver
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ import numpy as np
 
 from nanosam2 import contract as C
 from nanosam2.errors import NanoSam2Error
+from nanosam2.inference.predictor import check_image
 from nanosam2.prompts import Prompts
 from trt_runtime.serving import protocol as P
 
@@ -160,7 +162,7 @@ class NanoSam2Models:
         self.lock = threading.RLock()
         self.image = Predictor(runners[C.ENCODER], runners[C.DECODER], runners.get(C.PREPROCESS),
                                runners.get(C.POSTPROCESS))
-        self.identity = P.json.dumps({"graphs": self.image.identity()}, sort_keys=True)  # image and everything
+        self.identity = json.dumps({"graphs": self.image.identity()}, sort_keys=True)  # image and everything
         self.can_track = all(g in runners for g in C.TRACKER_GRAPHS)
         self._trackers: dict[str, Any] = {}
         self.sessions = Sessions(settings.max_sessions, settings.session_timeout, self._release)
@@ -168,7 +170,6 @@ class NanoSam2Models:
         self.in_flight = 0
         self._counting = threading.Lock()
         self.draining = False  # stopping: every new request is refused
-        self.stats = {"image_calls": 0, "images": 0, "largest_batch": 0}
 
     # ------------------------------------------------------------------ life
     def close(self, wait_s: float = 10.0) -> None:
@@ -249,9 +250,6 @@ class NanoSam2Models:
             states = self.image.encode_batch([job["image"] for job in good]) if len(good) > 1 else None
             for index, job in enumerate(good):
                 job["state"] = states[index] if states is not None else None
-            self.stats["image_calls"] += 1 if states is not None else len(good)
-            self.stats["images"] += len(good)
-            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(good) if states is not None else 1)
             replies = []
             for job in jobs:
                 if isinstance(job, BaseException):
@@ -271,11 +269,7 @@ class NanoSam2Models:
             return replies
 
     def _image_job(self, request: Any) -> dict[str, Any]:
-        image = _batch_item(request, "IMAGE", True)
-        if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise NanoSam2Error("IMAGE must be RGB uint8 pixels [H, W, 3]")
-        if min(image.shape[:2]) < 2:
-            raise NanoSam2Error(f"the image is {image.shape[1]}x{image.shape[0]} pixels; at least 2x2 is needed")
+        image = check_image(_batch_item(request, "IMAGE", True))  # before batching: a bad one stays its own
         spec = P.from_json_tensor(_batch_item(request, "PROMPTS", True), "PROMPTS", {})
         if not isinstance(spec, dict):
             raise NanoSam2Error("PROMPTS is a JSON object: {\"points\", \"labels\", \"boxes\", \"multimask\", \"best\"}")
@@ -319,9 +313,7 @@ class NanoSam2Models:
         from nanosam2.inference.automatic import MAX_PROMPTS, AutomaticMaskGenerator, check_crops
         from nanosam2.masks import rle_to_coco
 
-        image = _batch_item(request, "IMAGE", False)
-        if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise NanoSam2Error("IMAGE must be RGB uint8 pixels [H, W, 3]")
+        image = check_image(_batch_item(request, "IMAGE", False))
         settings = P.from_json_tensor(_batch_item(request, "SETTINGS", False), "SETTINGS", {})
         if not isinstance(settings, dict):
             raise NanoSam2Error("SETTINGS is a JSON object of SAM2AutomaticMaskGenerator's parameters")
@@ -367,7 +359,7 @@ class NanoSam2Models:
             config = preset(settings.get("preset", "video-predictor"))
         changes = {k: int(settings[k]) for k in ("fill_hole_area", "memory_frames") if settings.get(k) is not None}
         config = config.replace(**changes)
-        key = P.json.dumps(config.record(), sort_keys=True, default=str)
+        key = json.dumps(config.record(), sort_keys=True, default=str)
         if key not in self._trackers:
             if len(self._trackers) >= 8:
                 raise NanoSam2Error("the server keeps 8 tracker settings at most; use a preset's")
@@ -387,8 +379,7 @@ class NanoSam2Models:
             raise NanoSam2Error("SEQUENCE_ID must be one non-zero id")
         sequence_id = int(ident.reshape(-1)[0])
         frame = _batch_item(request, "FRAME", False)
-        if frame is not None and (frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8):
-            raise NanoSam2Error("FRAME must be RGB uint8 pixels [H, W, 3]")
+        frame = None if frame is None else check_image(frame)
         start, end = flag("SEQUENCE_START"), flag("SEQUENCE_END")
         if start:
             if frame is None:
@@ -401,7 +392,7 @@ class NanoSam2Models:
             session = self.sessions.start(sequence_id, lambda: Session(tracker.new_stream(frame, num_frames), tracker))
         else:
             session = self.sessions.get(sequence_id)
-        identity = P.json.dumps({"graphs": session.tracker.identity(), "tracker": session.tracker.config.record()},
+        identity = json.dumps({"graphs": session.tracker.identity(), "tracker": session.tracker.config.record()},
                                 sort_keys=True, default=str)
         if frame is None:
             if not end:
@@ -526,7 +517,7 @@ def serve(models: NanoSam2Models, settings: ServeSettings, on_ready: Callable[[l
                           http_port=settings.http_port, grpc_port=settings.grpc_port, metrics_port=settings.metrics_port,
                           exit_timeout_secs=5)
     stop = threading.Event()
-    reason = ["SIGINT/SIGTERM"]
+    reason = "SIGINT/SIGTERM"
 
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
@@ -544,15 +535,15 @@ def serve(models: NanoSam2Models, settings: ServeSettings, on_ready: Callable[[l
         while not stop.wait(1.0):
             models.reap()
             if not triton.is_alive():
-                reason[0] = "tritonserver exited"
+                reason = "tritonserver exited"
                 break
             if settings.max_seconds is not None and time.monotonic() - started > settings.max_seconds:
-                reason[0] = f"--max-seconds {settings.max_seconds:g} reached"
+                reason = f"--max-seconds {settings.max_seconds:g} reached"
                 break
             if settings.max_requests is not None and models.requests >= settings.max_requests:
-                reason[0] = f"--max-requests {settings.max_requests} reached"
+                reason = f"--max-requests {settings.max_requests} reached"
                 break
-        logger.info("stopping (%s)", reason[0])
+        logger.info("stopping (%s)", reason)
         drain(models, triton, settings.drain_seconds)
         triton = None
     finally:
